@@ -5,6 +5,7 @@ The pipeline of Sec. 3.2 moves four kinds of record:
 - :class:`Problem`: a problem x with its gold answer (and, where known, a reference solution).
 - :class:`Solution`: a step-by-step solution sampled from a model, graded (error collection, D1).
 - :class:`LocatedError`: a wrong solution with its first wrong step k (step localization, D2).
+- :class:`Rectification`: the model's own correct continuations after s1..s(k-1) (eq. 3).
 - :class:`StepPair`: the preference pair of eq. 2 -- x and the correct prior steps s1..s(k-1)
   (``prompt`` and ``initial_reason_steps``), the preferred next step s_win (``chosen``) and the
   rejected one s_lose (``rejected``). Field names are exactly those of the released
@@ -116,6 +117,7 @@ class Solution(_Record):
     dataset: str = ""
     reference: str | None = None
     generator: dict[str, Any] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Solution":
@@ -139,6 +141,7 @@ class Solution(_Record):
             dataset=_check_str(d, "dataset", required=False) or "",
             reference=_check_str(d, "reference", required=False),
             generator=dict(d.get("generator") or {}),
+            meta=dict(d.get("meta") or {}),
         )
 
 
@@ -158,6 +161,10 @@ class LocatedError(_Record):
     reason: str | None = None
 
     @property
+    def id(self) -> str:
+        return self.solution.id
+
+    @property
     def prior_steps(self) -> list[str]:
         """The correct steps s1..s(k-1) before the first error."""
         k = self.first_error_step or 1
@@ -174,6 +181,7 @@ class LocatedError(_Record):
         out = super().to_dict()
         out["solution"] = self.solution.to_dict()
         out["first_error_step"] = self.first_error_step
+        out["id"] = self.solution.id
         return out
 
     @classmethod
@@ -191,6 +199,42 @@ class LocatedError(_Record):
             evidence=dict(d.get("evidence") or {}),
             reason=_check_str(d, "reason", required=False),
         )
+
+
+@dataclass
+class Rectification(_Record):
+    """Rectification (eq. 3) of one located error: continuations sampled from the model after
+    s1..s(k-1) that reach the gold answer. The first step of each is a candidate s_win.
+
+    ``candidates`` holds ``{"step": s_win, "continuation": whole continuation text}``;
+    ``sampled`` is how many continuations were drawn.
+    """
+
+    KIND: ClassVar[str] = "rectification"
+    error: LocatedError
+    candidates: list[dict[str, str]]
+    sampled: int
+    generator: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def id(self) -> str:
+        return self.error.solution.id
+
+    def to_dict(self) -> dict[str, Any]:
+        out = super().to_dict()
+        out["error"] = self.error.to_dict()
+        out["id"] = self.id
+        return out
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Rectification":
+        if not isinstance(d.get("error"), dict):
+            raise RecordError("missing_field", "missing field 'error'")
+        cands = d.get("candidates")
+        if not isinstance(cands, list) or not all(isinstance(c, dict) and isinstance(c.get("step"), str) for c in cands):
+            raise RecordError("wrong_type", "field 'candidates' must be a list of {step, continuation}")
+        return cls(error=LocatedError.from_dict(d["error"]), candidates=cands, sampled=int(d.get("sampled", 0)),
+                   generator=dict(d.get("generator") or {}))
 
 
 @dataclass
@@ -240,6 +284,7 @@ RECORD_TYPES: dict[str, type] = {
     "problem": Problem,
     "solution": Solution,
     "located_error": LocatedError,
+    "rectification": Rectification,
     "step_pair": StepPair,
 }
 
@@ -248,6 +293,8 @@ def detect_kind(d: dict[str, Any]) -> str:
     """Guess the record kind of a row from its fields (used by ``stepdpo validate``)."""
     if "chosen" in d or "rejected" in d:
         return "step_pair"
+    if "candidates" in d:
+        return "rectification"
     if "first_error_step" in d or "judge" in d:
         return "located_error"
     if "completion" in d or "steps" in d:

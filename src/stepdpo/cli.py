@@ -1,0 +1,356 @@
+"""The ``stepdpo`` command line: one thin command per stage of the paper's pipeline."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from .io import DataError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Step-DPO: step-wise preference data and training for math reasoning (Lai et al., 2024).")
+console = Console(stderr=True)
+
+
+def _fail(message: str) -> None:
+    console.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(2)
+
+
+def _run(fn, *args, **kwargs):
+    """Run a command body; data problems become one clear line, not a traceback."""
+    try:
+        return fn(*args, **kwargs)
+    except (DataError, FileNotFoundError, ValueError, ImportError) as e:
+        _fail(str(e))
+
+
+@app.command()
+def validate(
+    files: list[Path] = typer.Argument(..., help="Data files (JSONL, JSON or Parquet) to check."),
+    kind: Optional[str] = typer.Option(None, help="problem, solution, located_error or step_pair (default: guess per row)."),
+    show: int = typer.Option(20, help="Problems to list per file."),
+) -> None:
+    """Report every problem in data files: malformed lines, missing fields, empty steps, chosen == rejected."""
+    from .io import validate_file
+
+    bad = 0
+    for f in files:
+        report = validate_file(f, kind)
+        console.print(report.summary())
+        for problem in report.problems[:show]:
+            console.print(f"  {problem}")
+        if len(report.problems) > show:
+            console.print(f"  ... and {len(report.problems) - show} more")
+        bad += sum(report.skipped.values())
+    raise typer.Exit(1 if bad else 0)
+
+
+@app.command()
+def sft(
+    out: Path = typer.Option(..., help="Output model folder."),
+    model: str = typer.Option("default", help="Model to fine-tune: a folder, a hub id, or 'tiny' for a fresh tiny Qwen2."),
+    data: str = typer.Option("synthetic", help="Problems with reference solutions: synthetic, gsm8k, math, or a file."),
+    limit: int = typer.Option(6000, help="Number of training problems."),
+    max_steps: int = typer.Option(0, help="Optimizer steps (0: use --epochs)."),
+    epochs: float = typer.Option(3.0),
+    batch_size: int = typer.Option(16),
+    lr: float = typer.Option(1e-5),
+    seed: int = typer.Option(0),
+    prompt_format: str = typer.Option("auto", help="auto, base or chat."),
+) -> None:
+    """Supervised fine-tuning on step-by-step reference solutions ('tiny' + synthetic rebuilds the default model)."""
+    _run(_sft, out, model, data, limit, max_steps, epochs, batch_size, lr, seed, prompt_format)
+
+
+def _sft(out, model, data, limit, max_steps, epochs, batch_size, lr, seed, prompt_format) -> None:
+    from .tiny import build_default_model
+
+    if model == "tiny" and data == "synthetic":
+        path = build_default_model(out, seed=seed, n_problems=limit, steps=max_steps or 900)
+        console.print(f"default model written to {path}")
+        return
+    import torch
+
+    from .data import load_problems
+    from .modeling import load_model, load_tokenizer
+    from .prompts import build_prompt
+    from .sft import SFTConfig, sft_train
+
+    problems = [p for p in load_problems(data, split="train", limit=limit) if p.solution]
+    if not problems:
+        _fail(f"{data}: no problems with reference solutions to fine-tune on")
+    tok = load_tokenizer(model)
+    lm = load_model(model, dtype="fp32" if not torch.cuda.is_available() else "auto")
+    pairs = [(build_prompt(p.problem, tokenizer=tok, fmt=prompt_format), p.solution) for p in problems]
+    cfg = SFTConfig(max_steps=max_steps, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
+    log = sft_train(lm, tok, pairs, cfg)
+    out.mkdir(parents=True, exist_ok=True)
+    lm.save_pretrained(out)
+    tok.save_pretrained(out)
+    (out / "sft_log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in log))
+    console.print(f"model written to {out}")
+
+
+@app.command("eval")
+def eval_cmd(
+    model: str = typer.Option("default", help="Model folder or hub id ('default': the embedded tiny model)."),
+    data: str = typer.Option("synthetic", help="synthetic, gsm8k, math500, math, hub:ORG/NAME, or a file."),
+    limit: Optional[int] = typer.Option(None, help="Evaluate the first N problems (synthetic: 500 by default)."),
+    n: int = typer.Option(1, help="Samples per problem."),
+    temperature: float = typer.Option(0.0, help="0 for greedy decoding."),
+    top_p: float = typer.Option(1.0),
+    max_new_tokens: int = typer.Option(512),
+    prompt_format: str = typer.Option("auto", help="auto, base or chat."),
+    backend: str = typer.Option("auto", help="auto, hf or vllm."),
+    batch_size: int = typer.Option(64, help="Sequences decoded together (hf backend)."),
+    seed: int = typer.Option(0),
+    out: Optional[Path] = typer.Option(None, help="Folder for summary.json and results.jsonl (default runs/eval-MODEL-DATA)."),
+) -> None:
+    """Accuracy under the step-wise CoT prompt; writes per-problem results and a summary."""
+    _run(_eval, model, data, limit, n, temperature, top_p, max_new_tokens, prompt_format, backend, batch_size, seed, out)
+
+
+def _eval(model, data, limit, n, temperature, top_p, max_new_tokens, prompt_format, backend, batch_size, seed, out):
+    from .data import load_problems
+    from .evaluate import EvalConfig, evaluate, save_result
+    from .generation import load_generator
+    from .modeling import model_name
+
+    problems = load_problems(data, split="test", limit=limit)
+    kwargs = {"batch_size": batch_size} if backend != "vllm" else {}
+    gen = load_generator(model, backend=backend, **kwargs)
+    cfg = EvalConfig(n=n, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
+                     prompt_format=prompt_format, seed=seed)
+    result = evaluate(gen, problems, cfg, data_name=data)
+    out = out or Path("runs") / f"eval-{model_name(model)}-{Path(data).stem}"
+    summary_path, rows_path = save_result(result, out)
+    s = result.summary
+    table = Table(title=f"stepdpo eval: {s['model']} on {data}")
+    for col in ("problems", "accuracy", "pass@n", "steps all right", "format", "tokens/s", "time"):
+        table.add_column(col)
+    table.add_row(str(s["n_problems"]), f"{100 * s['accuracy']:.1f} %",
+                  f"{100 * s['pass_at_n']:.1f} %" if "pass_at_n" in s else "-",
+                  f"{100 * s['steps_all_correct']:.1f} %" if "steps_all_correct" in s else "-",
+                  s["prompt_format"], str(s["tokens_per_s"]), f"{s['wall_s']:.0f} s")
+    Console().print(table)
+    console.print(f"summary: {summary_path}\nper-problem results: {rows_path}")
+
+
+def _generator(model: str, backend: str, batch_size: int):
+    from .generation import load_generator
+
+    return load_generator(model, backend=backend, **({"batch_size": batch_size} if backend != "vllm" else {}))
+
+
+def _report(summary) -> None:
+    console.print(summary.text())
+
+
+@app.command()
+def collect(
+    out: Path = typer.Option(Path("runs/data/errors.jsonl"), help="Wrong solutions (D1), JSONL."),
+    model: str = typer.Option("default", help="Reference model: folder, hub id, or 'default'."),
+    data: str = typer.Option("synthetic", help="synthetic, gsm8k, math500, math, hub:ORG/NAME, or a file."),
+    split: str = typer.Option("train"),
+    limit: Optional[int] = typer.Option(500, help="Number of problems."),
+    k: int = typer.Option(8, help="Solutions sampled per problem."),
+    temperature: float = typer.Option(0.8),
+    top_p: float = typer.Option(0.95),
+    max_new_tokens: int = typer.Option(512),
+    prompt_format: str = typer.Option("auto", help="auto, base or chat."),
+    keep_correct: bool = typer.Option(False, help="Also write the right solutions."),
+    seed: int = typer.Option(0),
+    shard: Optional[str] = typer.Option(None, help="i/n: run shard i of n (merge with 'stepdpo merge')."),
+    backend: str = typer.Option("auto", help="auto, hf or vllm."),
+    batch_size: int = typer.Option(64, help="Sequences decoded together (hf backend)."),
+) -> None:
+    """Error collection: sample k step-wise solutions per problem, keep the wrong ones (Sec. 3.2)."""
+    from .collect import CollectConfig
+    from .data import load_problems
+    from .pipeline import run_collect
+    from .runner import parse_shard
+
+    def body():
+        cfg = CollectConfig(k=k, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
+                            prompt_format=prompt_format, seed=seed, keep_correct=keep_correct)
+        problems = load_problems(data, split=split, limit=limit)
+        _report(run_collect(_generator(model, backend, batch_size), problems, out, cfg, parse_shard(shard)))
+
+    _run(body)
+
+
+@app.command()
+def locate(
+    inp: Path = typer.Option(Path("runs/data/errors.jsonl"), "--in", help="Wrong solutions from 'collect'."),
+    out: Path = typer.Option(Path("runs/data/located.jsonl"), help="Located errors (D2), JSONL."),
+    judge: str = typer.Option("rollout", help="rollout (no external judge), verifier (exact checker) or llm."),
+    model: str = typer.Option("default", help="Model for rollouts (rollout judge)."),
+    m: int = typer.Option(8, help="Rollouts per prefix check."),
+    search: str = typer.Option("binary", help="binary, linear or full (rollout judge)."),
+    early_stop: bool = typer.Option(True, help="Sample m/2 first, the rest only if none succeeded."),
+    temperature: float = typer.Option(0.8),
+    max_new_tokens: int = typer.Option(512),
+    llm_model: str = typer.Option("gpt-4o", help="Judge model (llm judge)."),
+    base_url: Optional[str] = typer.Option(None, help="OpenAI-compatible endpoint (llm judge)."),
+    api_key_env: str = typer.Option("OPENAI_API_KEY", help="Environment variable with the API key (llm judge)."),
+    concurrency: int = typer.Option(8, help="Parallel requests (llm judge)."),
+    seed: int = typer.Option(0),
+    shard: Optional[str] = typer.Option(None, help="i/n: run shard i of n."),
+    backend: str = typer.Option("auto"),
+    batch_size: int = typer.Option(64),
+) -> None:
+    """Step localization: the first wrong step of each wrong solution (Sec. 3.2)."""
+    from .pipeline import LocateConfig, make_stage_judge, run_locate
+    from .runner import parse_shard
+
+    def body():
+        cfg = LocateConfig(judge=judge, m=m, search=search, early_stop=early_stop, temperature=temperature,
+                           max_new_tokens=max_new_tokens, llm_model=llm_model, base_url=base_url,
+                           api_key_env=api_key_env, concurrency=concurrency, seed=seed)
+        gen = _generator(model, backend, batch_size) if judge == "rollout" else None
+        _report(run_locate(make_stage_judge(cfg, gen, out), inp, out, parse_shard(shard)))
+
+    _run(body)
+
+
+@app.command()
+def rectify(
+    inp: Path = typer.Option(Path("runs/data/located.jsonl"), "--in", help="Located errors from 'locate'."),
+    out: Path = typer.Option(Path("runs/data/rectified.jsonl"), help="Rectifications, JSONL."),
+    model: str = typer.Option("default", help="Reference model (the same that made the errors)."),
+    n: int = typer.Option(8, help="Continuations sampled per error."),
+    temperature: float = typer.Option(0.8),
+    top_p: float = typer.Option(0.95),
+    max_new_tokens: int = typer.Option(512),
+    prompt_format: str = typer.Option("auto"),
+    seed: int = typer.Option(0),
+    shard: Optional[str] = typer.Option(None, help="i/n: run shard i of n."),
+    backend: str = typer.Option("auto"),
+    batch_size: int = typer.Option(64),
+) -> None:
+    """Rectification: the model's own correct next steps after s1..s(k-1) (eq. 3)."""
+    from .pipeline import run_rectify
+    from .rectify import RectifyConfig
+    from .runner import parse_shard
+
+    def body():
+        cfg = RectifyConfig(n=n, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
+                            prompt_format=prompt_format, seed=seed)
+        _report(run_rectify(_generator(model, backend, batch_size), inp, out, cfg, parse_shard(shard)))
+
+    _run(body)
+
+
+@app.command()
+def build(
+    inp: Path = typer.Option(Path("runs/data/rectified.jsonl"), "--in", help="Rectifications from 'rectify'."),
+    out: Path = typer.Option(Path("runs/data/pairs.jsonl"), help="Pairs in the Step-DPO schema (JSONL, JSON or Parquet)."),
+    fmt: str = typer.Option("step", "--format", help="step (Step-DPO pairs) or dpo (whole-solution pairs)."),
+    max_per_error: int = typer.Option(1),
+    max_per_problem: int = typer.Option(4),
+    recheck: bool = typer.Option(False, help="Re-check chosen steps with the task's exact checker."),
+) -> None:
+    """Build preference pairs (D) in the Step-DPO schema, or whole-solution pairs for vanilla DPO."""
+    from .build import BuildConfig
+    from .pipeline import run_build
+
+    _run(lambda: _report(run_build(inp, out, BuildConfig(fmt=fmt, max_per_error=max_per_error,
+                                                          max_per_problem=max_per_problem, recheck=recheck))))
+
+
+@app.command()
+def merge(
+    files: list[Path] = typer.Argument(..., help="Shard outputs of one stage."),
+    out: Path = typer.Option(..., help="Merged file."),
+) -> None:
+    """Merge the shard outputs of a stage into one file (each record once)."""
+    from .runner import merge_shards
+
+    _run(lambda: console.print(f"{merge_shards(files, out)} records written to {out}"))
+
+
+@app.command()
+def pipeline(
+    config: Optional[Path] = typer.Option(None, help="YAML file of options (see configs/pipeline.yaml)."),
+    start: str = typer.Option("collect", "--from", help="First stage: collect, locate, rectify or build."),
+    stop: str = typer.Option("build", "--to", help="Last stage."),
+    out: Optional[str] = typer.Option(None, help="Output folder (overrides the config)."),
+    shard: Optional[str] = typer.Option(None, help="i/n: run shard i of n."),
+) -> None:
+    """Run the whole data pipeline (collect, locate, rectify, build) from one config file."""
+    from .pipeline import PipelineConfig, run_pipeline
+    from .runner import parse_shard
+
+    def body():
+        cfg = PipelineConfig.from_yaml(config) if config else PipelineConfig()
+        if out:
+            cfg.out = out
+        run_pipeline(cfg, start, stop, parse_shard(shard))
+
+    _run(body)
+
+
+@app.command()
+def train(
+    data: Optional[str] = typer.Option(None, help="Pairs in the Step-DPO schema (from 'stepdpo build')."),
+    out: Optional[str] = typer.Option(None, help="Output folder (default runs/train)."),
+    config: Optional[Path] = typer.Option(None, help="YAML file of TrainConfig options (see configs/)."),
+    model: Optional[str] = typer.Option(None, help="Model to train (also the reference)."),
+    fmt: Optional[str] = typer.Option(None, "--format", help="step (no EOS after a step) or dpo (whole solutions)."),
+    add_eos: Optional[bool] = typer.Option(None, "--add-eos/--no-eos", help="Override the format's EOS rule."),
+    val_data: Optional[str] = typer.Option(None, help="Held-out pairs for the validation curves."),
+    loss: Optional[str] = typer.Option(None, help="sigmoid, robust, hinge or ipo."),
+    beta: Optional[float] = typer.Option(None),
+    label_smoothing: Optional[float] = typer.Option(None),
+    sft_weight: Optional[float] = typer.Option(None, help="Weight of an NLL term on the chosen completion."),
+    lr: Optional[float] = typer.Option(None),
+    epochs: Optional[float] = typer.Option(None),
+    global_batch: Optional[int] = typer.Option(None, help="Pairs per optimizer step, all processes together."),
+    max_seq_len: Optional[int] = typer.Option(None, help="Tokens per packed row."),
+    rows_per_micro: Optional[int] = typer.Option(None, help="Packed rows per forward pass."),
+    prefix_sharing: Optional[bool] = typer.Option(None, "--prefix-sharing/--no-prefix-sharing"),
+    lora_r: Optional[int] = typer.Option(None, help="LoRA rank (0: full fine-tuning)."),
+    dtype: Optional[str] = typer.Option(None, help="auto, bf16 or fp32."),
+    gradient_checkpointing: Optional[bool] = typer.Option(None, "--gradient-checkpointing/--no-gradient-checkpointing"),
+    eval_every: Optional[int] = typer.Option(None),
+    save_every: Optional[int] = typer.Option(None),
+    max_steps: Optional[int] = typer.Option(None),
+    resume: bool = typer.Option(False, help="Continue from the last checkpoint in --out."),
+    seed: Optional[int] = typer.Option(None),
+) -> None:
+    """Train with Step-DPO (eq. 2) on step pairs, or vanilla DPO on whole-solution pairs (--format dpo)."""
+    from .train import TrainConfig, train as run_train
+
+    given = {k: v for k, v in dict(data=data, out=out, model=model, fmt=fmt, add_eos=add_eos, val_data=val_data,
+                                   loss=loss, beta=beta, label_smoothing=label_smoothing, sft_weight=sft_weight,
+                                   lr=lr, epochs=epochs, global_batch=global_batch, max_seq_len=max_seq_len,
+                                   rows_per_micro=rows_per_micro, prefix_sharing=prefix_sharing, lora_r=lora_r,
+                                   dtype=dtype, gradient_checkpointing=gradient_checkpointing,
+                                   eval_every=eval_every, save_every=save_every, max_steps=max_steps,
+                                   seed=seed).items() if v is not None}
+    if resume:
+        given["resume"] = True
+
+    def body():
+        cfg = TrainConfig.from_yaml(config, **given) if config else TrainConfig(**given)
+        if not cfg.data:
+            _fail("no training data: give --data or 'data:' in --config")
+        result = run_train(cfg)
+        console.print(json.dumps({k: v for k, v in result.items() if not isinstance(v, dict)}, indent=1))
+
+    _run(body)
+
+
+def main() -> None:  # pragma: no cover
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

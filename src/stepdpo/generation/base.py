@@ -1,0 +1,78 @@
+"""The generation interface shared by the transformers and vLLM backends."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+STEP_STOP = "\nStep "
+"""Stop string that ends one reasoning step: the next step's marker at a line start."""
+
+
+@dataclass
+class SamplingConfig:
+    """How to sample: ``n`` completions per prompt; temperature 0 means greedy.
+
+    ``stop`` strings end a completion (they are not part of the returned text); generation also
+    ends at the tokenizer's end-of-sequence token or after ``max_new_tokens``. ``seed`` makes a
+    run repeatable.
+    """
+
+    n: int = 1
+    temperature: float = 0.0
+    top_p: float = 1.0
+    max_new_tokens: int = 512
+    stop: list[str] = field(default_factory=list)
+    seed: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Completion:
+    """One generated continuation: its text, its number of tokens, and why it ended
+    (``"eos"``, ``"stop"`` for a stop string, ``"length"``)."""
+
+    text: str
+    num_tokens: int
+    finish_reason: str
+
+
+class Generator(Protocol):
+    """What every backend provides."""
+
+    model_name: str
+    tokenizer: Any
+
+    def generate(self, prompts: list[str], sampling: SamplingConfig) -> list[list[Completion]]:
+        """``sampling.n`` completions for each prompt, in prompt order."""
+        ...
+
+
+def load_generator(model: str, backend: str = "auto", **kwargs: Any) -> Generator:
+    """A generator for ``model`` (a local folder or a hub id).
+
+    ``backend``: ``"hf"`` (transformers), ``"vllm"``, or ``"auto"`` (vLLM when it is installed and
+    a GPU is present, else transformers).
+    """
+    if backend == "auto":
+        backend = "hf"
+        try:
+            import importlib.util
+
+            import torch
+
+            if torch.cuda.is_available() and importlib.util.find_spec("vllm") is not None:
+                backend = "vllm"
+        except ImportError:
+            pass
+    if backend == "hf":
+        from .hf import HFGenerator
+
+        return HFGenerator(model, **kwargs)
+    if backend == "vllm":
+        from .vllm import VLLMGenerator
+
+        return VLLMGenerator(model, **kwargs)
+    raise ValueError(f"unknown generation backend {backend!r}; use auto, hf or vllm")

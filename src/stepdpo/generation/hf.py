@@ -1,0 +1,135 @@
+"""The transformers generation backend: batched sampling with the prompt encoded once for n samples.
+
+``model.generate(num_return_sequences=n)`` copies each prompt n times before the prefill, so the
+shared prompt is computed n times. Here the batch of prompts is prefilled once, the KV cache is
+then repeated n times, and decoding continues from it; finished rows leave the batch. With
+``share_prompt=False`` the prompts are repeated before the prefill instead (for measuring).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from ..modeling import encode_prompt, load_model, load_tokenizer, model_name
+from .base import Completion, SamplingConfig
+
+
+def _sample(logits: torch.Tensor, cfg: SamplingConfig, gen: torch.Generator) -> torch.Tensor:
+    if cfg.temperature <= 0:
+        return logits.argmax(-1)
+    probs = torch.softmax(logits.float() / cfg.temperature, dim=-1)
+    if cfg.top_p < 1.0:
+        sorted_p, idx = probs.sort(dim=-1, descending=True)
+        keep = sorted_p.cumsum(-1) - sorted_p < cfg.top_p
+        sorted_p = sorted_p * keep
+        probs = torch.zeros_like(probs).scatter_(-1, idx, sorted_p)
+    return torch.multinomial(probs, 1, generator=gen).squeeze(-1)
+
+
+class HFGenerator:
+    """Generation with a transformers causal LM (any device)."""
+
+    def __init__(self, model: str | Any, tokenizer: Any | None = None, *, dtype: str = "auto", device: str = "auto",
+                 batch_size: int = 16, share_prompt: bool = True):
+        if isinstance(model, str):
+            self.model_name = model_name(model)
+            self.model = load_model(model, dtype=dtype, device=device)
+            self.tokenizer = tokenizer or load_tokenizer(model)
+        else:
+            self.model, self.tokenizer = model, tokenizer
+            self.model_name = getattr(model.config, "_name_or_path", "model") or "model"
+        self.batch_size = batch_size
+        self.share_prompt = share_prompt
+        self.stats = {"prompt_tokens": 0, "prefill_tokens": 0, "generated_tokens": 0}
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @torch.inference_mode()
+    def generate(self, prompts: list[str], sampling: SamplingConfig) -> list[list[Completion]]:
+        """``sampling.n`` completions per prompt; prompts are batched by length to limit padding."""
+        encoded = [encode_prompt(self.tokenizer, p) for p in prompts]
+        order = sorted(range(len(prompts)), key=lambda i: len(encoded[i]))
+        results: list[list[Completion]] = [[] for _ in prompts]
+        gen = torch.Generator(device=self.device).manual_seed(sampling.seed)
+        per_batch = max(1, self.batch_size // max(1, sampling.n)) if sampling.n > 1 else self.batch_size
+        for start in range(0, len(order), per_batch):
+            idx = order[start : start + per_batch]
+            outs = self._generate_batch([encoded[i] for i in idx], sampling, gen)
+            for j, i in enumerate(idx):
+                results[i] = outs[j * sampling.n : (j + 1) * sampling.n]
+        return results
+
+    def _generate_batch(self, batch: list[list[int]], cfg: SamplingConfig, gen: torch.Generator) -> list[Completion]:
+        tok, dev, n = self.tokenizer, self.device, cfg.n
+        if not self.share_prompt and n > 1:
+            batch, n_after = [ids for ids in batch for _ in range(n)], 1
+        else:
+            n_after = n
+        width = max(len(ids) for ids in batch)
+        pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+        ids = torch.tensor([[pad] * (width - len(x)) + x for x in batch], device=dev)
+        attn = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in batch], device=dev)
+        pos = (attn.cumsum(-1) - 1).clamp(min=0)
+        # prompt tokens the samples condition on, and prompt tokens actually run through the model
+        self.stats["prompt_tokens"] += sum(len(x) for x in batch) * n_after
+        self.stats["prefill_tokens"] += sum(len(x) for x in batch)
+        out = self.model(input_ids=ids, attention_mask=attn, position_ids=pos, use_cache=True)
+        cache, logits = out.past_key_values, out.logits[:, -1, :]
+        next_pos = pos[:, -1] + 1
+        if n_after > 1:
+            cache.batch_repeat_interleave(n_after)
+            logits = logits.repeat_interleave(n_after, 0)
+            attn = attn.repeat_interleave(n_after, 0)
+            next_pos = next_pos.repeat_interleave(n_after, 0)
+        rows = logits.shape[0]
+        tokens: list[list[int]] = [[] for _ in range(rows)]
+        done: list[Completion | None] = [None] * rows
+        active = list(range(rows))  # row ids still decoding, in cache order
+        eos = {t for t in [tok.eos_token_id] if t is not None}
+        for step in range(cfg.max_new_tokens):
+            nxt = _sample(logits, cfg, gen).tolist()
+            keep = []
+            for j, r in enumerate(active):
+                tokens[r].append(nxt[j])
+                finished = self._finished(tokens[r], nxt[j] in eos, cfg, last_step=step == cfg.max_new_tokens - 1)
+                if finished is None:
+                    keep.append(j)
+                else:
+                    done[r] = finished
+            if not keep:
+                break
+            if len(keep) < len(active):
+                sel = torch.tensor(keep, device=dev)
+                cache.batch_select_indices(sel)
+                attn, next_pos = attn[sel], next_pos[sel]
+                nxt = [nxt[j] for j in keep]
+                active = [active[j] for j in keep]
+            attn = torch.cat([attn, attn.new_ones(len(active), 1)], dim=1)
+            out = self.model(input_ids=torch.tensor(nxt, device=dev)[:, None], attention_mask=attn,
+                             position_ids=next_pos[:, None], past_key_values=cache, use_cache=True)
+            cache, logits = out.past_key_values, out.logits[:, -1, :]
+            next_pos = next_pos + 1
+        self.stats["generated_tokens"] += sum(c.num_tokens for c in done if c is not None)
+        return [c if c is not None else self._finish(tokens[r], "length") for r, c in enumerate(done)]
+
+    def _finished(self, toks: list[int], hit_eos: bool, cfg: SamplingConfig, last_step: bool) -> Completion | None:
+        if hit_eos:
+            return self._finish(toks[:-1], "eos", num_tokens=len(toks))
+        if cfg.stop:
+            # only the tail can contain a new stop string: decode a window, not the whole row
+            tail = self.tokenizer.decode(toks[-16:], skip_special_tokens=False)
+            if any(s in tail for s in cfg.stop):
+                text = self.tokenizer.decode(toks, skip_special_tokens=False)
+                cut = min(text.find(s) for s in cfg.stop if s in text)
+                return Completion(text[:cut], len(toks), "stop")
+        if last_step:
+            return self._finish(toks, "length")
+        return None
+
+    def _finish(self, toks: list[int], reason: str, num_tokens: int | None = None) -> Completion:
+        text = self.tokenizer.decode(toks, skip_special_tokens=True)
+        return Completion(text, num_tokens if num_tokens is not None else len(toks), reason)

@@ -1,0 +1,56 @@
+"""The vLLM generation backend (``pip install 'stepdpo[vllm]'``), for sampling on GPUs.
+
+vLLM shares the prompt's KV cache across the n samples of a request and, with prefix caching,
+across requests that share a prefix (the problem and prior steps of rectification).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..modeling import model_name, resolve_model_path
+from .base import Completion, SamplingConfig
+
+
+class VLLMGenerator:
+    """Generation with a vLLM engine; the same calls as :class:`~stepdpo.generation.hf.HFGenerator`."""
+
+    def __init__(self, model: str, *, dtype: str = "auto", gpu_memory_utilization: float = 0.85,
+                 tensor_parallel_size: int = 1, max_model_len: int | None = None, seed: int = 0, **_: Any):
+        try:
+            from vllm import LLM
+        except ImportError as e:
+            raise ImportError("the vLLM backend needs vllm: pip install 'stepdpo[vllm]'") from e
+        self.model_name = model_name(model)
+        self.llm = LLM(model=resolve_model_path(model), dtype=dtype if dtype != "fp32" else "float32",
+                       gpu_memory_utilization=gpu_memory_utilization, tensor_parallel_size=tensor_parallel_size,
+                       max_model_len=max_model_len, enable_prefix_caching=True, seed=seed)
+        self.tokenizer = self.llm.get_tokenizer()
+        self.stats = {"prompt_tokens": 0, "prefill_tokens": 0, "generated_tokens": 0}
+
+    def generate(self, prompts: list[str], sampling: SamplingConfig) -> list[list[Completion]]:
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+
+        from ..modeling import encode_prompt
+
+        params = SamplingParams(n=sampling.n, temperature=sampling.temperature, top_p=sampling.top_p,
+                                max_tokens=sampling.max_new_tokens, stop=list(sampling.stop) or None,
+                                seed=sampling.seed)
+        # token ids, not text, so that BOS handling matches training (encode_prompt)
+        inputs = [TokensPrompt(prompt_token_ids=encode_prompt(self.tokenizer, p)) for p in prompts]
+        outputs = self.llm.generate(inputs, params, use_tqdm=False)
+        results = []
+        for req in outputs:
+            comps = []
+            for o in req.outputs:
+                if o.finish_reason == "length":
+                    reason = "length"
+                else:
+                    reason = "stop" if isinstance(o.stop_reason, str) else "eos"
+                comps.append(Completion(o.text, len(o.token_ids), reason))
+                self.stats["generated_tokens"] += len(o.token_ids)
+            self.stats["prompt_tokens"] += len(req.prompt_token_ids) * len(req.outputs)
+            self.stats["prefill_tokens"] += len(req.prompt_token_ids)
+            results.append(comps)
+        return results

@@ -1,0 +1,1 @@
+"""Tasks with exact step checkers. The embedded default is :mod:`stepdpo.tasks.arithmetic`."""

@@ -1,0 +1,91 @@
+"""The embedded default model: a tiny Qwen2 causal LM with a locally trained BPE tokenizer.
+
+It is a normal model folder (``config.json``, ``model.safetensors``, tokenizer files) that
+``AutoModelForCausalLM`` and ``AutoTokenizer`` load like any hub model, so every code path a real
+model takes runs on it, offline, on a CPU. The tokenizer is trained with exactly the pipeline that
+``Qwen2Tokenizer`` rebuilds on load (NFC, the Qwen2 split regex, byte-level BPE); a tokenizer
+trained with another pre-tokenizer would silently tokenize differently after a reload.
+
+The default model ships with the package; :func:`build_default_model` rebuilds it (deterministic
+for a given seed and torch version): a fresh tiny model, SFT on synthetic solutions.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from .tasks.arithmetic import generate_problems
+
+PACKAGED_DEFAULT = Path(__file__).parent / "assets" / "default-model"
+TRAIN_SEED = 1000  # synthetic problems for SFT (and later for collecting errors)
+HELDOUT_SEED = 2000  # held-out synthetic problems for evaluation
+SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+
+
+def default_model_path() -> Path:
+    """The default model folder: the packaged one, else a cached rebuild (built on first use)."""
+    if (PACKAGED_DEFAULT / "config.json").exists():
+        return PACKAGED_DEFAULT
+    cache = Path(os.environ.get("STEPDPO_CACHE", Path.home() / ".cache" / "stepdpo")) / "default-model"
+    if not (cache / "config.json").exists():
+        build_default_model(cache)
+    return cache
+
+
+def train_tokenizer(texts: list[str], vocab_size: int = 640) -> Any:
+    """A byte-level BPE tokenizer in Qwen2's exact pipeline, returned as a ``Qwen2Tokenizer``."""
+    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+    from transformers import Qwen2Tokenizer
+    from transformers.models.qwen2.tokenization_qwen2 import PRETOKENIZE_REGEX
+
+    tok = Tokenizer(models.BPE(unk_token=None, continuing_subword_prefix="", end_of_word_suffix="", fuse_unk=False,
+                               byte_fallback=False))
+    tok.normalizer = normalizers.NFC()
+    tok.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(PRETOKENIZE_REGEX), behavior="isolated", invert=False),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+    ])
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    tok.train_from_iterator(texts, trainer=trainer)
+    spec = json.loads(tok.to_str())["model"]
+    merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in spec["merges"]]
+    return Qwen2Tokenizer(vocab=spec["vocab"], merges=merges, model_max_length=1024)
+
+
+def tiny_config(vocab_size: int, **overrides: Any) -> Any:
+    """A small Qwen2 config (about 2.5 M parameters by default)."""
+    from transformers import Qwen2Config
+
+    kw = dict(vocab_size=vocab_size, hidden_size=192, intermediate_size=576, num_hidden_layers=4,
+              num_attention_heads=6, num_key_value_heads=2, max_position_embeddings=1024, rope_theta=10000.0,
+              tie_word_embeddings=True, bos_token_id=None, eos_token_id=0, pad_token_id=0)
+    kw.update(overrides)
+    return Qwen2Config(**kw)
+
+
+def build_default_model(out: str | Path, seed: int = 0, n_problems: int = 6000, steps: int = 900,
+                        quiet: bool = False) -> Path:
+    """Build the embedded default from scratch: tokenizer, tiny Qwen2, SFT on synthetic solutions."""
+    import torch
+    from transformers import Qwen2ForCausalLM
+
+    from .prompts import build_prompt
+    from .sft import SFTConfig, sft_train
+
+    out = Path(out)
+    problems = generate_problems(n_problems, seed=TRAIN_SEED)
+    prompts = [build_prompt(p.problem, fmt="base") for p in problems]
+    tokenizer = train_tokenizer([pr + p.solution for pr, p in zip(prompts, problems)])
+    torch.manual_seed(seed)
+    model = Qwen2ForCausalLM(tiny_config(len(tokenizer)))
+    cfg = SFTConfig(max_steps=steps, batch_size=32, lr=3e-3, warmup_ratio=0.05, seed=seed)
+    sft_train(model, tokenizer, list(zip(prompts, [p.solution for p in problems])), cfg, quiet=quiet)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out

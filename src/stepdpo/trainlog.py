@@ -1,0 +1,78 @@
+"""Training logs: JSONL rows, TensorBoard scalars, and a PNG of the curves (the paper's Fig. 2)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+CURVES = ("loss", "reward_accuracy", "reward_margin", "chosen_reward", "rejected_reward")
+
+
+class TrainLog:
+    """Writes each row to ``log.jsonl`` and TensorBoard (``tb/``) in ``out``; ``close(plot=True)``
+    draws ``curves.png``. Only the main process writes."""
+
+    def __init__(self, out: str | Path, enabled: bool = True, resume: bool = False):
+        self.out, self.enabled, self.rows = Path(out), enabled, []
+        self._fh = self._tb = None
+        if not enabled:
+            return
+        path = self.out / "log.jsonl"
+        if resume and path.exists():
+            self.rows = [json.loads(l) for l in path.read_text().splitlines() if l.strip()]
+        self._fh = open(path, "a" if resume else "w", encoding="utf-8")
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._tb = SummaryWriter(str(self.out / "tb"))
+        except ImportError:  # tensorboard is optional at run time
+            self._tb = None
+
+    def write(self, row: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        self.rows.append(row)
+        self._fh.write(json.dumps(row) + "\n")
+        self._fh.flush()
+        if self._tb is not None:
+            for k, v in row.items():
+                if k != "step" and isinstance(v, (int, float)):
+                    self._tb.add_scalar(k, v, row["step"])
+
+    def close(self, plot: bool = True) -> None:
+        if not self.enabled:
+            return
+        self._fh.close()
+        if self._tb is not None:
+            self._tb.close()
+        if plot and self.rows:
+            plot_curves({"run": self.rows}, self.out / "curves.png")
+
+
+def plot_curves(runs: dict[str, list[dict[str, Any]]], path: str | Path, keys: tuple[str, ...] = CURVES,
+                title: str = "") -> Path:
+    """One panel per metric, train (thin) and validation (bold) curves for each run."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3.2), squeeze=False)
+    for ax, key in zip(axes[0], keys):
+        for i, (name, rows) in enumerate(runs.items()):
+            color = f"C{i}"
+            for split, style in (("train", dict(lw=0.8, alpha=0.5)), ("val", dict(lw=2, marker="o", ms=3))):
+                pts = [(r["step"], r[f"{split}/{key}"]) for r in rows if f"{split}/{key}" in r]
+                if pts:
+                    ax.plot(*zip(*pts), color=color, label=f"{name} {split}", **style)
+        ax.set_title(key.replace("_", " "))
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=7)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)

@@ -1,0 +1,35 @@
+import os
+from pathlib import Path
+
+import pytest
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED_DATA.exists():
+        pytest.skip("../shared/data is not present")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def default_model() -> str:
+    from stepdpo.tiny import default_model_path
+
+    return str(default_model_path())
+
+
+@pytest.fixture(scope="session")
+def tokenizer(default_model):
+    from stepdpo.modeling import load_tokenizer
+
+    return load_tokenizer(default_model)
+
+
+@pytest.fixture(scope="session")
+def model(default_model):
+    from stepdpo.modeling import load_model
+
+    return load_model(default_model, dtype="fp32", device="cpu")

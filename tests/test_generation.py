@@ -1,0 +1,62 @@
+import pytest
+import torch
+
+from stepdpo.generation import SamplingConfig, load_generator
+from stepdpo.generation.base import STEP_STOP
+from stepdpo.generation.hf import HFGenerator
+from stepdpo.prompts import generation_prompt
+from stepdpo.tasks.arithmetic import generate_problems
+
+
+@pytest.fixture(scope="module")
+def gen(model, tokenizer):
+    return HFGenerator(model, tokenizer, batch_size=8)
+
+
+@pytest.fixture(scope="module")
+def prompts():
+    return [generation_prompt(p.problem)[0] for p in generate_problems(6, seed=77)]
+
+
+def test_greedy_matches_transformers_generate(gen, model, tokenizer, prompts):
+    ids = tokenizer(prompts[0], return_tensors="pt")
+    ref = model.generate(**ids, max_new_tokens=24, do_sample=False, eos_token_id=None)
+    ours = gen.generate([prompts[0]], SamplingConfig(max_new_tokens=24))[0][0]
+    assert ours.text == tokenizer.decode(ref[0, ids["input_ids"].shape[1]:], skip_special_tokens=True)
+
+
+def test_batched_greedy_equals_one_by_one(gen, prompts):
+    cfg = SamplingConfig(max_new_tokens=30)
+    batched = [c[0].text for c in gen.generate(prompts, cfg)]
+    single = [gen.generate([p], cfg)[0][0].text for p in prompts]
+    assert batched == single
+
+
+def test_sampling_is_seeded_and_n_per_prompt(gen, prompts):
+    cfg = SamplingConfig(n=4, temperature=1.0, top_p=0.95, max_new_tokens=20, seed=5)
+    a, b = gen.generate(prompts[:3], cfg), gen.generate(prompts[:3], cfg)
+    assert [len(x) for x in a] == [4, 4, 4]
+    assert [[c.text for c in x] for x in a] == [[c.text for c in x] for x in b]
+    c = gen.generate(prompts[:3], SamplingConfig(n=4, temperature=1.0, max_new_tokens=20, seed=6))
+    assert [[t.text for t in x] for x in a] != [[t.text for t in x] for x in c]
+
+
+def test_prompt_is_encoded_once_for_n_samples(model, tokenizer, prompts):
+    shared = HFGenerator(model, tokenizer, batch_size=16)
+    copied = HFGenerator(model, tokenizer, batch_size=16, share_prompt=False)
+    cfg = SamplingConfig(n=4, temperature=0.0, max_new_tokens=12)
+    a, b = shared.generate(prompts[:2], cfg), copied.generate(prompts[:2], cfg)
+    assert [[c.text for c in x] for x in a] == [[c.text for c in x] for x in b]
+    assert shared.stats["prefill_tokens"] * 4 == copied.stats["prefill_tokens"]
+
+
+def test_stop_at_end_of_step(gen, prompts):
+    out = gen.generate(prompts[:4], SamplingConfig(max_new_tokens=80, stop=[STEP_STOP]))
+    for (c,) in out:
+        assert "Step" not in c.text and c.finish_reason in ("stop", "eos", "length")
+    assert any(c.finish_reason == "stop" for (c,) in out)
+
+
+def test_unknown_backend():
+    with pytest.raises(ValueError, match="unknown generation backend"):
+        load_generator("x", backend="nope")

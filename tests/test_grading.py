@@ -1,0 +1,70 @@
+import json
+import threading
+import time
+
+import pytest
+
+from stepdpo.grading import extract_answer, grade, grade_detailed
+
+
+@pytest.mark.parametrize("completion,reference,expected", [
+    ("Step 1: ...\nThe answer is \\boxed{42}.", "42", True),
+    ("The answer is: 18. I hope it is correct.", "18", True),
+    ("The answer is: 18. I hope it is correct.", "17", False),
+    ("The answer is 12 dollars.", "12", True),
+    ("so the result is \\boxed{0.5}", "50", False),   # no percentage relaxation
+    ("\\boxed{5000}", "50", False),
+    ("\\boxed{(1,2)}", "[1,2]", False),              # intervals keep their brackets
+    ("\\boxed{(1,2]}", "(1,2]", True),
+    ("\\boxed{3\\sqrt{2}}", "\\sqrt{18}", True),      # bare LaTeX reference parses
+    ("\\boxed{\\frac{1}{2}}", "0.5", True),
+    ("#### 1,000", "1000", True),
+    ("we get 12 and then 13", "13", True),           # last-number fallback
+    ("no number here", "3", False),
+    ("\\boxed{\\dfrac{\\sqrt{3}}{2}}", "\\frac{\\sqrt3}{2}", True),
+])
+def test_grade_cases(completion, reference, expected):
+    assert grade(completion, reference) is expected
+
+
+def test_extract_prefers_last_boxed_and_cuts_prose():
+    assert extract_answer("\\boxed{1} then \\boxed{\\frac{2}{3}}") == "\\frac{2}{3}"
+    assert extract_answer("The final answer is $x^2+1$. Done.") == "x^2+1"
+    assert extract_answer("The answer is: 18. I hope it is correct.") == "18"
+
+
+def test_adversarial_input_is_bounded():
+    t = time.time()
+    g = grade_detailed("\\boxed{10^{10^{10^{10}}}}", "7", timeout=2)
+    assert not g.correct and g.reason == "timeout"
+    assert grade_detailed("1" * 1_000_000, "5").reason == "answer_too_long"
+    assert not grade("x" * 1_000_000 + " \\boxed{2^{2^{2^{2^{100}}}}}", "5", timeout=2)
+    assert time.time() - t < 15
+    assert grade("\\boxed{3}", "3")  # the worker is restarted after a kill
+
+
+def test_time_limit_holds_off_the_main_thread():
+    results = []
+    th = threading.Thread(target=lambda: results.append(grade_detailed("\\boxed{10^{10^{10^{10}}}}", "7", timeout=1)))
+    t = time.time()
+    th.start()
+    th.join(30)
+    assert results and results[0].reason == "timeout"
+    assert time.time() - t < 10
+
+
+def test_every_math500_reference_solution_grades_correct(shared_data):
+    rows = [json.loads(line) for line in open(shared_data / "math500_test.jsonl")]
+    wrong = [r["unique_id"] for r in rows if not grade(r["solution"], r["answer"])]
+    assert wrong == []
+    # a shifted answer key is rejected, except where the two answers really are equivalent
+    accepted = [(a["answer"], b["answer"]) for a, b in zip(rows, rows[1:] + rows[:1])
+                if a["answer"] != b["answer"] and grade(a["solution"], b["answer"])]
+    assert accepted == [("5", "x=5")]
+
+
+def test_gsm8k_solutions_grade_correct(shared_data):
+    rows = [json.loads(line) for line in open(shared_data / "gsm8k_test.jsonl")]
+    assert all(grade(r["answer"], r["answer"].split("####")[-1].strip()) for r in rows)
+    assert not any(grade(a["answer"], b["answer"].split("####")[-1].strip())
+                   for a, b in zip(rows[:200], rows[1:201]) if a["answer"].split("####")[-1] != b["answer"].split("####")[-1])
