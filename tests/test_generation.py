@@ -60,3 +60,10 @@ def test_stop_at_end_of_step(gen, prompts):
 def test_unknown_backend():
     with pytest.raises(ValueError, match="unknown generation backend"):
         load_generator("x", backend="nope")
+
+
+def test_samples_do_not_depend_on_batching(model, tokenizer, prompts):
+    cfg = SamplingConfig(n=3, temperature=1.0, max_new_tokens=25, seed=11)
+    together = HFGenerator(model, tokenizer, batch_size=64).generate(prompts, cfg)
+    alone = [HFGenerator(model, tokenizer, batch_size=64).generate([p], cfg)[0] for p in reversed(prompts)][::-1]
+    assert [[c.text for c in x] for x in together] == [[c.text for c in x] for x in alone]

@@ -18,8 +18,13 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 console = Console(stderr=True)
 
 
+def _say(message: str) -> None:
+    """A plain line on stderr: no wrapping (paths stay whole) and no markup (data may hold brackets)."""
+    console.print(message, soft_wrap=True, markup=False, highlight=False)
+
+
 def _fail(message: str) -> None:
-    console.print(f"[bold red]error:[/] {message}")
+    _say(f"error: {message}")
     raise typer.Exit(2)
 
 
@@ -43,11 +48,11 @@ def validate(
     bad = 0
     for f in files:
         report = validate_file(f, kind)
-        console.print(report.summary())
+        _say(report.summary())
         for problem in report.problems[:show]:
-            console.print(f"  {problem}")
+            _say(f"  {problem}")
         if len(report.problems) > show:
-            console.print(f"  ... and {len(report.problems) - show} more")
+            _say(f"  ... and {len(report.problems) - show} more")
         bad += sum(report.skipped.values())
     raise typer.Exit(1 if bad else 0)
 
@@ -73,8 +78,9 @@ def _sft(out, model, data, limit, max_steps, epochs, batch_size, lr, seed, promp
     from .tiny import build_default_model
 
     if model == "tiny" and data == "synthetic":
-        path = build_default_model(out, seed=seed, n_problems=limit, steps=max_steps or 900)
-        console.print(f"default model written to {path}")
+        path = build_default_model(out, seed=seed, n_problems=limit, schedule_steps=max_steps or 1500,
+                                   stop_after=0 if max_steps else 750)
+        _say(f"default model written to {path}")
         return
     import torch
 
@@ -95,7 +101,7 @@ def _sft(out, model, data, limit, max_steps, epochs, batch_size, lr, seed, promp
     lm.save_pretrained(out)
     tok.save_pretrained(out)
     (out / "sft_log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in log))
-    console.print(f"model written to {out}")
+    _say(f"model written to {out}")
 
 
 @app.command("eval")
@@ -140,7 +146,7 @@ def _eval(model, data, limit, n, temperature, top_p, max_new_tokens, prompt_form
                   f"{100 * s['steps_all_correct']:.1f} %" if "steps_all_correct" in s else "-",
                   s["prompt_format"], str(s["tokens_per_s"]), f"{s['wall_s']:.0f} s")
     Console().print(table)
-    console.print(f"summary: {summary_path}\nper-problem results: {rows_path}")
+    _say(f"summary: {summary_path}\nper-problem results: {rows_path}")
 
 
 def _generator(model: str, backend: str, batch_size: int):
@@ -150,7 +156,7 @@ def _generator(model: str, backend: str, batch_size: int):
 
 
 def _report(summary) -> None:
-    console.print(summary.text())
+    _say(summary.text())
 
 
 @app.command()
@@ -273,7 +279,7 @@ def merge(
     """Merge the shard outputs of a stage into one file (each record once)."""
     from .runner import merge_shards
 
-    _run(lambda: console.print(f"{merge_shards(files, out)} records written to {out}"))
+    _run(lambda: _say(f"{merge_shards(files, out)} records written to {out}"))
 
 
 @app.command()
@@ -343,7 +349,7 @@ def train(
         if not cfg.data:
             _fail("no training data: give --data or 'data:' in --config")
         result = run_train(cfg)
-        console.print(json.dumps({k: v for k, v in result.items() if not isinstance(v, dict)}, indent=1))
+        _say(json.dumps({k: v for k, v in result.items() if not isinstance(v, dict)}, indent=1))
 
     _run(body)
 

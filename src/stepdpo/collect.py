@@ -12,7 +12,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass
 from typing import Any, Iterable
 
-from .generation import Generator, SamplingConfig
+from .generation import Generator, SamplingOptions
 from .grading import grade_detailed
 from .prompts import generation_prompt, resolve_format
 from .records import Problem, Solution, content_id
@@ -21,25 +21,15 @@ from .steps import split_steps
 
 
 @dataclass
-class CollectConfig:
-    """Options of ``stepdpo collect``.
+class CollectConfig(SamplingOptions):
+    """Options of ``stepdpo collect`` (and the sampling options of :class:`SamplingOptions`).
 
     Attributes:
         k: solutions sampled per problem.
-        temperature: sampling temperature.
-        top_p: nucleus sampling threshold.
-        max_new_tokens: length limit of one solution.
-        prompt_format: ``auto``, ``base`` or ``chat``.
-        seed: sampling seed.
         keep_correct: also write the right solutions (marked ``correct: true``).
     """
 
     k: int = 8
-    temperature: float = 0.8
-    top_p: float = 0.95
-    max_new_tokens: int = 512
-    prompt_format: str = "auto"
-    seed: int = 0
     keep_correct: bool = False
 
 
@@ -61,8 +51,7 @@ def make_solution(problem: Problem, text: str, sample_index: int, generator_info
 def collect_chunk(generator: Generator, problems: list[Problem], cfg: CollectConfig) -> Iterable[ItemResult]:
     """Sample and grade ``cfg.k`` solutions for each problem of a chunk."""
     fmt = resolve_format(generator.tokenizer, cfg.prompt_format)
-    sampling = SamplingConfig(n=cfg.k, temperature=cfg.temperature, top_p=cfg.top_p,
-                              max_new_tokens=cfg.max_new_tokens, seed=cfg.seed)
+    sampling = cfg.sampling(cfg.k)
     info = {"model": generator.model_name, "prompt_format": fmt, "sampling": sampling.to_dict(), "stage": "collect"}
     prompts = [generation_prompt(p.problem, tokenizer=generator.tokenizer, fmt=fmt) for p in problems]
     outputs = generator.generate([pr for pr, _ in prompts], sampling)

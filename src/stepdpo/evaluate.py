@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .generation import Generator, SamplingConfig
+from .generation import Generator, SamplingOptions
 from .grading import grade_detailed
 from .io import write_records
 from .prompts import generation_prompt, resolve_format
@@ -21,25 +21,18 @@ from .records import Problem
 
 
 @dataclass
-class EvalConfig:
-    """Options of ``stepdpo eval``.
+class EvalConfig(SamplingOptions):
+    """Options of ``stepdpo eval`` (and the sampling options of :class:`SamplingOptions`, here
+    greedy by default).
 
     Attributes:
         n: samples per problem (1 with temperature 0 is greedy decoding).
-        temperature: sampling temperature (0 = greedy).
-        top_p: nucleus sampling threshold.
-        max_new_tokens: length limit of one solution.
-        prompt_format: ``auto``, ``base`` or ``chat`` (see :mod:`stepdpo.prompts`).
-        seed: sampling seed.
         chunk: problems per generation call (progress granularity).
     """
 
-    n: int = 1
     temperature: float = 0.0
     top_p: float = 1.0
-    max_new_tokens: int = 512
-    prompt_format: str = "auto"
-    seed: int = 0
+    n: int = 1
     chunk: int = 64
 
 
@@ -58,8 +51,7 @@ def evaluate(generator: Generator, problems: list[Problem], cfg: EvalConfig, *, 
         raise ValueError("no problems to evaluate")
     tok = generator.tokenizer
     fmt = resolve_format(tok, cfg.prompt_format)
-    sampling = SamplingConfig(n=cfg.n, temperature=cfg.temperature, top_p=cfg.top_p,
-                              max_new_tokens=cfg.max_new_tokens, seed=cfg.seed)
+    sampling = cfg.sampling(cfg.n)
     checker = None
     if all(p.source == "synthetic" and "ops" in p.meta for p in problems):
         from .tasks.arithmetic import check_solution as checker

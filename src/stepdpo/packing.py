@@ -155,7 +155,6 @@ def collate(pairs: Sequence[EncodedPair], rows: list[list[int]], *, shared: bool
 
 def _decoder_and_head(model: Any) -> tuple[Any, Any] | None:
     base = model.get_base_model() if hasattr(model, "get_base_model") else model  # PEFT
-    base = getattr(base, "module", base)  # DDP
     get_dec, get_head = getattr(base, "get_decoder", None), getattr(base, "get_output_embeddings", None)
     if get_dec is None or get_head is None:
         return None
@@ -185,6 +184,22 @@ def completion_logps(model: Any, batch: PackedBatch) -> tuple[torch.Tensor, torc
     sums = torch.zeros(2 * batch.n_pairs, device=token_logps.device, dtype=token_logps.dtype)
     sums.index_add_(0, batch.segment, token_logps)
     return sums[0::2], sums[1::2]
+
+
+class CompletionLogProbs(torch.nn.Module):
+    """The policy as the trainer sees it: packed batch in, per-pair completion log-probs out.
+
+    Wrapping the model in this module before ``accelerator.prepare`` keeps the forward inside
+    DDP / DeepSpeed / FSDP (which hook their gradient synchronisation into the wrapped module's
+    forward), while :func:`completion_logps` still calls the decoder and head directly.
+    """
+
+    def __init__(self, model: Any):
+        super().__init__()
+        self.model = model
+
+    def forward(self, batch: PackedBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        return completion_logps(self.model, batch)
 
 
 def batch_order(rows: list[list[int]]) -> list[int]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Iterable
 
-from .generation import Generator, SamplingConfig
+from .generation import Generator, SamplingOptions
 from .grading import grade
 from .prompts import generation_prompt, resolve_format
 from .records import LocatedError, Rectification
@@ -20,31 +20,20 @@ from .steps import split_steps, step_body
 
 
 @dataclass
-class RectifyConfig:
-    """Options of ``stepdpo rectify``.
+class RectifyConfig(SamplingOptions):
+    """Options of ``stepdpo rectify`` (and the sampling options of :class:`SamplingOptions`).
 
     Attributes:
         n: continuations sampled per located error.
-        temperature: sampling temperature.
-        top_p: nucleus sampling threshold.
-        max_new_tokens: length limit of one continuation.
-        prompt_format: ``auto``, ``base`` or ``chat``.
-        seed: sampling seed.
     """
 
     n: int = 8
-    temperature: float = 0.8
-    top_p: float = 0.95
-    max_new_tokens: int = 512
-    prompt_format: str = "auto"
-    seed: int = 0
 
 
 def rectify_chunk(generator: Generator, errors: list[LocatedError], cfg: RectifyConfig) -> Iterable[ItemResult]:
     """Sample continuations after the prior steps of each located error; keep the correct ones."""
     fmt = resolve_format(generator.tokenizer, cfg.prompt_format)
-    sampling = SamplingConfig(n=cfg.n, temperature=cfg.temperature, top_p=cfg.top_p,
-                              max_new_tokens=cfg.max_new_tokens, seed=cfg.seed)
+    sampling = cfg.sampling(cfg.n)
     info = {"model": generator.model_name, "prompt_format": fmt, "sampling": sampling.to_dict(), "stage": "rectify"}
     usable = [e for e in errors if e.first_error_step is not None]
     prompts = [generation_prompt(e.solution.problem, e.prior_steps, tokenizer=generator.tokenizer, fmt=fmt)

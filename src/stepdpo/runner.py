@@ -119,22 +119,25 @@ def run_stage(
     keyed = [(content_id(input_key(r), tag), r) for r in inputs if in_shard(input_key(r), shard)]
     summary = StageSummary(stage=stage, rows_in=len(keyed), output=str(out))
     with AppendWriter(out, key="id") as writer, AppendWriter(ledger_path(out), key="key") as ledger:
-        todo = [(k, r) for k, r in keyed if k not in ledger.done]
-        summary.resumed = len(keyed) - len(todo)
+        summary.resumed = sum(k in ledger.done for k, _ in keyed)
         bar = tqdm(total=len(keyed), initial=summary.resumed, desc=stage, unit="row", disable=quiet)
-        by_key = {k: r for k, r in todo}
-        for start in range(0, len(todo), chunk_size):
-            chunk = todo[start : start + chunk_size]
+        # chunks are a fixed partition of the inputs, so a resumed run samples exactly as an
+        # uninterrupted one would; a partly finished chunk is recomputed, its finished items skipped
+        for start in range(0, len(keyed), chunk_size):
+            chunk = keyed[start : start + chunk_size]
+            pending = {k for k, _ in chunk if k not in ledger.done}
+            if not pending:
+                continue
             for res in process([r for _, r in chunk]):
                 lkey = content_id(res.key, tag)
-                if lkey not in by_key:
-                    raise RuntimeError(f"{stage}: result for an unknown input {res.key!r}")
+                if lkey not in pending:
+                    continue
                 for rec in res.records:
                     if rec.id not in writer.done:
                         writer.write(rec)
                 ledger.write({"key": lkey, "out": len(res.records), "dropped": dict(res.dropped),
                               "counters": dict(res.counters)})
-            bar.update(len(chunk))
+                bar.update(1)
         bar.close()
     # the summary covers this run and earlier runs into the same output
     wanted = {k for k, _ in keyed}

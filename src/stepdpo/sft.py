@@ -23,7 +23,8 @@ class SFTConfig:
     """Options of ``stepdpo sft``.
 
     Attributes:
-        max_steps: optimizer steps (overrides ``epochs`` when > 0).
+        max_steps: optimizer steps of the schedule (overrides ``epochs`` when > 0).
+        stop_after: stop after this many steps of the schedule (0 = run it all).
         epochs: passes over the data when ``max_steps`` is 0.
         batch_size: sequences per optimizer step.
         lr: peak learning rate (AdamW, linear warmup then cosine decay).
@@ -35,6 +36,7 @@ class SFTConfig:
     """
 
     max_steps: int = 0
+    stop_after: int = 0
     epochs: float = 3.0
     batch_size: int = 16
     lr: float = 1e-5
@@ -88,7 +90,8 @@ def sft_train(model: Any, tokenizer: Any, pairs: list[tuple[str, str]], cfg: SFT
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     model.train()
     log, order, t0, running = [], [], time.time(), None
-    bar = tqdm(range(1, total + 1), desc="sft", disable=quiet, unit="step")
+    last = min(total, cfg.stop_after) if cfg.stop_after > 0 else total
+    bar = tqdm(range(1, last + 1), desc="sft", disable=quiet, unit="step")
     for step in bar:
         if len(order) < cfg.batch_size:
             order = list(range(len(data)))
@@ -103,7 +106,7 @@ def sft_train(model: Any, tokenizer: Any, pairs: list[tuple[str, str]], cfg: SFT
         opt.zero_grad(set_to_none=True)
         running = loss.item() if running is None else 0.9 * running + 0.1 * loss.item()
         bar.set_postfix(loss=f"{running:.3f}")
-        if step % cfg.log_every == 0 or step == total:
+        if step % cfg.log_every == 0 or step == last:
             log.append({"step": step, "loss": running, "lr": sched.get_last_lr()[0], "elapsed_s": time.time() - t0})
             if on_log is not None:
                 model.eval()

@@ -68,9 +68,13 @@ def tiny_config(vocab_size: int, **overrides: Any) -> Any:
     return Qwen2Config(**kw)
 
 
-def build_default_model(out: str | Path, seed: int = 0, n_problems: int = 6000, steps: int = 900,
-                        quiet: bool = False) -> Path:
-    """Build the embedded default from scratch: tokenizer, tiny Qwen2, SFT on synthetic solutions."""
+def build_default_model(out: str | Path, seed: int = 0, n_problems: int = 6000, schedule_steps: int = 1500,
+                        stop_after: int = 750, quiet: bool = False) -> Path:
+    """Build the embedded default from scratch: tokenizer, tiny Qwen2, SFT on synthetic solutions.
+
+    The packaged model is step 750 of a 1500-step cosine schedule (batch 32, peak lr 3e-3): about
+    50 % held-out accuracy, with plenty of step errors left for Step-DPO to fix.
+    """
     import torch
     from transformers import Qwen2ForCausalLM
 
@@ -83,7 +87,8 @@ def build_default_model(out: str | Path, seed: int = 0, n_problems: int = 6000, 
     tokenizer = train_tokenizer([pr + p.solution for pr, p in zip(prompts, problems)])
     torch.manual_seed(seed)
     model = Qwen2ForCausalLM(tiny_config(len(tokenizer)))
-    cfg = SFTConfig(max_steps=steps, batch_size=32, lr=3e-3, warmup_ratio=0.05, seed=seed)
+    cfg = SFTConfig(max_steps=schedule_steps, stop_after=stop_after, batch_size=32, lr=3e-3, warmup_ratio=0.05,
+                    seed=seed)
     sft_train(model, tokenizer, list(zip(prompts, [p.solution for p in problems])), cfg, quiet=quiet)
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)

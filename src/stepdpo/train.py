@@ -23,7 +23,8 @@ import torch
 
 from .io import read_records
 from .losses import make_loss, sft_loss
-from .packing import EncodedPair, PackedBatch, collate, completion_logps, encode_pairs, pack_rows
+from .packing import (CompletionLogProbs, EncodedPair, PackedBatch, collate, completion_logps, encode_pairs,
+                      pack_rows)
 from .records import StepPair, content_id
 
 
@@ -176,11 +177,16 @@ def train_step(model, loss_fn, micro, ref_table, cfg, accelerator, n_pairs: int,
         sync = j == len(micro) - 1
         ctx = accelerator.no_sync(model) if not sync and accelerator.num_processes > 1 else _null()
         with ctx:
-            pc, pr = completion_logps(model, batch.to(device, dtype))
+            pc, pr = model(batch.to(device, dtype))
             losses, cr, rj = pair_metrics(loss_fn, pc, pr, ref_table[order], batch, cfg)
             accelerator.backward(losses.sum() / n_pairs)
-        sums += torch.stack([losses.detach().sum(), (cr > rj).sum(), (cr - rj).sum(), cr.sum(), rj.sum()]).double()
+        sums += _metric_sums(losses.detach(), cr, rj)
     return sums
+
+
+def _metric_sums(losses: torch.Tensor, cr: torch.Tensor, rj: torch.Tensor) -> torch.Tensor:
+    """Sums over pairs of: loss, reward accuracy, reward margin, chosen reward, rejected reward."""
+    return torch.stack([losses.sum(), (cr > rj).sum(), (cr - rj).sum(), cr.sum(), rj.sum()]).double()
 
 
 class _null:
@@ -196,9 +202,9 @@ def evaluate_pairs(model, loss_fn, pairs, ref_table, cfg, device, dtype) -> torc
     model.eval()
     sums = torch.zeros(5, device=device, dtype=torch.float64)
     for order, batch in _batches(pairs, list(range(len(pairs))), cfg):
-        pc, pr = completion_logps(model, batch.to(device, dtype))
+        pc, pr = model(batch.to(device, dtype))
         losses, cr, rj = pair_metrics(loss_fn, pc, pr, ref_table[order], batch, cfg)
-        sums += torch.stack([losses.sum(), (cr > rj).sum(), (cr - rj).sum(), cr.sum(), rj.sum()]).double()
+        sums += _metric_sums(losses, cr, rj)
     model.train()
     return sums
 
@@ -265,7 +271,8 @@ def train(cfg: TrainConfig, quiet: bool = False) -> dict[str, Any]:
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr,
                             weight_decay=cfg.weight_decay)
     sched = get_cosine_schedule_with_warmup(opt, int(cfg.warmup_ratio * total), total)
-    model, opt, sched = accelerator.prepare(model, opt, sched)
+    # the forward must run inside the wrapper accelerate puts around it (DDP's gradient sync)
+    model, opt, sched = accelerator.prepare(CompletionLogProbs(model), opt, sched)
     loss_fn = make_loss(cfg.loss, cfg.beta, cfg.label_smoothing)
     log = TrainLog(out, enabled=accelerator.is_main_process, resume=cfg.resume)
     start = _maybe_resume(accelerator, cfg, out)
@@ -368,11 +375,14 @@ def _maybe_resume(accelerator, cfg: TrainConfig, out: Path) -> int:
 
 def _save_model(accelerator, model, tok, out: Path, cfg: TrainConfig) -> Path:
     final = out / "model"
-    unwrapped = accelerator.unwrap_model(model)
+    unwrapped = accelerator.unwrap_model(model).model
     if cfg.lora_r:
         unwrapped = unwrapped.merge_and_unload()
     if accelerator.is_main_process:
-        unwrapped.save_pretrained(final, state_dict=accelerator.get_state_dict(model) if not cfg.lora_r else None)
+        state = None
+        if not cfg.lora_r:  # gathered from all processes under ZeRO-3 / FSDP; drop the wrapper's prefix
+            state = {k.removeprefix("model."): v for k, v in accelerator.get_state_dict(model).items()}
+        unwrapped.save_pretrained(final, state_dict=state)
         tok.save_pretrained(final)
         (out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=2))
     accelerator.wait_for_everyone()

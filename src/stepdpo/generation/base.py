@@ -30,6 +30,29 @@ class SamplingConfig:
 
 
 @dataclass
+class SamplingOptions:
+    """Sampling options shared by the stages that sample (collect, locate, rectify, eval).
+
+    Attributes:
+        temperature: sampling temperature (0 = greedy).
+        top_p: nucleus sampling threshold.
+        max_new_tokens: length limit of one completion.
+        prompt_format: ``auto``, ``base`` or ``chat`` (see :mod:`stepdpo.prompts`).
+        seed: sampling seed.
+    """
+
+    temperature: float = 0.8
+    top_p: float = 0.95
+    max_new_tokens: int = 512
+    prompt_format: str = "auto"
+    seed: int = 0
+
+    def sampling(self, n: int, stop: list[str] | None = None) -> SamplingConfig:
+        return SamplingConfig(n=n, temperature=self.temperature, top_p=self.top_p,
+                              max_new_tokens=self.max_new_tokens, stop=list(stop or []), seed=self.seed)
+
+
+@dataclass
 class Completion:
     """One generated continuation: its text, its number of tokens, and why it ended
     (``"eos"``, ``"stop"`` for a stop string, ``"length"``)."""

@@ -8,6 +8,7 @@ then repeated n times, and decoding continues from it; finished rows leave the b
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import torch
@@ -16,7 +17,13 @@ from ..modeling import encode_prompt, load_model, load_tokenizer, model_name
 from .base import Completion, SamplingConfig
 
 
-def _sample(logits: torch.Tensor, cfg: SamplingConfig, gen: torch.Generator) -> torch.Tensor:
+def row_seed(seed: int, prompt: str, sample: int) -> int:
+    """The random stream of one sample: fixed by the seed, the prompt and the sample index, so a
+    result does not depend on batching, sharding or resuming."""
+    return int(hashlib.sha256(f"{seed}|{sample}|{prompt}".encode()).hexdigest()[:15], 16)
+
+
+def _sample(logits: torch.Tensor, cfg: SamplingConfig, gens: list[torch.Generator]) -> torch.Tensor:
     if cfg.temperature <= 0:
         return logits.argmax(-1)
     probs = torch.softmax(logits.float() / cfg.temperature, dim=-1)
@@ -25,7 +32,7 @@ def _sample(logits: torch.Tensor, cfg: SamplingConfig, gen: torch.Generator) -> 
         keep = sorted_p.cumsum(-1) - sorted_p < cfg.top_p
         sorted_p = sorted_p * keep
         probs = torch.zeros_like(probs).scatter_(-1, idx, sorted_p)
-    return torch.multinomial(probs, 1, generator=gen).squeeze(-1)
+    return torch.cat([torch.multinomial(probs[i], 1, generator=g) for i, g in enumerate(gens)])
 
 
 class HFGenerator:
@@ -54,16 +61,17 @@ class HFGenerator:
         encoded = [encode_prompt(self.tokenizer, p) for p in prompts]
         order = sorted(range(len(prompts)), key=lambda i: len(encoded[i]))
         results: list[list[Completion]] = [[] for _ in prompts]
-        gen = torch.Generator(device=self.device).manual_seed(sampling.seed)
         per_batch = max(1, self.batch_size // max(1, sampling.n)) if sampling.n > 1 else self.batch_size
         for start in range(0, len(order), per_batch):
             idx = order[start : start + per_batch]
-            outs = self._generate_batch([encoded[i] for i in idx], sampling, gen)
+            gens = [torch.Generator(device=self.device).manual_seed(row_seed(sampling.seed, prompts[i], j))
+                    for i in idx for j in range(sampling.n)] if sampling.temperature > 0 else []
+            outs = self._generate_batch([encoded[i] for i in idx], sampling, gens)
             for j, i in enumerate(idx):
                 results[i] = outs[j * sampling.n : (j + 1) * sampling.n]
         return results
 
-    def _generate_batch(self, batch: list[list[int]], cfg: SamplingConfig, gen: torch.Generator) -> list[Completion]:
+    def _generate_batch(self, batch: list[list[int]], cfg: SamplingConfig, gens: list[torch.Generator]) -> list[Completion]:
         tok, dev, n = self.tokenizer, self.device, cfg.n
         if not self.share_prompt and n > 1:
             batch, n_after = [ids for ids in batch for _ in range(n)], 1
@@ -91,7 +99,7 @@ class HFGenerator:
         active = list(range(rows))  # row ids still decoding, in cache order
         eos = {t for t in [tok.eos_token_id] if t is not None}
         for step in range(cfg.max_new_tokens):
-            nxt = _sample(logits, cfg, gen).tolist()
+            nxt = _sample(logits, cfg, [gens[r] for r in active] if gens else []).tolist()
             keep = []
             for j, r in enumerate(active):
                 tokens[r].append(nxt[j])

@@ -34,9 +34,12 @@ class VLLMGenerator:
 
         from ..modeling import encode_prompt
 
-        params = SamplingParams(n=sampling.n, temperature=sampling.temperature, top_p=sampling.top_p,
-                                max_tokens=sampling.max_new_tokens, stop=list(sampling.stop) or None,
-                                seed=sampling.seed)
+        from .hf import row_seed
+
+        # one seed per prompt, so that results do not depend on batching, sharding or resuming
+        params = [SamplingParams(n=sampling.n, temperature=sampling.temperature, top_p=sampling.top_p,
+                                 max_tokens=sampling.max_new_tokens, stop=list(sampling.stop) or None,
+                                 seed=row_seed(sampling.seed, p, 0) % (2**31)) for p in prompts]
         # token ids, not text, so that BOS handling matches training (encode_prompt)
         inputs = [TokensPrompt(prompt_token_ids=encode_prompt(self.tokenizer, p)) for p in prompts]
         outputs = self.llm.generate(inputs, params, use_tqdm=False)

@@ -51,26 +51,26 @@ def _apply(op: str, x: int, b: int) -> int:
 
 
 def _sample_ops(rng: random.Random, n_ops: int) -> tuple[int, list[tuple[str, int]]]:
-    """A start value and ``n_ops`` operations keeping every value a positive integer below 1000."""
+    """A start value and ``n_ops`` operations keeping every value a positive integer below 200."""
     while True:
-        v = rng.randint(5, 60)
+        v = rng.randint(5, 40)
         start, ops = v, []
         for _ in range(n_ops):
-            choices = ["+", "-"] + (["*"] if v <= 40 else []) + (["/"] if any(v % d == 0 for d in range(2, 10)) else [])
+            choices = ["+", "-"] + (["*"] if v <= 30 else []) + (["/"] if any(v % d == 0 for d in range(2, 6)) else [])
             op = rng.choice(choices)
             if op == "+":
-                b = rng.randint(2, 60)
+                b = rng.randint(2, 30)
             elif op == "-":
                 if v < 3:
                     break
-                b = rng.randint(1, min(v - 1, 60))
+                b = rng.randint(1, min(v - 1, 30))
             elif op == "*":
-                b = rng.randint(2, 5)
+                b = rng.randint(2, 4)
             else:
-                b = rng.choice([d for d in range(2, 10) if v % d == 0])
+                b = rng.choice([d for d in range(2, 6) if v % d == 0])
             ops.append((op, b))
             v = _apply(op, v, b)
-        if len(ops) == n_ops and 0 < v < 500:
+        if len(ops) == n_ops and 0 < v < 200:
             return start, ops
 
 

@@ -1,0 +1,45 @@
+import json
+
+from typer.testing import CliRunner
+
+from stepdpo.cli import app
+
+runner = CliRunner()
+
+
+def test_help_lists_the_commands():
+    out = runner.invoke(app, ["--help"]).output
+    for cmd in ("eval", "sft", "validate", "collect", "locate", "rectify", "build", "pipeline", "merge", "train"):
+        assert cmd in out
+
+
+def test_validate_reports_every_problem(tmp_path):
+    good = {"prompt": "q", "initial_reason_steps": "", "chosen": "Step 1: a", "rejected": "Step 1: b"}
+    f = tmp_path / "pairs.jsonl"
+    f.write_text("\n".join([json.dumps(good), "{oops", json.dumps({**good, "rejected": "Step 1: a"}), json.dumps(good)]) + "\n")
+    res = runner.invoke(app, ["validate", str(f)])
+    assert res.exit_code == 1
+    assert "pairs.jsonl:2: malformed JSON" in res.output and "pairs.jsonl:3:" in res.output
+    f.write_text(json.dumps(good) + "\n")
+    assert runner.invoke(app, ["validate", str(f)]).exit_code == 0
+
+
+def test_eval_writes_summary_and_results(tmp_path):
+    res = runner.invoke(app, ["eval", "--limit", "8", "--max-new-tokens", "160", "--backend", "hf", "--out", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["n_problems"] == 8 and 0 <= summary["accuracy"] <= 1
+    assert summary["prompt_format"] == "base" and summary["sampling"]["temperature"] == 0.0
+    rows = [json.loads(l) for l in (tmp_path / "results.jsonl").read_text().splitlines()]
+    assert len(rows) == 8 and "first_error_step" in rows[0]["samples"][0]
+
+
+def test_bad_input_is_one_clear_line(tmp_path):
+    f = tmp_path / "problems.jsonl"
+    f.write_text(json.dumps({"question": "q", "answer": "no marker"}) + "\n")
+    res = runner.invoke(app, ["eval", "--data", str(f), "--backend", "hf"])
+    assert res.exit_code == 2
+    assert "problems.jsonl:1: GSM8K answer has no '#### N' line" in res.output
+    assert "Traceback" not in res.output
+    res = runner.invoke(app, ["build", "--in", str(tmp_path / "missing.jsonl"), "--out", str(tmp_path / "p.jsonl")])
+    assert res.exit_code == 2 and "file not found" in res.output

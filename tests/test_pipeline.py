@@ -1,0 +1,131 @@
+import json
+
+import pytest
+
+from stepdpo.build import BuildConfig, build_pairs
+from stepdpo.collect import CollectConfig
+from stepdpo.data import load_problems
+from stepdpo.generation.hf import HFGenerator
+from stepdpo.io import read_records
+from stepdpo.locate import make_judge
+from stepdpo.pipeline import PipelineConfig, run_build, run_collect, run_locate, run_pipeline, run_rectify
+from stepdpo.rectify import RectifyConfig
+from stepdpo.runner import ledger_path, merge_shards
+from stepdpo.tasks.arithmetic import check_solution
+
+
+@pytest.fixture(scope="module")
+def gen(model, tokenizer):
+    return HFGenerator(model, tokenizer, batch_size=64)
+
+
+@pytest.fixture(scope="module")
+def problems():
+    return load_problems("synthetic", split="train", limit=12, seed=555)
+
+
+CCFG = CollectConfig(k=4, temperature=1.0, max_new_tokens=160, seed=1)
+
+
+def _ids(path):
+    return [json.loads(l)["id"] for l in open(path)]
+
+
+def test_collect_keeps_wrong_solutions_and_records_settings(gen, problems, tmp_path):
+    s = run_collect(gen, problems, tmp_path / "errors.jsonl", CCFG, quiet=True)
+    sols, _ = read_records(tmp_path / "errors.jsonl", "solution")
+    assert s.rows_in == 12 and s.rows_out == len(sols) > 0
+    assert s.counters["correct"] + s.counters["wrong"] + sum(s.dropped.values()) == 48
+    assert all(not x.correct for x in sols)
+    g = sols[0].generator
+    assert g["prompt_format"] == "base" and g["sampling"]["n"] == 4 and g["sampling"]["temperature"] == 1.0
+    assert all(x.completion.startswith("Step 1:") for x in sols)
+
+
+def test_collect_resumes_after_a_kill(gen, problems, tmp_path):
+    full = tmp_path / "full.jsonl"
+    run_collect(gen, problems, full, CCFG, quiet=True)
+    part = tmp_path / "part.jsonl"
+    run_collect(gen, problems, part, CCFG, quiet=True)
+    # simulate a kill: the output ends in a torn line, the ledger lost its last entries
+    text = part.read_text()
+    part.write_text(text[: len(text) * 2 // 3])
+    led = ledger_path(part)
+    led.write_text("".join(l + "\n" for l in led.read_text().splitlines()[:5]))
+    s = run_collect(gen, problems, part, CCFG, quiet=True)
+    assert s.resumed == 5
+    assert sorted(_ids(part)) == sorted(_ids(full))  # nothing lost, nothing twice
+
+
+def test_shards_merge_to_the_whole(gen, problems, tmp_path):
+    run_collect(gen, problems, tmp_path / "all.jsonl", CCFG, quiet=True)
+    for i in range(2):
+        run_collect(gen, problems, tmp_path / "e.jsonl", CCFG, shard=(i, 2), quiet=True)
+    shards = [tmp_path / "e.shard-0-of-2.jsonl", tmp_path / "e.shard-1-of-2.jsonl"]
+    n = merge_shards(shards, tmp_path / "merged.jsonl", "solution")
+    assert n == len(_ids(tmp_path / "all.jsonl"))
+    assert sorted(_ids(tmp_path / "merged.jsonl")) == sorted(_ids(tmp_path / "all.jsonl"))
+
+
+def test_locate_rectify_build(gen, problems, tmp_path):
+    run_collect(gen, problems, tmp_path / "errors.jsonl", CCFG, quiet=True)
+    s = run_locate(make_judge("verifier"), tmp_path / "errors.jsonl", tmp_path / "located.jsonl", quiet=True)
+    located, _ = read_records(tmp_path / "located.jsonl", "located_error")
+    assert s.counters["located"] == sum(e.first_error_step is not None for e in located) > 0
+    for e in located:
+        if e.first_error_step:
+            p = next(p for p in problems if p.id == e.solution.problem_id)
+            assert check_solution(p, e.solution.completion).first_error_step == e.first_error_step
+    r = run_rectify(gen, tmp_path / "located.jsonl", tmp_path / "rect.jsonl",
+                    RectifyConfig(n=8, temperature=1.0, max_new_tokens=160, seed=2), quiet=True)
+    rects, _ = read_records(tmp_path / "rect.jsonl", "rectification")
+    assert r.rows_out == len(rects) > 0
+    for rect in rects:
+        for c in rect.candidates:  # s_win is the first step of a continuation that reached the answer
+            assert c["continuation"].startswith(c["step"])
+            assert c["step"].startswith(f"Step {rect.error.first_error_step}:")
+    b = run_build(tmp_path / "rect.jsonl", tmp_path / "pairs.jsonl", BuildConfig(recheck=True))
+    pairs, _ = read_records(tmp_path / "pairs.jsonl", "step_pair")
+    assert b.rows_out == len(pairs) > 0
+    for pair in pairs:
+        assert pair.initial_reason_steps.startswith("Let's think step by step.\n")
+        assert pair.chosen != pair.rejected and pair.full_chosen.startswith(pair.initial_reason_steps)
+    dpo, _ = build_pairs(rects, BuildConfig(fmt="dpo"))
+    assert dpo and all(p.chosen.startswith("Step 1:") for p in dpo)
+
+
+def test_rollout_judge_binary_and_linear(gen, problems, tmp_path):
+    run_collect(gen, problems, tmp_path / "errors.jsonl", CCFG, quiet=True)
+    sols, _ = read_records(tmp_path / "errors.jsonl", "solution")
+    sols = sols[:6]
+    res = {}
+    for search in ("binary", "linear", "full"):
+        judge = make_judge("rollout", gen, m=4, search=search, max_new_tokens=160, temperature=1.0)
+        res[search] = judge.locate(sols)
+    for e in res["binary"]:
+        assert 1 <= e.first_error_step <= len(e.solution.steps)
+        assert e.evidence["rollouts"] > 0 or len(e.solution.steps) == 1
+    assert sum(e.evidence["rollouts"] for e in res["full"]) >= sum(e.evidence["rollouts"] for e in res["linear"])
+
+
+def test_pipeline_from_yaml_and_partial_runs(tmp_path):
+    cfg_file = tmp_path / "p.yaml"
+    cfg_file.write_text(f"""
+model: default
+limit: 6
+out: {tmp_path / 'run'}
+backend: hf
+collect: {{k: 4, temperature: 1.0, max_new_tokens: 160}}
+locate: {{judge: verifier}}
+rectify: {{n: 4, temperature: 1.0, max_new_tokens: 160}}
+""")
+    cfg = PipelineConfig.from_yaml(cfg_file)
+    first = run_pipeline(cfg, "collect", "locate", quiet=True)
+    assert [s.stage for s in first] == ["collect", "locate"]
+    rest = run_pipeline(cfg, "rectify", "build", quiet=True)
+    assert [s.stage for s in rest] == ["rectify", "build (step)", "build (dpo)"]
+    assert (tmp_path / "run" / "pairs.jsonl").exists() and (tmp_path / "run" / "pairs_dpo.jsonl").exists()
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("collect: {kk: 3}\n")
+    with pytest.raises(ValueError, match="bad.yaml: unknown option"):
+        PipelineConfig.from_yaml(bad)

@@ -1,0 +1,100 @@
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from helpers import toy_pairs
+from stepdpo.io import write_records
+from stepdpo.train import TrainConfig, split_pairs, train
+
+HERE = Path(__file__).parent
+
+
+@pytest.fixture(scope="module")
+def pair_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("pairs") / "pairs.jsonl"
+    write_records(path, toy_pairs(40))
+    return path
+
+
+def _cfg(pair_file, default_model, out, **kw):
+    base = dict(data=str(pair_file), model=default_model, out=str(out), lr=1e-3, global_batch=8, max_seq_len=700,
+                rows_per_micro=2, warmup_ratio=0.0, val_fraction=0.2, eval_every=2, dtype="fp32")
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_training_logs_plots_and_saves(pair_file, default_model, tmp_path):
+    result = train(_cfg(pair_file, default_model, tmp_path / "run", max_steps=4), quiet=True)
+    rows = [json.loads(l) for l in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2, 3, 4]
+    assert rows[0]["train/loss"] == pytest.approx(math.log(2), abs=1e-5)  # policy == reference at step 1
+    assert rows[-1]["train/loss"] < rows[0]["train/loss"]
+    assert "val/reward_accuracy" in rows[1] and "val/reward_margin" in rows[-1]
+    assert (tmp_path / "run" / "curves.png").stat().st_size > 1000
+    assert list((tmp_path / "run" / "tb").iterdir())
+    from transformers import AutoModelForCausalLM
+
+    AutoModelForCausalLM.from_pretrained(result["model"])
+
+
+def test_resume_gives_the_same_model(pair_file, default_model, tmp_path):
+    train(_cfg(pair_file, default_model, tmp_path / "a", max_steps=4), quiet=True)
+    train(_cfg(pair_file, default_model, tmp_path / "b", max_steps=4, save_every=2), quiet=True)
+    # as if killed after step 2: drop what came later, then resume
+    (tmp_path / "b" / "model" / "model.safetensors").unlink()
+    log = tmp_path / "b" / "log.jsonl"
+    log.write_text("".join(l + "\n" for l in log.read_text().splitlines()[:2]))
+    train(_cfg(pair_file, default_model, tmp_path / "b", max_steps=4, save_every=2, resume=True), quiet=True)
+    assert [json.loads(l)["step"] for l in log.read_text().splitlines()] == [1, 2, 3, 4]
+    a = load_file(tmp_path / "a" / "model" / "model.safetensors")
+    b = load_file(tmp_path / "b" / "model" / "model.safetensors")
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+
+
+def test_prefix_sharing_does_not_change_training(pair_file, default_model, tmp_path):
+    train(_cfg(pair_file, default_model, tmp_path / "s", max_steps=2), quiet=True)
+    train(_cfg(pair_file, default_model, tmp_path / "u", max_steps=2, prefix_sharing=False), quiet=True)
+    ls = [json.loads(l)["train/loss"] for l in (tmp_path / "s" / "log.jsonl").read_text().splitlines()]
+    lu = [json.loads(l)["train/loss"] for l in (tmp_path / "u" / "log.jsonl").read_text().splitlines()]
+    assert ls == pytest.approx(lu, abs=1e-4)
+
+
+def test_lora_trains_and_merges(pair_file, default_model, tmp_path):
+    result = train(_cfg(pair_file, default_model, tmp_path / "lora", max_steps=2, lora_r=4), quiet=True)
+    from transformers import AutoModelForCausalLM
+
+    m = AutoModelForCausalLM.from_pretrained(result["model"])
+    assert not any("lora" in n for n, _ in m.named_parameters())
+
+
+def test_held_out_split_is_stable():
+    pairs = toy_pairs(50)
+    a, va = split_pairs(pairs, 0.2, 0)
+    b, vb = split_pairs(pairs + toy_pairs(10, seed=9), 0.2, 0)
+    assert {p.id for p in va} <= {p.id for p in vb} and len(a) + len(va) == 50
+
+
+def test_two_processes_synchronise_gradients(default_model, tmp_path):
+    env = {**os.environ, "PYTHONPATH": f"{HERE}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+           "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    out = str(tmp_path / "g")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
+           str(HERE / "_ddp_worker.py"), default_model, out]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    single = subprocess.run([sys.executable, str(HERE / "_ddp_worker.py"), default_model, out + "-single"], env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert single.returncode == 0, single.stderr[-3000:]
+    r0, r1 = torch.load(out + ".rank0.pt"), torch.load(out + ".rank1.pt")
+    full = torch.load(out + "-single.rank0.pt")
+    assert r0["world"] == r1["world"] == 2 and full["world"] == 1
+    for name, g in r0["grads"].items():
+        assert torch.allclose(g, r1["grads"][name], atol=1e-7), name  # the ranks agree
+        assert torch.allclose(g, full["grads"][name], atol=1e-6), name  # and equal the full batch's gradient
