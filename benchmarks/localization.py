@@ -2,7 +2,8 @@
 
 Ground truth is the task's exact step checker. Measures:
 - first_error_accuracy: how often the rollout judge (binary search) finds the checker's first
-  wrong step;
+  wrong step, over the errors it locates; coverage: the share it locates (it abstains where the
+  model never solves the problem from scratch); and the accuracy counting abstentions as wrong;
 - rollout_ratio: rollouts spent by binary search / by a linear scan (i = 1, 2, ... until the first
   unrecoverable prefix) at the same m, same early stopping; also against Math-Shepherd's full
   per-step scan;
@@ -47,6 +48,7 @@ def main() -> None:
     ap.add_argument("--problems", type=int, default=400)
     ap.add_argument("--m", type=int, default=8, help="rollouts per prefix check")
     ap.add_argument("--max-solutions", type=int, default=300)
+    ap.add_argument("--temperature", type=float, default=1.0, help="rollout temperature")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     if args.quick:
@@ -70,12 +72,17 @@ def main() -> None:
     # rollout localization: binary search against linear scans, same m
     runs = {}
     for search in ("binary", "linear", "full"):
-        judge = RolloutJudge(gen, m=args.m, temperature=0.8, max_new_tokens=200, search=search, seed=args.seed)
-        located, secs = timed(lambda: [e for i in range(0, len(sols), 64) for e in judge.locate(sols[i : i + 64])])
-        acc = sum(e.first_error_step == truth[e.solution.id] for e in located) / len(located)
-        spent = sum(e.evidence["rollouts"] for e in located)
-        runs[search] = {"first_error_accuracy": acc, "rollouts_per_solution": spent / len(located), "seconds": secs}
-        print(f"rollout/{search}: accuracy {acc:.3f}, {spent / len(located):.1f} rollouts per solution, {secs:.0f} s",
+        judge = RolloutJudge(gen, m=args.m, temperature=args.temperature, max_new_tokens=200, search=search,
+                             seed=args.seed)
+        done, secs = timed(lambda: [e for i in range(0, len(sols), 64) for e in judge.locate(sols[i : i + 64])])
+        located = [e for e in done if e.first_error_step is not None]
+        right = sum(e.first_error_step == truth[e.solution.id] for e in located)
+        spent = sum(e.evidence["rollouts"] for e in done)
+        runs[search] = {"first_error_accuracy": right / max(1, len(located)), "coverage": len(located) / len(done),
+                        "accuracy_counting_abstentions_wrong": right / len(done),
+                        "rollouts_per_solution": spent / len(done), "seconds": secs}
+        print(f"rollout/{search}: accuracy {right / max(1, len(located)):.3f} on the {len(located)} located "
+              f"(coverage {len(located) / len(done):.2f}), {spent / len(done):.1f} rollouts per solution, {secs:.0f} s",
               flush=True)
     # rectification throughput
     from stepdpo.records import LocatedError
@@ -104,6 +111,8 @@ def main() -> None:
         "solutions": len(sols),
         "m": args.m,
         "first_error_accuracy": runs["binary"]["first_error_accuracy"],
+        "coverage": runs["binary"]["coverage"],
+        "accuracy_counting_abstentions_wrong": runs["binary"]["accuracy_counting_abstentions_wrong"],
         "rollout_ratio": runs["binary"]["rollouts_per_solution"] / runs["linear"]["rollouts_per_solution"],
         "rollout_ratio_vs_full_scan": runs["binary"]["rollouts_per_solution"] / runs["full"]["rollouts_per_solution"],
         "rollouts_per_solution": {k: v["rollouts_per_solution"] for k, v in runs.items()},

@@ -201,7 +201,7 @@ def locate(
     m: int = typer.Option(8, help="Rollouts per prefix check."),
     search: str = typer.Option("binary", help="binary, linear or full (rollout judge)."),
     early_stop: bool = typer.Option(True, help="Sample m/2 first, the rest only if none succeeded."),
-    temperature: float = typer.Option(0.8),
+    temperature: float = typer.Option(1.0, help="Rollout temperature (rollout judge)."),
     max_new_tokens: int = typer.Option(512),
     llm_model: str = typer.Option("gpt-4o", help="Judge model (llm judge)."),
     base_url: Optional[str] = typer.Option(None, help="OpenAI-compatible endpoint (llm judge)."),

@@ -33,7 +33,7 @@ class LocateConfig:
         m: rollouts per prefix check (rollout judge).
         search: ``binary``, ``linear`` or ``full`` (rollout judge).
         early_stop: sample m/2 first and the rest only if none succeeded (rollout judge).
-        temperature: rollout sampling temperature.
+        temperature: rollout sampling temperature (1.0 explores past a weak policy's systematic slips).
         max_new_tokens: rollout length limit.
         llm_model: the judge model (llm judge).
         base_url: an OpenAI-compatible endpoint, e.g. a local vLLM server (llm judge).
@@ -47,7 +47,7 @@ class LocateConfig:
     m: int = 8
     search: str = "binary"
     early_stop: bool = True
-    temperature: float = 0.8
+    temperature: float = 1.0
     max_new_tokens: int = 512
     llm_model: str = "gpt-4o"
     base_url: str | None = None

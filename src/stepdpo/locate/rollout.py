@@ -10,6 +10,12 @@ R(hi) false (as OmegaPRM does); ``"linear"`` checks i = 1, 2, ... until the firs
 ``"full"`` checks every prefix (Math-Shepherd's per-step annotation). With ``early_stop`` a check
 samples m/2 continuations first and the other m/2 only if none of the first reached the answer.
 All solutions of a batch are searched together, one generation call per round.
+
+Two refinements, used by every search: with ``abstain``, R(0) is sampled once per problem, and if
+the policy never solves the problem from scratch the error is recorded as unlocated
+(``unsolvable_by_policy``): rollouts carry no information there. With ``reuse``, a successful
+continuation from prefix i that reproduces the solution's next steps s(i+1)..sj verbatim also
+proves R(j), so the search skips past j.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from ..generation import Generator, SamplingConfig
 from ..grading import grade
 from ..prompts import generation_prompt, resolve_format
 from ..records import LocatedError, Solution
+from ..steps import split_steps, step_body
 
 
 class RolloutJudge:
@@ -27,9 +34,9 @@ class RolloutJudge:
 
     name = "rollout"
 
-    def __init__(self, generator: Generator, m: int = 8, temperature: float = 0.8, top_p: float = 0.95,
+    def __init__(self, generator: Generator, m: int = 8, temperature: float = 1.0, top_p: float = 1.0,
                  max_new_tokens: int = 512, search: str = "binary", early_stop: bool = True,
-                 prompt_format: str = "auto", seed: int = 0):
+                 prompt_format: str = "auto", seed: int = 0, abstain: bool = True, reuse: bool = True):
         if search not in ("binary", "linear", "full"):
             raise ValueError(f"unknown search {search!r}; use binary, linear or full")
         if m < 1:
@@ -37,40 +44,81 @@ class RolloutJudge:
         self.generator, self.m, self.search, self.early_stop = generator, m, search, early_stop
         self.fmt = resolve_format(generator.tokenizer, prompt_format)
         self.temperature, self.top_p, self.max_new_tokens, self.seed = temperature, top_p, max_new_tokens, seed
+        self.abstain, self.reuse = abstain, reuse
         self._round = 0
+        self._root: dict[tuple[str, str], tuple[int, int]] = {}  # problem -> (successes, rollouts) from scratch
 
     def settings(self) -> dict[str, Any]:
         return {"judge": self.name, "model": self.generator.model_name, "m": self.m, "search": self.search,
                 "early_stop": self.early_stop, "temperature": self.temperature, "top_p": self.top_p,
-                "max_new_tokens": self.max_new_tokens, "prompt_format": self.fmt, "seed": self.seed}
+                "max_new_tokens": self.max_new_tokens, "prompt_format": self.fmt, "seed": self.seed,
+                "abstain": self.abstain, "reuse": self.reuse}
 
-    def _sample(self, queries: list[tuple[Solution, int]], n: int) -> list[int]:
-        """Number of the n continuations after each prefix (solution, i) that reach the answer."""
+    def _sample(self, queries: list[tuple[Solution, int]], n: int) -> list[tuple[int, int]]:
+        """For each prefix (solution, i): how many of n continuations reach the answer, and the
+        longest prefix s1..sj (j >= i) that a successful continuation reproduces verbatim."""
         self._round += 1
         sampling = SamplingConfig(n=n, temperature=self.temperature, top_p=self.top_p,
                                   max_new_tokens=self.max_new_tokens, seed=self.seed + 7919 * self._round)
         prompts = [generation_prompt(s.problem, s.steps[:i], tokenizer=self.generator.tokenizer, fmt=self.fmt)
                    for s, i in queries]
         outs = self.generator.generate([p for p, _ in prompts], sampling)
-        return [sum(grade(primer + c.text, s.answer) for c in comps)
-                for (s, _), (_, primer), comps in zip(queries, prompts, outs)]
+        result = []
+        for (s, i), (_, primer), comps in zip(queries, prompts, outs):
+            wins = [primer + c.text for c in comps if grade(primer + c.text, s.answer)]
+            depth = max((i + _shared_steps(s.steps[i:], t) for t in wins), default=i) if self.reuse else i
+            result.append((len(wins), depth))
+        return result
 
-    def _check(self, queries: list[tuple[Solution, int]]) -> list[tuple[int, int]]:
-        """``(successes, rollouts spent)`` for each prefix."""
+    def _check(self, queries: list[tuple[Solution, int]]) -> list[tuple[int, int, int]]:
+        """``(successes, recoverable depth, rollouts spent)`` for each prefix."""
         if not queries:
             return []
         if not self.early_stop or self.m == 1:
-            return [(s, self.m) for s in self._sample(queries, self.m)]
+            return [(w, d, self.m) for w, d in self._sample(queries, self.m)]
         first = (self.m + 1) // 2
-        wins = self._sample(queries, first)
-        again = [j for j, w in enumerate(wins) if w == 0]
+        found = self._sample(queries, first)
+        again = [j for j, (w, _) in enumerate(found) if w == 0]
         more = self._sample([queries[j] for j in again], self.m - first) if again else []
-        result = [(w, first) for w in wins]
-        for j, w in zip(again, more):
-            result[j] = (w, self.m)
+        result = [(w, d, first) for w, d in found]
+        for j, (w, d) in zip(again, more):
+            result[j] = (w, d, self.m)
         return result
 
+    def _solvable(self, solutions: list[Solution]) -> dict[tuple[str, str], tuple[int, int]]:
+        """R(0) per problem, sampled once per problem and judge: (successes, rollouts spent)."""
+        todo = {}
+        for s in solutions:
+            key = (s.problem, s.answer)
+            if key not in self._root and key not in todo:
+                todo[key] = Solution(id="", problem_id="", problem=s.problem, answer=s.answer, completion="x",
+                                     steps=["x"], correct=False)
+        for key, (wins, _, cost) in zip(todo, self._check([(s, 0) for s in todo.values()])):
+            self._root[key] = (wins, cost)
+        return self._root
+
     def locate(self, solutions: list[Solution]) -> list[LocatedError]:
+        out: list[LocatedError | None] = [None] * len(solutions)
+        root_cost = {}
+        if self.abstain:
+            # if the policy never solves the problem from scratch, rollouts cannot tell where it
+            # went wrong: the error is recorded as unlocated rather than guessed as step 1
+            fresh = {(s.problem, s.answer) for s in solutions} - set(self._root)
+            root = self._solvable(solutions)
+            for j, s in enumerate(solutions):
+                key = (s.problem, s.answer)
+                root_cost[j] = root[key][1] if key in fresh else 0
+                fresh.discard(key)
+                if root[key][0] == 0:
+                    out[j] = LocatedError(s, None, self.name, reason="unsolvable_by_policy",
+                                          evidence={"rollouts": root_cost[j], "m": self.m, "search": self.search})
+        todo = [j for j in range(len(solutions)) if out[j] is None]
+        for j, err in zip(todo, self._search([solutions[j] for j in todo])):
+            err.evidence["rollouts"] += root_cost.get(j, 0)
+            out[j] = err
+        return out  # type: ignore[return-value]
+
+    def _search(self, solutions: list[Solution]) -> list[LocatedError]:
         n = [len(s.steps) for s in solutions]
         lo, hi = [0] * len(solutions), list(n)  # R(lo) true, R(hi) false
         spent = [0] * len(solutions)
@@ -88,13 +136,16 @@ class RolloutJudge:
                 owners.append(j)
             if not queries:
                 break
-            for j, (s, i), (wins, cost) in zip(owners, queries, self._check(queries)):
+            for j, (s, i), (wins, depth, cost) in zip(owners, queries, self._check(queries)):
                 spent[j] += cost
                 checks[j][i] = wins
                 if self.search == "binary":
-                    lo[j], hi[j] = (i, hi[j]) if wins else (lo[j], i)
+                    lo[j], hi[j] = (max(i, min(depth, hi[j] - 1)), hi[j]) if wins else (lo[j], i)
                 else:
-                    nxt[j] = i + 1
+                    if wins and self.search == "linear":
+                        nxt[j] = max(i, min(depth, n[j] - 1)) + 1  # reproduced steps are recoverable too
+                    else:
+                        nxt[j] = i + 1
                     if not wins and hi[j] == n[j]:
                         hi[j] = i
         return [
@@ -103,3 +154,14 @@ class RolloutJudge:
                                    "successes_after_prefix": {str(i): w for i, w in sorted(checks[j].items())}})
             for j, s in enumerate(solutions)
         ]
+
+
+def _shared_steps(steps: list[str], continuation: str) -> int:
+    """How many of ``steps`` a continuation text reproduces verbatim, from the first on."""
+    cont = split_steps(continuation)[1]
+    count = 0
+    for a, b in zip(steps, cont):
+        if step_body(a) != step_body(b):
+            break
+        count += 1
+    return count
