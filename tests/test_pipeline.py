@@ -107,7 +107,7 @@ def test_rollout_judge_binary_and_linear(gen, problems, tmp_path):
             assert e.reason == "unsolvable_by_policy"
         else:
             assert 1 <= e.first_error_step <= len(e.solution.steps)
-        assert e.evidence["rollouts"] > 0
+            assert e.evidence["rollouts"] > 0 or len(e.solution.steps) == 1
     assert sum(e.evidence["rollouts"] for e in res["full"]) >= sum(e.evidence["rollouts"] for e in res["linear"])
 
 
