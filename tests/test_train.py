@@ -66,6 +66,14 @@ def test_prefix_sharing_does_not_change_training(pair_file, default_model, tmp_p
     assert ls == pytest.approx(lu, abs=1e-4)
 
 
+def test_gradient_checkpointing_does_not_change_training(pair_file, default_model, tmp_path):
+    train(_cfg(pair_file, default_model, tmp_path / "g", max_steps=2, gradient_checkpointing=True), quiet=True)
+    train(_cfg(pair_file, default_model, tmp_path / "n", max_steps=2), quiet=True)
+    lg = [json.loads(l)["train/loss"] for l in (tmp_path / "g" / "log.jsonl").read_text().splitlines()]
+    ln = [json.loads(l)["train/loss"] for l in (tmp_path / "n" / "log.jsonl").read_text().splitlines()]
+    assert lg == pytest.approx(ln, abs=1e-5)
+
+
 def test_lora_trains_and_merges(pair_file, default_model, tmp_path):
     result = train(_cfg(pair_file, default_model, tmp_path / "lora", max_steps=2, lora_r=4), quiet=True)
     from transformers import AutoModelForCausalLM

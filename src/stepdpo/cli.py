@@ -312,6 +312,7 @@ def train(
     fmt: Optional[str] = typer.Option(None, "--format", help="step (no EOS after a step) or dpo (whole solutions)."),
     add_eos: Optional[bool] = typer.Option(None, "--add-eos/--no-eos", help="Override the format's EOS rule."),
     val_data: Optional[str] = typer.Option(None, help="Held-out pairs for the validation curves."),
+    val_fraction: Optional[float] = typer.Option(None, help="Share of --data held out when --val-data is not given."),
     loss: Optional[str] = typer.Option(None, help="sigmoid, robust, hinge or ipo."),
     beta: Optional[float] = typer.Option(None),
     label_smoothing: Optional[float] = typer.Option(None),
@@ -335,6 +336,7 @@ def train(
     from .train import TrainConfig, train as run_train
 
     given = {k: v for k, v in dict(data=data, out=out, model=model, fmt=fmt, add_eos=add_eos, val_data=val_data,
+                                   val_fraction=val_fraction,
                                    loss=loss, beta=beta, label_smoothing=label_smoothing, sft_weight=sft_weight,
                                    lr=lr, epochs=epochs, global_batch=global_batch, max_seq_len=max_seq_len,
                                    rows_per_micro=rows_per_micro, prefix_sharing=prefix_sharing, lora_r=lora_r,

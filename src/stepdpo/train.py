@@ -277,6 +277,13 @@ def train(cfg: TrainConfig, quiet: bool = False) -> dict[str, Any]:
     log = TrainLog(out, enabled=accelerator.is_main_process, resume=cfg.resume)
     start = _maybe_resume(accelerator, cfg, out)
     per_rank = math.ceil(cfg.global_batch / world)
+    step_cfg = cfg
+    if accelerator.distributed_type.name == "DEEPSPEED":
+        # accelerate's DeepSpeed wrapper steps the engine inside every backward: one backward per
+        # optimizer step, so all of a process's pairs of a step go in one forward pass
+        from dataclasses import replace
+
+        step_cfg = replace(cfg, rows_per_micro=1 << 30)
     t0, seen = time.time(), 0
     bar = tqdm(range(start, total), initial=start, total=total, desc="train", disable=quiet or not accelerator.is_main_process)
     for step in bar:
@@ -286,7 +293,7 @@ def train(cfg: TrainConfig, quiet: bool = False) -> dict[str, Any]:
         chunk = order[k * cfg.global_batch : (k + 1) * cfg.global_batch]
         mine = chunk[rank * per_rank : (rank + 1) * per_rank]
         n_global = len(chunk)
-        micro = _batches(enc, mine, cfg) if mine else []
+        micro = _batches(enc, mine, step_cfg) if mine else []
         sums = train_step(model, loss_fn, micro, ref, cfg, accelerator, max(1, len(mine)), device, dtype)
         # each rank normalises by its own pairs; DDP averages the ranks' gradients
         if cfg.max_grad_norm:
