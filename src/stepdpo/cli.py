@@ -384,6 +384,28 @@ def demo(
     _run(body)
 
 
+@app.command()
+def iterate(
+    out: Path = typer.Option(Path("runs/iterate"), help="Output folder."),
+    model: str = typer.Option("default", help="Starting model."),
+    rounds: int = typer.Option(3, help="Rounds of collect, locate, rectify, train."),
+    train_problems: int = typer.Option(600, help="Fresh training problems per round."),
+    eval_problems: int = typer.Option(500, help="Held-out problems, the same every round."),
+    judge: str = typer.Option("verifier", help="verifier (exact checker) or rollout (no judge)."),
+    lr: float = typer.Option(2e-5),
+    epochs: float = typer.Option(3.0),
+) -> None:
+    """Iterative Step-DPO: each round trains on the previous round's model's own errors."""
+    from .iterate import IterateConfig, run_iterate
+
+    def body():
+        res = run_iterate(IterateConfig(out=str(out), model=model, rounds=rounds, train_problems=train_problems,
+                                        eval_problems=eval_problems, judge=judge, lr=lr, epochs=epochs))
+        _say((out / "iterate.md").read_text() + f"total {res['wall_s']:.0f} s")
+
+    _run(body)
+
+
 def main() -> None:  # pragma: no cover
     app()
 

@@ -112,6 +112,7 @@ class PipelineConfig:
     Attributes:
         model: the reference model (folder, hub id, or ``default``).
         data: problems (synthetic, gsm8k, math, a file ...), their split and how many.
+        data_seed: which synthetic problems (default: the training set's seed).
         out: output folder.
         backend: generation backend (auto, hf, vllm).
         batch_size: sequences decoded together (hf backend).
@@ -121,6 +122,7 @@ class PipelineConfig:
     data: str = "synthetic"
     split: str = "train"
     limit: int | None = 500
+    data_seed: int | None = None
     out: str = "runs/pipeline"
     backend: str = "auto"
     batch_size: int = 64
@@ -184,7 +186,7 @@ def run_pipeline(cfg: PipelineConfig, start: str = "collect", stop: str = "build
         if stage == "collect":
             from .data import load_problems
 
-            problems = load_problems(cfg.data, split=cfg.split, limit=cfg.limit)
+            problems = load_problems(cfg.data, split=cfg.split, limit=cfg.limit, seed=cfg.data_seed)
             s = run_collect(generator, problems, path["collect"], cfg.collect, shard, quiet)
         elif stage == "locate":
             judge = make_stage_judge(cfg.locate, generator, path["locate"])
