@@ -1,5 +1,4 @@
 import pytest
-import torch
 
 from stepdpo.generation import SamplingConfig, load_generator
 from stepdpo.generation.base import STEP_STOP

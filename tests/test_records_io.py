@@ -39,7 +39,7 @@ def test_bad_rows_name_file_and_line(tmp_path, bad, reason, msg):
     p = _write(tmp_path, "pairs.jsonl", [PAIR, bad, PAIR])
     with pytest.raises(DataError) as e:
         read_records(p, "step_pair")
-    assert f"pairs.jsonl:2:" in str(e.value) and msg in str(e.value)
+    assert "pairs.jsonl:2:" in str(e.value) and msg in str(e.value)
     pairs, report = read_records(p, "step_pair", skip_invalid=True)
     assert len(pairs) == 2 and report.skipped == {reason: 1}
     assert validate_file(p, "step_pair").skipped == {reason: 1}
