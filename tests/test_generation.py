@@ -66,3 +66,13 @@ def test_samples_do_not_depend_on_batching(model, tokenizer, prompts):
     together = HFGenerator(model, tokenizer, batch_size=64).generate(prompts, cfg)
     alone = [HFGenerator(model, tokenizer, batch_size=64).generate([p], cfg)[0] for p in reversed(prompts)][::-1]
     assert [[c.text for c in x] for x in together] == [[c.text for c in x] for x in alone]
+
+
+def test_repeated_prompts_are_generated_once(model, tokenizer, prompts):
+    gen = HFGenerator(model, tokenizer, batch_size=64)
+    cfg = SamplingConfig(n=2, temperature=1.0, max_new_tokens=15, seed=4)
+    out = gen.generate([prompts[0], prompts[1], prompts[0]], cfg)
+    assert [c.text for c in out[0]] == [c.text for c in out[2]]
+    single = HFGenerator(model, tokenizer, batch_size=64)
+    single.generate([prompts[0], prompts[1]], cfg)
+    assert gen.stats["prefill_tokens"] == single.stats["prefill_tokens"]

@@ -57,19 +57,24 @@ class HFGenerator:
 
     @torch.inference_mode()
     def generate(self, prompts: list[str], sampling: SamplingConfig) -> list[list[Completion]]:
-        """``sampling.n`` completions per prompt; prompts are batched by length to limit padding."""
-        encoded = [encode_prompt(self.tokenizer, p) for p in prompts]
-        order = sorted(range(len(prompts)), key=lambda i: len(encoded[i]))
-        results: list[list[Completion]] = [[] for _ in prompts]
+        """``sampling.n`` completions per prompt; prompts are batched by length to limit padding.
+
+        Sampling is seeded per (prompt, sample), so a repeated prompt would give the same
+        completions: each distinct prompt is generated once and its result shared.
+        """
+        unique = list(dict.fromkeys(prompts))
+        encoded = [encode_prompt(self.tokenizer, p) for p in unique]
+        order = sorted(range(len(unique)), key=lambda i: len(encoded[i]))
+        results: dict[str, list[Completion]] = {}
         per_batch = max(1, self.batch_size // max(1, sampling.n)) if sampling.n > 1 else self.batch_size
         for start in range(0, len(order), per_batch):
             idx = order[start : start + per_batch]
-            gens = [torch.Generator(device=self.device).manual_seed(row_seed(sampling.seed, prompts[i], j))
+            gens = [torch.Generator(device=self.device).manual_seed(row_seed(sampling.seed, unique[i], j))
                     for i in idx for j in range(sampling.n)] if sampling.temperature > 0 else []
             outs = self._generate_batch([encoded[i] for i in idx], sampling, gens)
             for j, i in enumerate(idx):
-                results[i] = outs[j * sampling.n : (j + 1) * sampling.n]
-        return results
+                results[unique[i]] = outs[j * sampling.n : (j + 1) * sampling.n]
+        return [list(results[p]) for p in prompts]
 
     def _generate_batch(self, batch: list[list[int]], cfg: SamplingConfig, gens: list[torch.Generator]) -> list[Completion]:
         tok, dev, n = self.tokenizer, self.device, cfg.n

@@ -36,6 +36,7 @@ class VLLMGenerator:
 
         from .hf import row_seed
 
+        asked, prompts = prompts, list(dict.fromkeys(prompts))  # a repeated prompt would repeat its samples
         # one seed per prompt, so that results do not depend on batching, sharding or resuming
         params = [SamplingParams(n=sampling.n, temperature=sampling.temperature, top_p=sampling.top_p,
                                  max_tokens=sampling.max_new_tokens, stop=list(sampling.stop) or None,
@@ -56,4 +57,5 @@ class VLLMGenerator:
             self.stats["prompt_tokens"] += len(req.prompt_token_ids) * len(req.outputs)
             self.stats["prefill_tokens"] += len(req.prompt_token_ids)
             results.append(comps)
-        return results
+        by_prompt = dict(zip(prompts, results))
+        return [list(by_prompt[p]) for p in asked]
