@@ -8,7 +8,6 @@ carries the model, prompt format and sampling settings that produced it.
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import asdict, dataclass
 from typing import Any, Iterable
 
@@ -73,8 +72,3 @@ def collect_chunk(generator: Generator, problems: list[Problem], cfg: CollectCon
 def collect_settings(generator: Generator, cfg: CollectConfig) -> dict[str, Any]:
     """What identifies a collect run (hashed into the resume ledger)."""
     return {"model": generator.model_name, **asdict(cfg)}
-
-
-def accuracy_from_counters(counters: Counter) -> float | None:
-    total = counters.get("correct", 0) + counters.get("wrong", 0)
-    return counters.get("correct", 0) / total if total else None

@@ -18,11 +18,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .build import BuildConfig
-from .collect import CollectConfig
 from .io import read_records, write_records
-from .pipeline import LocateConfig, PipelineConfig, run_pipeline
-from .rectify import RectifyConfig
+from .pipeline import run_pipeline, synthetic_pipeline
 from .records import Problem, StepPair
 
 METHODS = ("sft", "dpo", "step_dpo", "step_dpo_ood")
@@ -106,12 +103,8 @@ def run_demo(cfg: DemoConfig, quiet: bool = True) -> dict[str, Any]:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     t = time.time()
-    pcfg = PipelineConfig(model="default", data="synthetic", split="train", limit=cfg.train_problems,
-                          out=str(out / "data"), backend="hf", batch_size=128,
-                          collect=CollectConfig(k=cfg.k, temperature=0.8, max_new_tokens=cfg.max_new_tokens),
-                          locate=LocateConfig(judge=cfg.judge, max_new_tokens=cfg.max_new_tokens),
-                          rectify=RectifyConfig(n=cfg.n, temperature=0.8, max_new_tokens=cfg.max_new_tokens),
-                          build=BuildConfig(max_per_error=1, max_per_problem=4))
+    pcfg = synthetic_pipeline("default", cfg.train_problems, out / "data", judge=cfg.judge,
+                              max_new_tokens=cfg.max_new_tokens, k=cfg.k, n=cfg.n)
     stages = run_pipeline(pcfg, quiet=quiet)
     times["data pipeline"] = time.time() - t
     _say(f"[{times['data pipeline']:.0f} s] data: " + "; ".join(f"{s.stage} {s.rows_out}" for s in stages))

@@ -13,10 +13,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from .build import BuildConfig
-from .collect import CollectConfig
-from .pipeline import LocateConfig, PipelineConfig, run_pipeline
-from .rectify import RectifyConfig
+from .pipeline import run_pipeline, synthetic_pipeline
 
 
 @dataclass
@@ -71,12 +68,8 @@ def run_iterate(cfg: IterateConfig, quiet: bool = True) -> dict[str, Any]:
     print(f"round 0: accuracy {rounds[0]['accuracy']:.3f}", flush=True)
     for r in range(1, cfg.rounds + 1):
         rdir = out / f"round{r}"
-        pcfg = PipelineConfig(model=model, data="synthetic", split="train", limit=cfg.train_problems,
-                              data_seed=TRAIN_SEED + 100 * r, out=str(rdir / "data"), backend="hf", batch_size=128,
-                              collect=CollectConfig(k=4, max_new_tokens=cfg.max_new_tokens),
-                              locate=LocateConfig(judge=cfg.judge, max_new_tokens=cfg.max_new_tokens),
-                              rectify=RectifyConfig(n=8, max_new_tokens=cfg.max_new_tokens),
-                              build=BuildConfig(max_per_error=1, max_per_problem=4))
+        pcfg = synthetic_pipeline(model, cfg.train_problems, rdir / "data", judge=cfg.judge,
+                                  max_new_tokens=cfg.max_new_tokens, data_seed=TRAIN_SEED + 100 * r)
         stages = run_pipeline(pcfg, quiet=quiet)
         pairs = stages[-2].rows_out  # the step pairs
         if pairs == 0:

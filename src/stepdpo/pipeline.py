@@ -166,6 +166,17 @@ class PipelineConfig:
             raise ValueError(f"{path}: {e}") from e
 
 
+def synthetic_pipeline(model: str, limit: int, out: str | Path, judge: str = "verifier", max_new_tokens: int = 200,
+                       k: int = 4, n: int = 8, data_seed: int | None = None) -> PipelineConfig:
+    """The pipeline the demo and ``iterate`` run on the embedded synthetic task (CPU, transformers)."""
+    return PipelineConfig(model=model, data="synthetic", split="train", limit=limit, data_seed=data_seed, out=str(out),
+                          backend="hf", batch_size=128,
+                          collect=CollectConfig(k=k, max_new_tokens=max_new_tokens),
+                          locate=LocateConfig(judge=judge, max_new_tokens=max_new_tokens),
+                          rectify=RectifyConfig(n=n, max_new_tokens=max_new_tokens),
+                          build=BuildConfig(max_per_error=1, max_per_problem=4))
+
+
 def run_pipeline(cfg: PipelineConfig, start: str = "collect", stop: str = "build",
                  shard: tuple[int, int] | None = None, quiet: bool = False) -> list[StageSummary]:
     """Run the stages from ``start`` to ``stop`` (inclusive); returns each stage's summary."""

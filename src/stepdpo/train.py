@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+from contextlib import nullcontext
 import random
 import time
 from dataclasses import asdict, dataclass, fields
@@ -175,7 +176,7 @@ def train_step(model, loss_fn, micro, ref_table, cfg, accelerator, n_pairs: int,
     sums = torch.zeros(5, device=device, dtype=torch.float64)  # loss, acc, margin, chosen, rejected
     for j, (order, batch) in enumerate(micro):
         sync = j == len(micro) - 1
-        ctx = accelerator.no_sync(model) if not sync and accelerator.num_processes > 1 else _null()
+        ctx = accelerator.no_sync(model) if not sync and accelerator.num_processes > 1 else nullcontext()
         with ctx:
             pc, pr = model(batch.to(device, dtype))
             losses, cr, rj = pair_metrics(loss_fn, pc, pr, ref_table[order], batch, cfg)
@@ -187,14 +188,6 @@ def train_step(model, loss_fn, micro, ref_table, cfg, accelerator, n_pairs: int,
 def _metric_sums(losses: torch.Tensor, cr: torch.Tensor, rj: torch.Tensor) -> torch.Tensor:
     """Sums over pairs of: loss, reward accuracy, reward margin, chosen reward, rejected reward."""
     return torch.stack([losses.sum(), (cr > rj).sum(), (cr - rj).sum(), cr.sum(), rj.sum()]).double()
-
-
-class _null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *a):
-        return False
 
 
 @torch.no_grad()
