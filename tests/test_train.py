@@ -106,3 +106,24 @@ def test_two_processes_synchronise_gradients(default_model, tmp_path):
     for name, g in r0["grads"].items():
         assert torch.allclose(g, r1["grads"][name], atol=1e-7), name  # the ranks agree
         assert torch.allclose(g, full["grads"][name], atol=1e-6), name  # and equal the full batch's gradient
+
+
+def test_shared_reference_cache_is_reused_across_runs(pair_file, default_model, tmp_path, monkeypatch):
+    import stepdpo.train as tr
+
+    cache = tmp_path / "ref.json"
+    train(_cfg(pair_file, default_model, tmp_path / "a", max_steps=2, ref_cache=str(cache)), quiet=True)
+    calls = []
+    real = tr.reference_logps
+    monkeypatch.setattr(tr, "reference_logps", lambda *a, **k: calls.append(1) or real(*a, **k))
+    # another seed holds out other pairs: the same pair ids overall, so nothing is recomputed
+    train(_cfg(pair_file, default_model, tmp_path / "b", max_steps=2, ref_cache=str(cache), seed=1), quiet=True)
+    assert calls == []
+    # other settings get their own entry in the same file, and the first stays
+    train(_cfg(pair_file, default_model, tmp_path / "c", max_steps=2, ref_cache=str(cache), fmt="dpo"), quiet=True)
+    assert calls == [1]
+    assert len(json.loads(cache.read_text())["entries"]) == 2
+    a = [json.loads(l)["train/loss"] for l in (tmp_path / "a" / "log.jsonl").read_text().splitlines()]
+    train(_cfg(pair_file, default_model, tmp_path / "d", max_steps=2, ref_cache=str(cache)), quiet=True)
+    d = [json.loads(l)["train/loss"] for l in (tmp_path / "d" / "log.jsonl").read_text().splitlines()]
+    assert a == pytest.approx(d, abs=1e-9)

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import json
 import math
-from contextlib import nullcontext
+import os
 import random
 import time
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,8 @@ class TrainConfig:
         resume: continue from the last checkpoint in ``out``.
         max_steps: stop after this many optimizer steps (0 = all epochs).
         seed: data order and initialisation seed.
+        ref_cache: file of cached reference log-probs shared between runs (default:
+            ``out/ref_logps.json``); runs on the same pairs with the same model reuse them.
     """
 
     data: str = ""
@@ -104,6 +107,7 @@ class TrainConfig:
     resume: bool = False
     max_steps: int = 0
     seed: int = 0
+    ref_cache: str | None = None
 
     @property
     def eos(self) -> bool:
@@ -325,16 +329,19 @@ def _rank_slice(items: list, rank: int, world: int) -> list:
 
 
 def _reference_tables(model, enc, venc, train_pairs, val, cfg, out, accelerator, dtype, quiet):
-    """Reference log-probs for training and validation pairs: loaded if cached for this model and
-    these settings, else computed (each process a share) and cached in ``out/ref_logps.json``."""
+    """Reference log-probs for training and validation pairs: read from the cache file when it
+    holds every pair for this model and these settings, else computed (each process a share) and
+    added to it. The cache (``cfg.ref_cache``, default ``out/ref_logps.json``) maps a settings key
+    to ``{pair id: [chosen, rejected]}``, so several runs on the same pairs can share one file."""
     import torch.distributed as dist
 
     key = content_id(cfg.model, cfg.eos, cfg.prompt_format, cfg.max_prompt_tokens, cfg.max_completion_tokens)
-    path = out / "ref_logps.json"
+    path = Path(cfg.ref_cache) if cfg.ref_cache else out / "ref_logps.json"
     ids = [p.id for p in train_pairs] + [p.id for p in val]
-    cached = json.loads(path.read_text()) if path.exists() else {}
-    if cached.get("key") == key and all(i in cached["logps"] for i in ids):
-        table = torch.tensor([cached["logps"][i] for i in ids], dtype=torch.float64)
+    cache = _read_ref_cache(path)
+    hit = cache.get(key, {})
+    if all(i in hit for i in ids):
+        table = torch.tensor([hit[i] for i in ids], dtype=torch.float64).reshape(len(ids), 2)
     else:
         allenc = enc + venc
         rank, world = accelerator.process_index, accelerator.num_processes
@@ -348,8 +355,23 @@ def _reference_tables(model, enc, venc, train_pairs, val, cfg, out, accelerator,
             dist.all_reduce(table)
             table = table.cpu()
         if accelerator.is_main_process:
-            path.write_text(json.dumps({"key": key, "logps": {i: table[j].tolist() for j, i in enumerate(ids)}}))
+            cache = _read_ref_cache(path)  # another run may have added to it meanwhile
+            cache.setdefault(key, {}).update({i: table[j].tolist() for j, i in enumerate(ids)})
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+            tmp.write_text(json.dumps({"entries": cache}))
+            os.replace(tmp, path)
     return table[: len(enc)], table[len(enc) :]
+
+
+def _read_ref_cache(path: Path) -> dict[str, dict[str, list[float]]]:
+    """The cache's ``{settings key: {pair id: [chosen, rejected]}}``; empty if absent or unreadable."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    entries = data.get("entries") if isinstance(data, dict) else None
+    return entries if isinstance(entries, dict) else {}
 
 
 def _checkpoints(out: Path) -> list[Path]:
