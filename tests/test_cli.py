@@ -9,7 +9,7 @@ runner = CliRunner()
 
 def test_help_lists_the_commands():
     out = runner.invoke(app, ["--help"]).output
-    for cmd in ("eval", "sft", "validate", "collect", "locate", "rectify", "build", "pipeline", "merge", "train"):
+    for cmd in ("eval", "sft", "validate", "collect", "locate", "rectify", "build", "pipeline", "merge", "train", "demo", "ablate", "iterate"):
         assert cmd in out
 
 
@@ -43,3 +43,5 @@ def test_bad_input_is_one_clear_line(tmp_path):
     assert "Traceback" not in res.output
     res = runner.invoke(app, ["build", "--in", str(tmp_path / "missing.jsonl"), "--out", str(tmp_path / "p.jsonl")])
     assert res.exit_code == 2 and "file not found" in res.output
+    res = runner.invoke(app, ["ablate", "--demo", str(tmp_path / "no-demo")])
+    assert res.exit_code == 2 and "run `stepdpo demo --out" in res.output

@@ -385,6 +385,35 @@ def demo(
 
 
 @app.command()
+def ablate(
+    demo: Path = typer.Option(Path("runs/demo"), help="A finished `stepdpo demo` folder; results go there too."),
+    fractions: str = typer.Option("0.25,0.5", help="Shares of the errors to train on (the demo: all)."),
+    betas: str = typer.Option("0.1,1.0", help="Values of beta (the demo's value is the baseline)."),
+    epochs: str = typer.Option("1,6", help="Numbers of epochs (the demo's value is the baseline)."),
+    errors: str = typer.Option("last_step,mid_chain", help="Error subsets: last_step, mid_chain."),
+    seeds: Optional[str] = typer.Option(None, help="Comma-separated seeds (default: the demo's)."),
+    keep_models: bool = typer.Option(False, help="Keep every run's model folder."),
+) -> None:
+    """Why Step-DPO and DPO differ: retrain both with one factor changed at a time (pairs, beta,
+    epochs, kind of error); adds a section to the demo's report. Resumable."""
+    from .ablate import AblateConfig, run_ablations
+
+    def floats(text: str) -> list[float]:
+        return [float(x) for x in text.split(",") if x.strip()]
+
+    def body():
+        cfg = AblateConfig(demo=str(demo), fractions=floats(fractions), betas=floats(betas), epochs=floats(epochs),
+                           errors=[x.strip() for x in errors.split(",") if x.strip()],
+                           seeds=[int(x) for x in seeds.split(",") if x.strip()] if seeds else None,
+                           keep_models=keep_models)
+        res = run_ablations(cfg, quiet=False)
+        _say(f"ablations: {demo / 'ablations.json'}; report: {demo / 'report.md'}; {res['runs']} runs, "
+             f"{res['run_seconds']:.0f} s of training and evaluation")
+
+    _run(body)
+
+
+@app.command()
 def iterate(
     out: Path = typer.Option(Path("runs/iterate"), help="Output folder."),
     model: str = typer.Option("default", help="Starting model."),
