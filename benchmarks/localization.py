@@ -6,7 +6,12 @@ Ground truth is the task's exact step checker. Measures:
   model never solves the problem from scratch); and the accuracy counting abstentions as wrong;
 - rollout_ratio: rollouts spent by binary search / by a linear scan (i = 1, 2, ... until the first
   unrecoverable prefix) at the same m, same early stopping; also against Math-Shepherd's full
-  per-step scan;
+  per-step scan; and what a perfect oracle would spend on the same solutions: the binary/linear
+  ratio that their error positions allow, a lower bound for any search (one success check at k-1
+  and one failure at k), and the ratio on longer chains;
+- recoverability: whether "some continuation reaches the answer" tracks step correctness for this
+  model at all (a probe with many continuations after every prefix), and so the best accuracy any
+  rollout judge can reach here;
 - sampling throughput of collect and rectify (generated tokens per second), and what encoding the
   prompt once for n samples saves against copying it n times (time and prefill tokens).
 
@@ -36,6 +41,88 @@ from stepdpo.prompts import generation_prompt  # noqa: E402
 from stepdpo.rectify import RectifyConfig, rectify_chunk  # noqa: E402
 
 
+def oracle_checks(k: int, n: int, search: str, success: float, failure: float) -> float:
+    """Rollouts a search would spend on a solution with first error k of n steps if every check
+    were answered right (R(i) true exactly for i < k), a success costing ``success`` rollouts and
+    a failure ``failure``. With ``search="bound"``: the cost of the certificate alone (a success at
+    k-1 and a failure at k), which no search can go below."""
+    if search == "bound":
+        return success * (k > 1) + failure * (k < n)
+    cost, lo, hi = 0.0, 0, n
+    if search == "binary":
+        while hi - lo > 1:
+            i = (lo + hi) // 2
+            cost += success if i < k else failure
+            lo, hi = (i, hi) if i < k else (lo, i)
+        return cost
+    for i in range(1, n):
+        cost += success if i < k else failure
+        if i >= k and search == "linear":
+            break
+    return cost
+
+
+def oracle_figures(kn: list[tuple[int, int]], m: int) -> dict:
+    """Search costs with a perfect oracle: on these solutions, and on longer chains."""
+    s, f = (m + 1) // 2, m  # early stopping: a success after the first half, a failure after all m
+    total = {q: sum(oracle_checks(k, n, q, s, f) for k, n in kn) for q in ("binary", "linear", "full", "bound")}
+    longer = {}
+    for n in (8, 16, 32, 64):  # the first error uniform over the n steps
+        b, lin = (sum(oracle_checks(k, n, q, s, f) for k in range(1, n + 1)) for q in ("binary", "linear"))
+        longer[str(n)] = b / lin
+    return {"binary_over_linear": total["binary"] / total["linear"],
+            "binary_over_full": total["binary"] / total["full"],
+            "any_search_over_linear_lower_bound": total["bound"] / total["linear"],
+            "binary_over_linear_by_chain_length_uniform_errors": longer}
+
+
+def recoverability_probe(gen, tok, sols, truth, m: int, temperature: float, seed: int) -> dict:
+    """Does recoverability track correctness for this model? Samples m continuations after every
+    prefix s1..si (i = 0..n-1) of each solution, with no early stopping, and reports: how often a
+    correct prefix (i < k) gets no success, how often a wrong one (i >= k) gets one, the accuracy a
+    full scan would have at smaller m (drawing m of the probe's continuations), and the best
+    accuracy any judge deciding by "at least one success" can reach at this m or more: where the
+    prefix that ends with the wrong step already leads to the answer, such a judge places the
+    error later than the checker however many rollouts it draws."""
+    from math import comb
+
+    from stepdpo.grading import grade
+
+    queries = [(s, i) for s in sols for i in range(len(s.steps))]
+    cfg = SamplingConfig(n=m, temperature=temperature, max_new_tokens=200, seed=seed + 77)
+    wins: dict[str, list[int]] = {s.id: [0] * len(s.steps) for s in sols}
+    for a in range(0, len(queries), 32):
+        part = queries[a : a + 32]
+        prompts = [generation_prompt(s.problem, s.steps[:i], tokenizer=tok) for s, i in part]
+        for (s, i), (_, primer), comps in zip(part, prompts, gen.generate([p for p, _ in prompts], cfg)):
+            wins[s.id][i] = sum(bool(grade(primer + c.text, s.answer)) for c in comps)
+
+    def p_none(w: int, draws: int) -> float:  # drawing `draws` of the m continuations, no success among them
+        return comb(m - w, draws) / comb(m, draws) if draws <= m - w else 0.0
+
+    solvable = [s for s in sols if wins[s.id][0] > 0]
+    ok_zero = ok_all = bad_win = bad_all = never = 0
+    by_m = {d: 0.0 for d in (4, 8, 16, 32) if d <= m}
+    for s in solvable:
+        k, n, w = truth[s.id], len(s.steps), wins[s.id]
+        ok_zero += sum(w[i] == 0 for i in range(1, k))
+        ok_all += k - 1
+        bad_win += sum(w[i] > 0 for i in range(k, n))
+        bad_all += n - k
+        never += k < n and w[k] > 0
+        for d in by_m:
+            p = 1.0
+            for i in range(1, k):
+                p *= 1 - p_none(w[i], d)
+            by_m[d] += p * (p_none(w[k], d) if k < n else 1.0)
+    ns = max(1, len(solvable))
+    return {"solutions": len(sols), "m": m, "solvable_share": len(solvable) / max(1, len(sols)),
+            "correct_prefixes_with_no_success": ok_zero / max(1, ok_all),
+            "wrong_prefixes_with_a_success": bad_win / max(1, bad_all),
+            "full_scan_accuracy_by_m": {str(d): v / ns for d, v in by_m.items()},
+            "accuracy_upper_bound_at_m_or_more": 1 - never / ns}
+
+
 def timed(fn):
     t = time.time()
     out = fn()
@@ -50,9 +137,11 @@ def main() -> None:
     ap.add_argument("--max-solutions", type=int, default=300)
     ap.add_argument("--temperature", type=float, default=1.0, help="rollout temperature")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--probe-solutions", type=int, default=100, help="solutions in the recoverability probe")
+    ap.add_argument("--probe-m", type=int, default=32, help="continuations per prefix in the probe")
     args = ap.parse_args()
     if args.quick:
-        args.problems, args.max_solutions = 120, 80
+        args.problems, args.max_solutions, args.probe_solutions = 120, 80, 30
     model, tok = load_model("default", dtype="fp32", device="cpu"), load_tokenizer("default")
     gen = HFGenerator(model, tok, batch_size=128)
     problems = load_problems("synthetic", split="train", limit=args.problems, seed=4242 + args.seed)
@@ -84,6 +173,20 @@ def main() -> None:
         print(f"rollout/{search}: accuracy {right / max(1, len(located)):.3f} on the {len(located)} located "
               f"(coverage {len(located) / len(done):.2f}), {spent / len(done):.1f} rollouts per solution, {secs:.0f} s",
               flush=True)
+    # the same searches with a perfect oracle: what the error positions alone allow
+    oracle = oracle_figures([(truth[s.id], len(s.steps)) for s in sols], args.m)
+    print(f"perfect oracle on these solutions: binary/linear {oracle['binary_over_linear']:.2f}; no search can go "
+          f"below {oracle['any_search_over_linear_lower_bound']:.2f} of the linear scan; binary/linear with uniform "
+          "errors on longer chains: " + ", ".join(f"{n} steps {r:.2f}" for n, r in
+                                                   oracle["binary_over_linear_by_chain_length_uniform_errors"].items()),
+          flush=True)
+    probe, t_probe = timed(lambda: recoverability_probe(gen, tok, sols[: args.probe_solutions], truth, args.probe_m,
+                                                          args.temperature, args.seed))
+    print(f"recoverability probe ({probe['solutions']} solutions, m={args.probe_m}, {t_probe:.0f} s): correct "
+          f"prefixes with no success {probe['correct_prefixes_with_no_success']:.2f}, wrong prefixes with a success "
+          f"{probe['wrong_prefixes_with_a_success']:.2f}; full-scan accuracy by m "
+          + ", ".join(f"{d}: {a:.2f}" for d, a in probe["full_scan_accuracy_by_m"].items())
+          + f"; upper bound at m >= {args.probe_m}: {probe['accuracy_upper_bound_at_m_or_more']:.2f}", flush=True)
     # rectification throughput
     from stepdpo.records import LocatedError
 
@@ -116,6 +219,10 @@ def main() -> None:
         "rollout_ratio": runs["binary"]["rollouts_per_solution"] / runs["linear"]["rollouts_per_solution"],
         "rollout_ratio_vs_full_scan": runs["binary"]["rollouts_per_solution"] / runs["full"]["rollouts_per_solution"],
         "rollouts_per_solution": {k: v["rollouts_per_solution"] for k, v in runs.items()},
+        "oracle": oracle,
+        "recoverability": probe,
+        "first_error_step_mean": sum(truth[s.id] for s in sols) / len(sols),
+        "steps_mean": sum(len(s.steps) for s in sols) / len(sols),
         "accuracy_by_search": {k: v["first_error_accuracy"] for k, v in runs.items()},
         "collect_tokens_per_s": collect_tokens / t_collect,
         "rectify_tokens_per_s": rect_tokens / t_rect,
