@@ -139,6 +139,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--probe-solutions", type=int, default=100, help="solutions in the recoverability probe")
     ap.add_argument("--probe-m", type=int, default=32, help="continuations per prefix in the probe")
+    ap.add_argument("--completer", default=None,
+                    help="model that samples the probe's continuations (default: the policy itself)")
     args = ap.parse_args()
     if args.quick:
         args.problems, args.max_solutions, args.probe_solutions = 120, 80, 30
@@ -180,8 +182,13 @@ def main() -> None:
           "errors on longer chains: " + ", ".join(f"{n} steps {r:.2f}" for n, r in
                                                    oracle["binary_over_linear_by_chain_length_uniform_errors"].items()),
           flush=True)
-    probe, t_probe = timed(lambda: recoverability_probe(gen, tok, sols[: args.probe_solutions], truth, args.probe_m,
-                                                          args.temperature, args.seed))
+    completer = gen
+    if args.completer:
+        completer = HFGenerator(load_model(args.completer, dtype="fp32", device="cpu"), load_tokenizer(args.completer),
+                                batch_size=128)
+    probe, t_probe = timed(lambda: recoverability_probe(completer, completer.tokenizer, sols[: args.probe_solutions],
+                                                          truth, args.probe_m, args.temperature, args.seed))
+    probe["completer"] = args.completer or "default"
     print(f"recoverability probe ({probe['solutions']} solutions, m={args.probe_m}, {t_probe:.0f} s): correct "
           f"prefixes with no success {probe['correct_prefixes_with_no_success']:.2f}, wrong prefixes with a success "
           f"{probe['wrong_prefixes_with_a_success']:.2f}; full-scan accuracy by m "
