@@ -100,9 +100,13 @@ def select(pairs: list[StepPair], factor: str, value: Any) -> list[StepPair]:
     if factor == "errors":
         if value not in ERROR_SUBSETS:
             raise ValueError(f"unknown error subset {value!r}; expected one of {', '.join(ERROR_SUBSETS)}")
-        last = value == "last_step"
-        return [p for p in pairs if (lambda kn: kn[0] >= kn[1])(error_position(p)) == last]
+        return [p for p in pairs if _in_last_step(p) == (value == "last_step")]
     return pairs
+
+
+def _in_last_step(pair: StepPair) -> bool:
+    k, n = error_position(pair)
+    return k >= n
 
 
 def conditions(cfg: AblateConfig) -> list[tuple[str, Any]]:
@@ -131,15 +135,15 @@ def run_ablations(cfg: AblateConfig, quiet: bool = True) -> dict[str, Any]:
     held = {s: heldout_problems(dcfg, s) for s in seeds}
     for (factor, value), method, seed in tqdm(todo, desc="ablations", unit="run", disable=quiet):
         fname, fmt = FILES[method]
-        data = demo / "data" / fname
+        data, n = demo / "data" / fname, len(pairs[method])
         if factor in ("pairs", "errors"):
-            data = demo / "ablations" / "data" / f"{factor}-{value}-{fname}"
+            chosen = select(pairs[method], factor, value)
+            data, n = demo / "ablations" / "data" / f"{factor}-{value}-{fname}", len(chosen)
             if not data.exists():
-                write_records(data, select(pairs[method], factor, value))
+                write_records(data, chosen)
         over = {"beta": value} if factor == "beta" else {"epochs": value} if factor == "epochs" else {}
         run = demo / "ablations" / f"{factor}-{value}" / f"seed{seed}" / method
         t = time.time()
-        n = sum(1 for _ in open(data, encoding="utf-8"))
         if n < 4:
             raise ValueError(f"{data}: {n} pairs, too few to train on; use a larger share or more problems")
         model = train(train_config(dcfg, data, fmt, run, seed, **over), quiet=True)["model"]
@@ -154,7 +158,7 @@ def run_ablations(cfg: AblateConfig, quiet: bool = True) -> dict[str, Any]:
         "seeds": seeds,
         "baseline": {"pairs": 1.0, "beta": dcfg.beta, "epochs": dcfg.epochs, "errors": "all"},
         "factors": summarize(rows, results, dcfg, seeds),
-        "analysis": analyze(demo, dcfg, seeds),
+        "analysis": analyze(demo, held),
         "config": asdict(cfg),
         "runs": len(rows),
         "run_seconds": round(sum(r["seconds"] for r in rows), 1),  # over every session that added runs
@@ -207,7 +211,7 @@ def summarize(rows: list[dict], results: dict, dcfg: DemoConfig, seeds: list[int
     return out
 
 
-def analyze(demo: Path, dcfg: DemoConfig, seeds: list[int]) -> dict[str, Any]:
+def analyze(demo: Path, held: dict[int, list[Problem]]) -> dict[str, Any]:
     """What needs no training: where the pairs' errors sit, how many completion tokens follow
     them, and which errors each model still makes on the held-out problems."""
     from .modeling import load_tokenizer
@@ -245,31 +249,34 @@ def analyze(demo: Path, dcfg: DemoConfig, seeds: list[int]) -> dict[str, Any]:
             "mean_shared_tokens": statistics.fmean(shared) if shared else 0.0,
             "error_kinds": dict(kinds.most_common()),
         }
-    return {"pairs": pairs_info, "heldout_errors": heldout_errors(demo, dcfg, seeds, check_solution)}
+    return {"pairs": pairs_info, "heldout_errors": heldout_errors(demo, held)}
 
 
-def heldout_errors(demo: Path, dcfg: DemoConfig, seeds: list[int], check) -> dict[str, Any]:
-    """Per model, pooled over seeds: accuracy by number of operations, and the first errors still
-    made, by kind and by position (first step, middle, last step)."""
+def heldout_errors(demo: Path, held: dict[int, list[Problem]]) -> dict[str, Any]:
+    """Per model, pooled over the seeds' held-out problems ``held``: accuracy by number of
+    operations, and the first errors still made, by kind and by position (first step, middle,
+    last step)."""
+    from .tasks.arithmetic import check_solution
+
+    probs = {s: {p.id: p for p in problems} for s, problems in held.items()}
     out: dict[str, Any] = {}
     for m in ("sft", *METHODS, "step_dpo_ood"):
         by_len: dict[int, list[int]] = {}
         kinds, where = Counter(), Counter()
-        for s in seeds:
+        for s in held:
             path = demo / f"seed{s}" / f"eval-{m}" / "results.jsonl"
             if not path.exists():
                 continue
-            probs = {p.id: p for p in heldout_problems(dcfg, s)}
             for line in path.read_text(encoding="utf-8").splitlines():
                 r = json.loads(line)
-                p = probs.get(r["id"])
+                p = probs[s].get(r["id"])
                 if p is None:
                     continue
                 n = len(p.meta["ops"])
                 sample = r["samples"][0]
                 by_len.setdefault(n, []).append(int(sample["correct"]))
                 if not sample["correct"]:
-                    res = check(p, sample["completion"])
+                    res = check_solution(p, sample["completion"])
                     k = res.first_error_step or n
                     kinds[error_kind(res.message) if res.first_error_step else "answer or stopping"] += 1
                     where["first step" if k == 1 else "last step" if k >= n else "middle"] += 1
