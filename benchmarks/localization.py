@@ -11,11 +11,15 @@ Ground truth is the task's exact step checker. Measures:
   and one failure at k), and the ratio on longer chains;
 - recoverability: whether "some continuation reaches the answer" tracks step correctness for this
   model at all (a probe with many continuations after every prefix), and so the best accuracy any
-  rollout judge can reach here;
+  rollout judge can reach here; and among the continuations that reach the answer after a wrong
+  prefix, how many first read the wrong value written (so a second, compensating error follows);
+- a slip probe: held-out solution prefixes whose last step misstates its result; whether the
+  model's next step reads the wrong value, and how often its continuations still reach the answer;
+- with --sweep, binary search at other rollout temperatures and m (accuracy, coverage, cost);
 - sampling throughput of collect and rectify (generated tokens per second), and what encoding the
   prompt once for n samples saves against copying it n times (time and prefill tokens).
 
-    python benchmarks/localization.py [--quick] [--m 8] [--problems 300]
+    python benchmarks/localization.py [--quick] [--m 8] [--temperature 1.0] [--sweep 0.3:8,0.3:32]
 
 The last line printed is one JSON object with every figure.
 """
@@ -39,6 +43,7 @@ from stepdpo.locate.verifier import VerifierJudge  # noqa: E402
 from stepdpo.modeling import load_model, load_tokenizer  # noqa: E402
 from stepdpo.prompts import generation_prompt  # noqa: E402
 from stepdpo.rectify import RectifyConfig, rectify_chunk  # noqa: E402
+from stepdpo.tasks.arithmetic import EQUATION  # noqa: E402
 
 
 def oracle_checks(k: int, n: int, search: str, success: float, failure: float) -> float:
@@ -91,11 +96,16 @@ def recoverability_probe(gen, tok, sols, truth, m: int, temperature: float, seed
     queries = [(s, i) for s in sols for i in range(len(s.steps))]
     cfg = SamplingConfig(n=m, temperature=temperature, max_new_tokens=200, seed=seed + 77)
     wins: dict[str, list[int]] = {s.id: [0] * len(s.steps) for s in sols}
+    recovered = reads_written = 0  # successes after a wrong prefix; those whose next step reads the wrong value
     for a in range(0, len(queries), 32):
         part = queries[a : a + 32]
         prompts = [generation_prompt(s.problem, s.steps[:i], tokenizer=tok) for s, i in part]
         for (s, i), (_, primer), comps in zip(part, prompts, gen.generate([p for p, _ in prompts], cfg)):
-            wins[s.id][i] = sum(bool(grade(primer + c.text, s.answer)) for c in comps)
+            good = [c.text for c in comps if grade(primer + c.text, s.answer)]
+            wins[s.id][i] = len(good)
+            if i >= truth[s.id] and good:
+                recovered += len(good)
+                reads_written += sum(_reads(t, written_value(s.steps[i - 1])) for t in good)
 
     def p_none(w: int, draws: int) -> float:  # drawing `draws` of the m continuations, no success among them
         return comb(m - w, draws) / comb(m, draws) if draws <= m - w else 0.0
@@ -120,7 +130,70 @@ def recoverability_probe(gen, tok, sols, truth, m: int, temperature: float, seed
             "correct_prefixes_with_no_success": ok_zero / max(1, ok_all),
             "wrong_prefixes_with_a_success": bad_win / max(1, bad_all),
             "full_scan_accuracy_by_m": {str(d): v / ns for d, v in by_m.items()},
-            "accuracy_upper_bound_at_m_or_more": 1 - never / ns}
+            "accuracy_upper_bound_at_m_or_more": 1 - never / ns,
+            "recoveries_whose_next_step_reads_the_wrong_value": reads_written / max(1, recovered)}
+
+
+def written_value(step: str) -> int | None:
+    """The result a step wrote (its last "x op b = y")."""
+    eqs = EQUATION.findall(step)
+    return int(eqs[-1][3]) if eqs else None
+
+
+def _reads(text: str, value: int | None) -> bool:
+    """Whether the first equation of ``text`` takes ``value`` as an operand."""
+    eq = EQUATION.search(text)
+    return value is not None and eq is not None and value in (int(eq.group(1)), int(eq.group(3)))
+
+
+def slip_probe(gen, tok, n: int, m: int, temperature: float, seed: int) -> dict:
+    """Does the model carry forward a value it wrote, or recompute it from the problem? Held-out
+    problems get a solution prefix whose last step misstates its result (``slipped_solution``),
+    and the model continues: how often its next step reads the wrong value (greedy), and how often
+    a sampled continuation still reaches the gold answer, which then takes a second, compensating
+    error."""
+    import random
+
+    from stepdpo.grading import grade
+    from stepdpo.tasks.arithmetic import slipped_solution
+
+    rng = random.Random(seed)
+    cases = []
+    for p in load_problems("synthetic", split="test", limit=n, seed=9000 + seed):
+        k = rng.randint(1, len(p.meta["ops"]) - 1)
+        steps = slipped_solution(p, k, rng.choice([-10, -3, -2, -1, 1, 2, 3, 10]))
+        if steps is not None:
+            cases.append((p, steps[:k]))
+    prompts = [generation_prompt(p.problem, before, tokenizer=tok) for p, before in cases]
+    greedy = gen.generate([q for q, _ in prompts], SamplingConfig(n=1, temperature=0.0, max_new_tokens=200))
+    sampled = gen.generate([q for q, _ in prompts], SamplingConfig(n=m, temperature=temperature, max_new_tokens=200,
+                                                                   seed=seed + 5))
+    reads = sum(_reads(g[0].text, written_value(before[-1])) for (_, before), g in zip(cases, greedy))
+    gold = [sum(bool(grade(primer + c.text, p.answer)) for c in comps)
+            for (p, _), (_, primer), comps in zip(cases, prompts, sampled)]
+    return {"prefixes": len(cases), "next_step_reads_the_wrong_value": reads / max(1, len(cases)),
+            "continuations_reaching_gold": sum(gold) / max(1, m * len(cases)),
+            "prefixes_with_a_continuation_reaching_gold": sum(g > 0 for g in gold) / max(1, len(cases))}
+
+
+def run_judge(gen, sols, truth, search: str, m: int, temperature: float, seed: int) -> dict:
+    """Locate the first error of every solution with the rollout judge; score it against the checker."""
+    judge = RolloutJudge(gen, m=m, temperature=temperature, max_new_tokens=200, search=search, seed=seed)
+    done, secs = timed(lambda: [e for i in range(0, len(sols), 64) for e in judge.locate(sols[i : i + 64])])
+    located = [e for e in done if e.first_error_step is not None]
+    right = sum(e.first_error_step == truth[e.solution.id] for e in located)
+    early = sum(e.first_error_step < truth[e.solution.id] for e in located)
+    n = max(1, len(located))
+    return {"first_error_accuracy": right / n, "located": len(located), "coverage": len(located) / len(done),
+            "placed_too_early": early / n, "placed_too_late": (len(located) - right - early) / n,
+            "accuracy_counting_abstentions_wrong": right / len(done),
+            "rollouts_per_solution": sum(e.evidence["rollouts"] for e in done) / len(done), "seconds": secs}
+
+
+def describe(run: dict) -> str:
+    return (f"accuracy {run['first_error_accuracy']:.3f} on the {run['located']} located (coverage "
+            f"{run['coverage']:.2f}; too early {run['placed_too_early']:.2f}, too late {run['placed_too_late']:.2f}), "
+            f"{run['rollouts_per_solution']:.1f} rollouts per solution, {run['seconds']:.0f} s")
 
 
 def timed(fn):
@@ -139,12 +212,15 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--probe-solutions", type=int, default=100, help="solutions in the recoverability probe")
     ap.add_argument("--probe-m", type=int, default=32, help="continuations per prefix in the probe")
+    ap.add_argument("--sweep", default="", help="more binary-search runs, as TEMPERATURE:M,... (e.g. 0.3:8,0.3:32)")
+    ap.add_argument("--slip-problems", type=int, default=300, help="held-out problems in the slip probe")
+    ap.add_argument("--model", default="default", help="the policy: collects, locates, rectifies (default: the embedded model)")
     ap.add_argument("--completer", default=None,
                     help="model that samples the probe's continuations (default: the policy itself)")
     args = ap.parse_args()
     if args.quick:
-        args.problems, args.max_solutions, args.probe_solutions = 120, 80, 30
-    model, tok = load_model("default", dtype="fp32", device="cpu"), load_tokenizer("default")
+        args.problems, args.max_solutions, args.probe_solutions, args.slip_problems = 120, 80, 30, 100
+    model, tok = load_model(args.model, dtype="fp32", device="cpu"), load_tokenizer(args.model)
     gen = HFGenerator(model, tok, batch_size=128)
     problems = load_problems("synthetic", split="train", limit=args.problems, seed=4242 + args.seed)
 
@@ -163,18 +239,15 @@ def main() -> None:
     # rollout localization: binary search against linear scans, same m
     runs = {}
     for search in ("binary", "linear", "full"):
-        judge = RolloutJudge(gen, m=args.m, temperature=args.temperature, max_new_tokens=200, search=search,
-                             seed=args.seed)
-        done, secs = timed(lambda: [e for i in range(0, len(sols), 64) for e in judge.locate(sols[i : i + 64])])
-        located = [e for e in done if e.first_error_step is not None]
-        right = sum(e.first_error_step == truth[e.solution.id] for e in located)
-        spent = sum(e.evidence["rollouts"] for e in done)
-        runs[search] = {"first_error_accuracy": right / max(1, len(located)), "coverage": len(located) / len(done),
-                        "accuracy_counting_abstentions_wrong": right / len(done),
-                        "rollouts_per_solution": spent / len(done), "seconds": secs}
-        print(f"rollout/{search}: accuracy {right / max(1, len(located)):.3f} on the {len(located)} located "
-              f"(coverage {len(located) / len(done):.2f}), {spent / len(done):.1f} rollouts per solution, {secs:.0f} s",
-              flush=True)
+        runs[search] = run_judge(gen, sols, truth, search, args.m, args.temperature, args.seed)
+        print(f"rollout/{search}: " + describe(runs[search]), flush=True)
+    sweep = []
+    for point in filter(None, args.sweep.split(",")):
+        temp, m = point.split(":")
+        row = {"temperature": float(temp), "m": int(m),
+               **run_judge(gen, sols, truth, "binary", int(m), float(temp), args.seed)}
+        sweep.append(row)
+        print(f"rollout/binary at temperature {temp}, m {m}: " + describe(row), flush=True)
     # the same searches with a perfect oracle: what the error positions alone allow
     oracle = oracle_figures([(truth[s.id], len(s.steps)) for s in sols], args.m)
     print(f"perfect oracle on these solutions: binary/linear {oracle['binary_over_linear']:.2f}; no search can go "
@@ -188,12 +261,18 @@ def main() -> None:
                                 batch_size=128)
     probe, t_probe = timed(lambda: recoverability_probe(completer, completer.tokenizer, sols[: args.probe_solutions],
                                                           truth, args.probe_m, args.temperature, args.seed))
-    probe["completer"] = args.completer or "default"
+    probe["completer"] = args.completer or args.model
     print(f"recoverability probe ({probe['solutions']} solutions, m={args.probe_m}, {t_probe:.0f} s): correct "
           f"prefixes with no success {probe['correct_prefixes_with_no_success']:.2f}, wrong prefixes with a success "
           f"{probe['wrong_prefixes_with_a_success']:.2f}; full-scan accuracy by m "
           + ", ".join(f"{d}: {a:.2f}" for d, a in probe["full_scan_accuracy_by_m"].items())
           + f"; upper bound at m >= {args.probe_m}: {probe['accuracy_upper_bound_at_m_or_more']:.2f}", flush=True)
+    slips, t_slips = timed(lambda: slip_probe(gen, tok, args.slip_problems, 16, args.temperature, args.seed))
+    print(f"slip probe ({slips['prefixes']} held-out prefixes ending in a wrong result, {t_slips:.0f} s): the next "
+          f"step reads the wrong value {slips['next_step_reads_the_wrong_value']:.2f} (greedy); continuations reaching "
+          f"the gold answer {slips['continuations_reaching_gold']:.3f}, prefixes with one of 16 reaching it "
+          f"{slips['prefixes_with_a_continuation_reaching_gold']:.2f}; of the probe's successes after a wrong prefix, "
+          f"{probe['recoveries_whose_next_step_reads_the_wrong_value']:.2f} read the wrong value first", flush=True)
     # rectification throughput
     from stepdpo.records import LocatedError
 
@@ -218,6 +297,7 @@ def main() -> None:
     share["prefill_saved_fraction"] = 1 - share["prefill_tokens_shared"] / share["prefill_tokens_copied"]
 
     result = {
+        "model": args.model,
         "solutions": len(sols),
         "m": args.m,
         "first_error_accuracy": runs["binary"]["first_error_accuracy"],
@@ -228,9 +308,14 @@ def main() -> None:
         "rollouts_per_solution": {k: v["rollouts_per_solution"] for k, v in runs.items()},
         "oracle": oracle,
         "recoverability": probe,
+        "slip_probe": slips,
+        "rollout_temperature": args.temperature,
+        "sweep": sweep,
         "first_error_step_mean": sum(truth[s.id] for s in sols) / len(sols),
         "steps_mean": sum(len(s.steps) for s in sols) / len(sols),
         "accuracy_by_search": {k: v["first_error_accuracy"] for k, v in runs.items()},
+        "placed_too_early": runs["binary"]["placed_too_early"],
+        "placed_too_late": runs["binary"]["placed_too_late"],
         "collect_tokens_per_s": collect_tokens / t_collect,
         "rectify_tokens_per_s": rect_tokens / t_rect,
         "prompt_sharing": share,

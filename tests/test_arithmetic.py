@@ -1,7 +1,9 @@
+import pytest
+
 from stepdpo.grading import grade
 from stepdpo.steps import split_steps
-from stepdpo.tasks.arithmetic import (canonical_solution, canonical_step, check_solution, generate_problems,
-                                      running_values)
+from stepdpo.tasks.arithmetic import (EQUATION, canonical_solution, canonical_step, check_solution,
+                                      generate_problems, running_values, slipped_solution)
 
 
 def test_problems_are_deterministic_and_well_formed():
@@ -43,3 +45,30 @@ def test_checker_finds_the_first_wrong_step():
     # an extra step
     assert check_solution(p, "".join(steps) + "\nStep 5: 1 + 1 = 2.").first_error_step == 5
     assert check_solution(p, "Step 1: I do not know.").first_error_step == 1
+
+
+def test_a_slipped_step_is_carried_forward_as_written():
+    p = _problem()
+    vals = running_values(p.meta)
+    steps = next(s for s in (slipped_solution(p, 2, d) for d in (1, 2, 3, -1, -2, 10)) if s is not None)
+    text = "".join(steps)
+    assert steps[0] == canonical_step(p, 1)
+    assert check_solution(p, text).first_error_step == 2
+    written = [int(EQUATION.search(s).group(4)) for s in steps]
+    assert written[1] != vals[2]
+    for k in range(2, 4):  # every later step computes on the value the step before it wrote
+        x, _, b, y = EQUATION.search(steps[k]).groups()
+        assert int(x) == written[k - 1] or int(b) == written[k - 1]
+        assert int(y) == {"+": int(x) + int(b), "-": int(x) - int(b), "*": int(x) * int(b), "/": int(x) // int(b)}[
+            p.meta["ops"][k][0]]
+    assert not grade(text, p.answer) and grade(text, str(written[-1]))
+    assert slipped_solution(p, 4, 1) is not None  # a slip in the last step has nothing after it
+    with pytest.raises(ValueError):
+        slipped_solution(p, 2, 0)
+
+
+def test_a_slip_before_an_inexact_division_is_refused():
+    p = next(q for q in generate_problems(300, seed=9) if q.meta["ops"][1][0] == "/" and q.meta["ops"][1][1] > 1)
+    assert running_values(p.meta)[1] % p.meta["ops"][1][1] == 0
+    assert slipped_solution(p, 1, 1) is None  # one more than a multiple of b does not divide by b
+

@@ -108,13 +108,15 @@ def running_values(meta: dict[str, Any]) -> list[int]:
     return values
 
 
-def canonical_step(problem: Problem, k: int, style: str = "sft") -> str:
+def canonical_step(problem: Problem, k: int, style: str = "sft", values: list[int] | None = None) -> str:
     """The correct step k (1-based) in the SFT data's style or in the solver's (``"solver"``).
 
     The SFT style restates the problem's sentence for the step, then computes:
     "Step 2: She loses 10 marbles, so 18 - 10 = 8 marbles."
+    ``values`` overrides the running values the step computes from and to (see :func:`slipped_solution`).
     """
-    meta, values = problem.meta, running_values(problem.meta)
+    meta = problem.meta
+    values = values if values is not None else running_values(meta)
     op, b = meta["ops"][k - 1]
     x, y = values[k - 1], values[k]
     if style == "sft":
@@ -133,7 +135,31 @@ def canonical_solution(problem: Problem, style: str = "sft") -> str:
     return "".join(canonical_step(problem, k, style) for k in range(1, len(problem.meta["ops"]) + 1))
 
 
-_EQUATION = re.compile(r"(-?\d+)\s*([-+*/×÷x])\s*(-?\d+)\s*=\s*(-?\d+)")
+def slipped_solution(problem: Problem, k: int, slip: int) -> list[str] | None:
+    """Steps of a solution whose step k misstates its result by ``slip`` and whose later steps
+    compute on from the wrong value as written (so its final answer is wrong), or None where a
+    later value would not be a positive integer (an inexact division).
+
+    This is how a faithful reader of its own text propagates an error: the next step reads the
+    value written, not the one it should have been. Probing a model with such prefixes shows
+    whether it carries written values forward or recomputes them from the problem.
+    """
+    ops = problem.meta["ops"]
+    if not 1 <= k <= len(ops) or slip == 0:
+        raise ValueError(f"need 1 <= k <= {len(ops)} and a non-zero slip")
+    values = running_values(problem.meta)[:k] + [running_values(problem.meta)[k] + slip]
+    if values[k] <= 0:
+        return None
+    for op, b in ops[k:]:
+        if op == "/" and values[-1] % int(b):
+            return None
+        values.append(_apply(op, values[-1], int(b)))
+        if values[-1] <= 0:
+            return None
+    return [canonical_step(problem, i, values=values) for i in range(1, len(ops) + 1)]
+
+
+EQUATION = re.compile(r"(-?\d+)\s*([-+*/×÷x])\s*(-?\d+)\s*=\s*(-?\d+)")  # "x op b = y" in a step
 _BOXED = re.compile(r"\\boxed\{\s*(-?\d+)\s*\}")
 
 
@@ -151,7 +177,7 @@ def _check_step(step: str, k: int, values: list[int], ops: list, answer: int) ->
         return "extra step after the last operation"
     op, b = ops[k - 1][0], int(ops[k - 1][1])
     x, y = values[k - 1], values[k]
-    eqs = _EQUATION.findall(step)
+    eqs = EQUATION.findall(step)
     if not eqs:
         return "no equation"
     ok = False
