@@ -11,7 +11,8 @@ Ground truth is the task's exact step checker. Measures:
   and one failure at k), and the ratio on longer chains;
 - recoverability: whether "some continuation reaches the answer" tracks step correctness for this
   model at all (a probe with many continuations after every prefix), and so the best accuracy any
-  rollout judge can reach here; and among the continuations that reach the answer after a wrong
+  rollout judge can reach here; the same scan when "recoverable" needs more than one success
+  (a count, or a share of the bare problem's successes R(0)); and among the continuations that reach the answer after a wrong
   prefix, how many first read the wrong value written (so a second, compensating error follows);
 - a slip probe: held-out solution prefixes whose last step misstates its result; whether the
   model's next step reads the wrong value, and how often its continuations still reach the answer;
@@ -126,11 +127,23 @@ def recoverability_probe(gen, tok, sols, truth, m: int, temperature: float, seed
                 p *= 1 - p_none(w[i], d)
             by_m[d] += p * (p_none(w[k], d) if k < n else 1.0)
     ns = max(1, len(solvable))
+
+    def scan(recoverable) -> float:  # full-scan accuracy at the probe's m with another recoverability rule
+        right = 0
+        for s in solvable:
+            w = wins[s.id]
+            right += next((i for i in range(1, len(w)) if not recoverable(w[i], w[0])), len(w)) == truth[s.id]
+        return right / ns
+
+    rules = {"at_least_1": scan(lambda w, w0: w >= 1), "at_least_2": scan(lambda w, w0: w >= 2),
+             "at_least_4": scan(lambda w, w0: w >= 4), "at_least_quarter_of_R0": scan(lambda w, w0: w >= w0 / 4),
+             "at_least_half_of_R0": scan(lambda w, w0: w >= w0 / 2)}
     return {"solutions": len(sols), "m": m, "solvable_share": len(solvable) / max(1, len(sols)),
             "correct_prefixes_with_no_success": ok_zero / max(1, ok_all),
             "wrong_prefixes_with_a_success": bad_win / max(1, bad_all),
             "full_scan_accuracy_by_m": {str(d): v / ns for d, v in by_m.items()},
             "accuracy_upper_bound_at_m_or_more": 1 - never / ns,
+            "full_scan_accuracy_by_rule": rules,
             "recoveries_whose_next_step_reads_the_wrong_value": reads_written / max(1, recovered)}
 
 
@@ -266,7 +279,10 @@ def main() -> None:
           f"prefixes with no success {probe['correct_prefixes_with_no_success']:.2f}, wrong prefixes with a success "
           f"{probe['wrong_prefixes_with_a_success']:.2f}; full-scan accuracy by m "
           + ", ".join(f"{d}: {a:.2f}" for d, a in probe["full_scan_accuracy_by_m"].items())
-          + f"; upper bound at m >= {args.probe_m}: {probe['accuracy_upper_bound_at_m_or_more']:.2f}", flush=True)
+          + f"; upper bound at m >= {args.probe_m}: {probe['accuracy_upper_bound_at_m_or_more']:.2f}; full scan at m = "
+          f"{args.probe_m}, a prefix recoverable with successes " + ", ".join(
+              f"{label} {a:.2f}" for label, a in zip((">= 1:", ">= 2:", ">= 4:", ">= R(0)/4:", ">= R(0)/2:"),
+                                                    probe["full_scan_accuracy_by_rule"].values())), flush=True)
     slips, t_slips = timed(lambda: slip_probe(gen, tok, args.slip_problems, 16, args.temperature, args.seed))
     print(f"slip probe ({slips['prefixes']} held-out prefixes ending in a wrong result, {t_slips:.0f} s): the next "
           f"step reads the wrong value {slips['next_step_reads_the_wrong_value']:.2f} (greedy); continuations reaching "

@@ -5,13 +5,18 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from .io import DataError
+
+# options that the sampling stages share
+Shard = Annotated[Optional[str], typer.Option(help="i/n: run shard i of n (merge the outputs with 'stepdpo merge').")]
+Backend = Annotated[str, typer.Option(help="auto, hf or vllm.")]
+BatchSize = Annotated[int, typer.Option(help="Sequences decoded together (hf backend).")]
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Step-DPO: step-wise preference data and training for math reasoning (Lai et al., 2024).")
@@ -114,8 +119,8 @@ def eval_cmd(
     top_p: float = typer.Option(1.0),
     max_new_tokens: int = typer.Option(512),
     prompt_format: str = typer.Option("auto", help="auto, base or chat."),
-    backend: str = typer.Option("auto", help="auto, hf or vllm."),
-    batch_size: int = typer.Option(64, help="Sequences decoded together (hf backend)."),
+    backend: Backend = "auto",
+    batch_size: BatchSize = 64,
     seed: int = typer.Option(0),
     out: Optional[Path] = typer.Option(None, help="Folder for summary.json and results.jsonl (default runs/eval-MODEL-DATA)."),
 ) -> None:
@@ -173,9 +178,9 @@ def collect(
     prompt_format: str = typer.Option("auto", help="auto, base or chat."),
     keep_correct: bool = typer.Option(False, help="Also write the right solutions."),
     seed: int = typer.Option(0),
-    shard: Optional[str] = typer.Option(None, help="i/n: run shard i of n (merge with 'stepdpo merge')."),
-    backend: str = typer.Option("auto", help="auto, hf or vllm."),
-    batch_size: int = typer.Option(64, help="Sequences decoded together (hf backend)."),
+    shard: Shard = None,
+    backend: Backend = "auto",
+    batch_size: BatchSize = 64,
 ) -> None:
     """Error collection: sample k step-wise solutions per problem, keep the wrong ones (Sec. 3.2)."""
     from .collect import CollectConfig
@@ -208,9 +213,9 @@ def locate(
     api_key_env: str = typer.Option("OPENAI_API_KEY", help="Environment variable with the API key (llm judge)."),
     concurrency: int = typer.Option(8, help="Parallel requests (llm judge)."),
     seed: int = typer.Option(0),
-    shard: Optional[str] = typer.Option(None, help="i/n: run shard i of n."),
-    backend: str = typer.Option("auto"),
-    batch_size: int = typer.Option(64),
+    shard: Shard = None,
+    backend: Backend = "auto",
+    batch_size: BatchSize = 64,
 ) -> None:
     """Step localization: the first wrong step of each wrong solution (Sec. 3.2)."""
     from .pipeline import LocateConfig, make_stage_judge, run_locate
@@ -237,9 +242,9 @@ def rectify(
     max_new_tokens: int = typer.Option(512),
     prompt_format: str = typer.Option("auto"),
     seed: int = typer.Option(0),
-    shard: Optional[str] = typer.Option(None, help="i/n: run shard i of n."),
-    backend: str = typer.Option("auto"),
-    batch_size: int = typer.Option(64),
+    shard: Shard = None,
+    backend: Backend = "auto",
+    batch_size: BatchSize = 64,
 ) -> None:
     """Rectification: the model's own correct next steps after s1..s(k-1) (eq. 3)."""
     from .pipeline import run_rectify
@@ -288,7 +293,7 @@ def pipeline(
     start: str = typer.Option("collect", "--from", help="First stage: collect, locate, rectify or build."),
     stop: str = typer.Option("build", "--to", help="Last stage."),
     out: Optional[str] = typer.Option(None, help="Output folder (overrides the config)."),
-    shard: Optional[str] = typer.Option(None, help="i/n: run shard i of n."),
+    shard: Shard = None,
 ) -> None:
     """Run the whole data pipeline (collect, locate, rectify, build) from one config file."""
     from .pipeline import PipelineConfig, run_pipeline
