@@ -12,8 +12,9 @@ Ground truth is the task's exact step checker. Measures:
 - recoverability: whether "some continuation reaches the answer" tracks step correctness for this
   model at all (a probe with many continuations after every prefix), and so the best accuracy any
   rollout judge can reach here; the same scan when "recoverable" needs more than one success
-  (a count, or a share of the bare problem's successes R(0)); and among the continuations that reach the answer after a wrong
-  prefix, how many first read the wrong value written (so a second, compensating error follows);
+  (a count, or a share of the bare problem's successes R(0)); and among the continuations that
+  reach the answer after a wrong prefix, how many first read the wrong value written (so a
+  second, compensating error follows);
 - a slip probe: held-out solution prefixes whose last step misstates its result; whether the
   model's next step reads the wrong value, and how often its continuations still reach the answer;
 - with --sweep, binary search at other rollout temperatures and m (accuracy, coverage, cost);
@@ -231,6 +232,10 @@ def main() -> None:
     ap.add_argument("--completer", default=None,
                     help="model that samples the probe's continuations (default: the policy itself)")
     args = ap.parse_args()
+    try:
+        points = [(float(p.split(":")[0]), int(p.split(":")[1])) for p in args.sweep.split(",") if p.strip()]
+    except (ValueError, IndexError):
+        ap.error(f"--sweep {args.sweep!r}: expected TEMPERATURE:M pairs, e.g. 0.3:8,0.3:32")
     if args.quick:
         args.problems, args.max_solutions, args.probe_solutions, args.slip_problems = 120, 80, 30, 100
     model, tok = load_model(args.model, dtype="fp32", device="cpu"), load_tokenizer(args.model)
@@ -255,10 +260,8 @@ def main() -> None:
         runs[search] = run_judge(gen, sols, truth, search, args.m, args.temperature, args.seed)
         print(f"rollout/{search}: " + describe(runs[search]), flush=True)
     sweep = []
-    for point in filter(None, args.sweep.split(",")):
-        temp, m = point.split(":")
-        row = {"temperature": float(temp), "m": int(m),
-               **run_judge(gen, sols, truth, "binary", int(m), float(temp), args.seed)}
+    for temp, m in points:
+        row = {"temperature": temp, "m": m, **run_judge(gen, sols, truth, "binary", m, temp, args.seed)}
         sweep.append(row)
         print(f"rollout/binary at temperature {temp}, m {m}: " + describe(row), flush=True)
     # the same searches with a perfect oracle: what the error positions alone allow

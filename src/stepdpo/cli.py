@@ -33,6 +33,14 @@ def _fail(message: str) -> None:
     raise typer.Exit(2)
 
 
+def _csv(text: str, cast=str, option: str = "") -> list:
+    """A comma-separated option value as a list, each item passed through ``cast``."""
+    try:
+        return [cast(x.strip()) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise ValueError(f"--{option}: {text!r} is not a comma-separated list of {cast.__name__}") from None
+
+
 def _run(fn, *args, **kwargs):
     """Run a command body; data problems become one clear line, not a traceback."""
     try:
@@ -377,7 +385,7 @@ def demo(
     from .demo import DemoConfig, report, run_demo
 
     def body():
-        cfg = DemoConfig(out=str(out), seeds=[int(x) for x in seeds.split(",") if x.strip()],
+        cfg = DemoConfig(out=str(out), seeds=_csv(seeds, int, "seeds"),
                          train_problems=train_problems, eval_problems=eval_problems, judge=judge, lr=lr, beta=beta,
                          epochs=epochs)
         if quick:
@@ -403,13 +411,10 @@ def ablate(
     epochs, kind of error); adds a section to the demo's report. Resumable."""
     from .ablate import AblateConfig, run_ablations
 
-    def floats(text: str) -> list[float]:
-        return [float(x) for x in text.split(",") if x.strip()]
-
     def body():
-        cfg = AblateConfig(demo=str(demo), fractions=floats(fractions), betas=floats(betas), epochs=floats(epochs),
-                           errors=[x.strip() for x in errors.split(",") if x.strip()],
-                           seeds=[int(x) for x in seeds.split(",") if x.strip()] if seeds else None,
+        cfg = AblateConfig(demo=str(demo), fractions=_csv(fractions, float, "fractions"),
+                           betas=_csv(betas, float, "betas"), epochs=_csv(epochs, float, "epochs"),
+                           errors=_csv(errors), seeds=_csv(seeds, int, "seeds") if seeds else None,
                            keep_models=keep_models)
         res = run_ablations(cfg, quiet=False)
         _say(f"ablations: {demo / 'ablations.json'}; report: {demo / 'report.md'}; {res['runs']} runs, "

@@ -147,7 +147,8 @@ def slipped_solution(problem: Problem, k: int, slip: int) -> list[str] | None:
     ops = problem.meta["ops"]
     if not 1 <= k <= len(ops) or slip == 0:
         raise ValueError(f"need 1 <= k <= {len(ops)} and a non-zero slip")
-    values = running_values(problem.meta)[:k] + [running_values(problem.meta)[k] + slip]
+    values = running_values(problem.meta)[: k + 1]
+    values[k] += slip
     if values[k] <= 0:
         return None
     for op, b in ops[k:]:
