@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from stepdpo.grading import extract_answer, grade, grade_detailed
+from stepdpo.grading import _Verifier, extract_answer, grade, grade_detailed
 
 
 @pytest.mark.parametrize("completion,reference,expected", [
@@ -51,6 +51,14 @@ def test_time_limit_holds_off_the_main_thread():
     th.join(30)
     assert results and results[0].reason == "timeout"
     assert time.time() - t < 10
+
+
+def test_a_worker_that_cannot_start_says_why():
+    v = _Verifier()
+    v.module = "stepdpo_no_such_worker"
+    with pytest.raises(RuntimeError, match="did not start: .*No module named '?stepdpo_no_such_worker"):
+        v.check("1", "1", timeout=5)
+    v.close()
 
 
 def test_every_math500_reference_solution_grades_correct(shared_data):

@@ -3,6 +3,7 @@ stdin, writes ``[correct, reason]`` lines on stdout. Runs in its own process so 
 kill it when a check exceeds its time limit."""
 
 import json
+import os
 import sys
 
 
@@ -11,6 +12,8 @@ def main() -> None:
 
     sys.stdout.write("ready\n")
     sys.stdout.flush()
+    # started: from here on, library warnings are dropped rather than piling up where nobody reads them
+    os.dup2(os.open(os.devnull, os.O_WRONLY), 2)
 
     for line in sys.stdin:
         gold, pred = json.loads(line)

@@ -20,13 +20,16 @@ from __future__ import annotations
 
 import atexit
 import json
+import os
 import re
 import select
 import subprocess
 import sys
+import tempfile
 import threading
 from dataclasses import dataclass
 from fractions import Fraction
+from pathlib import Path
 
 MAX_ANSWER_CHARS = 512
 """An extracted answer longer than this is not an answer; it is graded wrong without parsing."""
@@ -117,24 +120,39 @@ class _Verifier:
     """A math-verify worker process (``python -m stepdpo._verify_worker``), killed and restarted
     when one check exceeds the time limit. Safe to call from any thread."""
 
+    module = "stepdpo._verify_worker"
+
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._proc: subprocess.Popen | None = None
 
     def _start(self) -> None:
+        # the worker imports this package, which may come from a source tree on sys.path rather than
+        # an install (the benchmarks run that way): hand the folder holding it on to the child
+        env = dict(os.environ)
+        here = str(Path(__file__).resolve().parents[1])
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (here, env.get("PYTHONPATH", "")) if p)
+        log = tempfile.TemporaryFile()  # the worker's stderr, read only to say why it did not start
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "stepdpo._verify_worker"],
+            [sys.executable, "-m", self.module],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
+            stderr=log,
             text=True,
             bufsize=1,
+            env=env,
         )
         # wait for the worker's imports (sympy, math-verify) before any check's clock starts
         ready, _, _ = select.select([self._proc.stdout], [], [], STARTUP_TIMEOUT)
         if not ready or self._proc.stdout.readline().strip() != "ready":
             self._kill()
-            raise RuntimeError("the math-verify worker did not start; is math-verify installed? (pip install math-verify)")
+            log.seek(0)
+            err = log.read().decode(errors="replace").strip().splitlines()
+            log.close()
+            why = err[-1] if err else f"no reply in {STARTUP_TIMEOUT:.0f} s"
+            hint = "; install it with pip install math-verify" if "math_verify" in why else ""
+            raise RuntimeError(f"the math-verify worker did not start: {why}{hint}")
+        log.close()
 
     def _kill(self) -> None:
         if self._proc is not None:
