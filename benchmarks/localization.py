@@ -2,7 +2,7 @@
 
 Ground truth is the task's exact step checker. Measures:
 - first_error_accuracy: how often the rollout judge (binary search) finds the checker's first
-  wrong step, over the errors it locates; coverage: the share it locates (it abstains where the
+  wrong step, over the errors it locates, with its 95 % (Wilson) interval; coverage: the share it locates (it abstains where the
   model never solves the problem from scratch); and the accuracy counting abstentions as wrong;
 - rollout_ratio: rollouts spent by binary search / by a linear scan (i = 1, 2, ... until the first
   unrecoverable prefix) at the same m, same early stopping; also against Math-Shepherd's full
@@ -198,14 +198,25 @@ def run_judge(gen, sols, truth, search: str, m: int, temperature: float, seed: i
     right = sum(e.first_error_step == truth[e.solution.id] for e in located)
     early = sum(e.first_error_step < truth[e.solution.id] for e in located)
     n = max(1, len(located))
-    return {"first_error_accuracy": right / n, "located": len(located), "coverage": len(located) / len(done),
+    return {"first_error_accuracy": right / n, "first_error_accuracy_ci95": wilson(right, len(located)),
+            "located": len(located), "coverage": len(located) / len(done),
             "placed_too_early": early / n, "placed_too_late": (len(located) - right - early) / n,
             "accuracy_counting_abstentions_wrong": right / len(done),
             "rollouts_per_solution": sum(e.evidence["rollouts"] for e in done) / len(done), "seconds": secs}
 
 
+def wilson(hits: int, n: int, z: float = 1.96) -> list[float]:
+    """The 95 % Wilson score interval of a proportion ``hits / n``."""
+    if n == 0:
+        return [0.0, 1.0]
+    p = hits / n
+    mid, half = p + z * z / (2 * n), z * (p * (1 - p) / n + z * z / (4 * n * n)) ** 0.5
+    return [max(0.0, (mid - half) / (1 + z * z / n)), min(1.0, (mid + half) / (1 + z * z / n))]
+
+
 def describe(run: dict) -> str:
-    return (f"accuracy {run['first_error_accuracy']:.3f} on the {run['located']} located (coverage "
+    lo, hi = run["first_error_accuracy_ci95"]
+    return (f"accuracy {run['first_error_accuracy']:.3f} [{lo:.2f}, {hi:.2f}] on the {run['located']} located (coverage "
             f"{run['coverage']:.2f}; too early {run['placed_too_early']:.2f}, too late {run['placed_too_late']:.2f}), "
             f"{run['rollouts_per_solution']:.1f} rollouts per solution, {run['seconds']:.0f} s")
 
@@ -320,6 +331,7 @@ def main() -> None:
         "solutions": len(sols),
         "m": args.m,
         "first_error_accuracy": runs["binary"]["first_error_accuracy"],
+        "first_error_accuracy_ci95": runs["binary"]["first_error_accuracy_ci95"],
         "coverage": runs["binary"]["coverage"],
         "accuracy_counting_abstentions_wrong": runs["binary"]["accuracy_counting_abstentions_wrong"],
         "rollout_ratio": runs["binary"]["rollouts_per_solution"] / runs["linear"]["rollouts_per_solution"],
