@@ -45,7 +45,8 @@ from stepdpo.locate.verifier import VerifierJudge  # noqa: E402
 from stepdpo.modeling import load_model, load_tokenizer  # noqa: E402
 from stepdpo.prompts import generation_prompt  # noqa: E402
 from stepdpo.rectify import RectifyConfig, rectify_chunk  # noqa: E402
-from stepdpo.tasks.arithmetic import EQUATION  # noqa: E402
+from stepdpo.steps import split_steps  # noqa: E402
+from stepdpo.tasks.arithmetic import EQUATION, running_values  # noqa: E402
 
 
 def oracle_checks(k: int, n: int, search: str, success: float, failure: float) -> float:
@@ -83,14 +84,15 @@ def oracle_figures(kn: list[tuple[int, int]], m: int) -> dict:
             "binary_over_linear_by_chain_length_uniform_errors": longer}
 
 
-def recoverability_probe(gen, tok, sols, truth, m: int, temperature: float, seed: int) -> dict:
+def recoverability_probe(gen, tok, sols, truth, m: int, temperature: float, seed: int, meta: dict) -> dict:
     """Does recoverability track correctness for this model? Samples m continuations after every
     prefix s1..si (i = 0..n-1) of each solution, with no early stopping, and reports: how often a
     correct prefix (i < k) gets no success, how often a wrong one (i >= k) gets one, the accuracy a
     full scan would have at smaller m (drawing m of the probe's continuations), and the best
     accuracy any judge deciding by "at least one success" can reach at this m or more: where the
     prefix that ends with the wrong step already leads to the answer, such a judge places the
-    error later than the checker however many rollouts it draws."""
+    error later than the checker however many rollouts it draws. ``meta`` maps a problem text to
+    its task metadata, to classify how each success after a wrong prefix gets back on track."""
     from math import comb
 
     from stepdpo.grading import grade
@@ -99,6 +101,7 @@ def recoverability_probe(gen, tok, sols, truth, m: int, temperature: float, seed
     cfg = SamplingConfig(n=m, temperature=temperature, max_new_tokens=200, seed=seed + 77)
     wins: dict[str, list[int]] = {s.id: [0] * len(s.steps) for s in sols}
     recovered = reads_written = 0  # successes after a wrong prefix; those whose next step reads the wrong value
+    kinds: dict[str, int] = {}  # how those successes get back to the true running value
     for a in range(0, len(queries), 32):
         part = queries[a : a + 32]
         prompts = [generation_prompt(s.problem, s.steps[:i], tokenizer=tok) for s, i in part]
@@ -108,6 +111,9 @@ def recoverability_probe(gen, tok, sols, truth, m: int, temperature: float, seed
             if i >= truth[s.id] and good:
                 recovered += len(good)
                 reads_written += sum(_reads(t, written_value(s.steps[i - 1])) for t in good)
+                for t in good:
+                    kind = compensation_kind(s.steps[:i] + split_steps(primer + t)[1], i, meta[s.problem])
+                    kinds[kind] = kinds.get(kind, 0) + 1
 
     def p_none(w: int, draws: int) -> float:  # drawing `draws` of the m continuations, no success among them
         return comb(m - w, draws) / comb(m, draws) if draws <= m - w else 0.0
@@ -145,7 +151,29 @@ def recoverability_probe(gen, tok, sols, truth, m: int, temperature: float, seed
             "full_scan_accuracy_by_m": {str(d): v / ns for d, v in by_m.items()},
             "accuracy_upper_bound_at_m_or_more": 1 - never / ns,
             "full_scan_accuracy_by_rule": rules,
-            "recoveries_whose_next_step_reads_the_wrong_value": reads_written / max(1, recovered)}
+            "recoveries_whose_next_step_reads_the_wrong_value": reads_written / max(1, recovered),
+            "recoveries_by_kind": {k: v / max(1, recovered) for k, v in sorted(kinds.items(), key=lambda kv: -kv[1])}}
+
+
+def compensation_kind(steps: list[str], i: int, meta: dict) -> str:
+    """How a solution whose prefix s1..si is wrong gets back to the true running value: at the
+    first later step that writes the true value, that step
+    - ``arithmetic_error``: computes on the wrong value and errs onto the true result;
+    - ``reads_true_value``: takes the true running value as operand, not the value written before;
+    - ``inexact_division``: divides a wrong value that the divisor does not divide;
+    - ``other``: anything else (e.g. no later step writes the true value, the answer alone does)."""
+    values = running_values(meta)
+    for j in range(i + 1, min(len(steps), len(values) - 1) + 1):
+        eq = EQUATION.findall(steps[j - 1])
+        if not eq or int(eq[-1][3]) != values[j]:
+            continue
+        a, sym, b = int(eq[-1][0]), eq[-1][1], int(eq[-1][2])
+        if a == values[j - 1]:
+            return "reads_true_value"
+        if sym in "/÷" and b and a % b:
+            return "inexact_division"
+        return "arithmetic_error"
+    return "other"
 
 
 def written_value(step: str) -> int | None:
@@ -287,7 +315,8 @@ def main() -> None:
         completer = HFGenerator(load_model(args.completer, dtype="fp32", device="cpu"), load_tokenizer(args.completer),
                                 batch_size=128)
     probe, t_probe = timed(lambda: recoverability_probe(completer, completer.tokenizer, sols[: args.probe_solutions],
-                                                          truth, args.probe_m, args.temperature, args.seed))
+                                                          truth, args.probe_m, args.temperature, args.seed,
+                                                          {p.problem: p.meta for p in problems}))
     probe["completer"] = args.completer or args.model
     print(f"recoverability probe ({probe['solutions']} solutions, m={args.probe_m}, {t_probe:.0f} s): correct "
           f"prefixes with no success {probe['correct_prefixes_with_no_success']:.2f}, wrong prefixes with a success "
@@ -302,7 +331,9 @@ def main() -> None:
           f"step reads the wrong value {slips['next_step_reads_the_wrong_value']:.2f} (greedy); continuations reaching "
           f"the gold answer {slips['continuations_reaching_gold']:.3f}, prefixes with one of 16 reaching it "
           f"{slips['prefixes_with_a_continuation_reaching_gold']:.2f}; of the probe's successes after a wrong prefix, "
-          f"{probe['recoveries_whose_next_step_reads_the_wrong_value']:.2f} read the wrong value first", flush=True)
+          f"{probe['recoveries_whose_next_step_reads_the_wrong_value']:.2f} read the wrong value first; they get back to "
+          "the true running value by " + ", ".join(f"{k.replace('_', ' ')} {v:.2f}"
+                                                   for k, v in probe["recoveries_by_kind"].items()), flush=True)
     # rectification throughput
     from stepdpo.records import LocatedError
 
