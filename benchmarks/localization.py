@@ -21,7 +21,7 @@ Ground truth is the task's exact step checker. Measures:
 - sampling throughput of collect and rectify (generated tokens per second), and what encoding the
   prompt once for n samples saves against copying it n times (time and prefill tokens).
 
-    python benchmarks/localization.py [--quick] [--m 8] [--temperature 1.0] [--sweep 0.3:8,0.3:32]
+    python benchmarks/localization.py [--quick] [--m 8] [--temperature 1.0] [--sweep 0.3:8,0.3:32] [--no-reuse]
 
 The last line printed is one JSON object with every figure.
 """
@@ -218,9 +218,10 @@ def slip_probe(gen, tok, n: int, m: int, temperature: float, seed: int) -> dict:
             "prefixes_with_a_continuation_reaching_gold": sum(g > 0 for g in gold) / max(1, len(cases))}
 
 
-def run_judge(gen, sols, truth, search: str, m: int, temperature: float, seed: int) -> dict:
+def run_judge(gen, sols, truth, search: str, m: int, temperature: float, seed: int, reuse: bool = True) -> dict:
     """Locate the first error of every solution with the rollout judge; score it against the checker."""
-    judge = RolloutJudge(gen, m=m, temperature=temperature, max_new_tokens=200, search=search, seed=seed)
+    judge = RolloutJudge(gen, m=m, temperature=temperature, max_new_tokens=200, search=search, seed=seed,
+                         reuse=reuse)
     done, secs = timed(lambda: [e for i in range(0, len(sols), 64) for e in judge.locate(sols[i : i + 64])])
     located = [e for e in done if e.first_error_step is not None]
     right = sum(e.first_error_step == truth[e.solution.id] for e in located)
@@ -265,6 +266,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--probe-solutions", type=int, default=100, help="solutions in the recoverability probe")
     ap.add_argument("--probe-m", type=int, default=32, help="continuations per prefix in the probe")
+    ap.add_argument("--no-reuse", action="store_true",
+                    help="searches do not skip past the steps a successful continuation reproduces")
     ap.add_argument("--sweep", default="", help="more binary-search runs, as TEMPERATURE:M,... (e.g. 0.3:8,0.3:32)")
     ap.add_argument("--slip-problems", type=int, default=300, help="held-out problems in the slip probe")
     ap.add_argument("--model", default="default", help="the policy: collects, locates, rectifies (default: the embedded model)")
@@ -296,11 +299,11 @@ def main() -> None:
     # rollout localization: binary search against linear scans, same m
     runs = {}
     for search in ("binary", "linear", "full"):
-        runs[search] = run_judge(gen, sols, truth, search, args.m, args.temperature, args.seed)
+        runs[search] = run_judge(gen, sols, truth, search, args.m, args.temperature, args.seed, not args.no_reuse)
         print(f"rollout/{search}: " + describe(runs[search]), flush=True)
     sweep = []
     for temp, m in points:
-        row = {"temperature": temp, "m": m, **run_judge(gen, sols, truth, "binary", m, temp, args.seed)}
+        row = {"temperature": temp, "m": m, **run_judge(gen, sols, truth, "binary", m, temp, args.seed, not args.no_reuse)}
         sweep.append(row)
         print(f"rollout/binary at temperature {temp}, m {m}: " + describe(row), flush=True)
     # the same searches with a perfect oracle: what the error positions alone allow
@@ -372,6 +375,7 @@ def main() -> None:
         "recoverability": probe,
         "slip_probe": slips,
         "rollout_temperature": args.temperature,
+        "reuse": not args.no_reuse,
         "sweep": sweep,
         "first_error_step_mean": sum(truth[s.id] for s in sols) / len(sols),
         "steps_mean": sum(len(s.steps) for s in sols) / len(sols),
