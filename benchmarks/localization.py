@@ -2,8 +2,9 @@
 
 Ground truth is the task's exact step checker. Measures:
 - first_error_accuracy: how often the rollout judge (binary search) finds the checker's first
-  wrong step, over the errors it locates, with its 95 % (Wilson) interval; coverage: the share it locates (it abstains where the
-  model never solves the problem from scratch); and the accuracy counting abstentions as wrong;
+  wrong step, over the errors it locates, with its 95 % (Wilson) interval; coverage: the share it
+  locates (it abstains where the model never solves the problem from scratch); and the accuracy
+  counting abstentions as wrong;
 - rollout_ratio: rollouts spent by binary search / by a linear scan (i = 1, 2, ... until the first
   unrecoverable prefix) at the same m, same early stopping; also against Math-Shepherd's full
   per-step scan; and what a perfect oracle would spend on the same solutions: the binary/linear
@@ -84,15 +85,15 @@ def oracle_figures(kn: list[tuple[int, int]], m: int) -> dict:
             "binary_over_linear_by_chain_length_uniform_errors": longer}
 
 
-def recoverability_probe(gen, tok, sols, truth, m: int, temperature: float, seed: int, meta: dict) -> dict:
+def recoverability_probe(gen, tok, sols, truth, m: int, temperature: float, seed: int, values: dict) -> dict:
     """Does recoverability track correctness for this model? Samples m continuations after every
     prefix s1..si (i = 0..n-1) of each solution, with no early stopping, and reports: how often a
     correct prefix (i < k) gets no success, how often a wrong one (i >= k) gets one, the accuracy a
     full scan would have at smaller m (drawing m of the probe's continuations), and the best
     accuracy any judge deciding by "at least one success" can reach at this m or more: where the
     prefix that ends with the wrong step already leads to the answer, such a judge places the
-    error later than the checker however many rollouts it draws. ``meta`` maps a problem text to
-    its task metadata, to classify how each success after a wrong prefix gets back on track."""
+    error later than the checker however many rollouts it draws. ``values`` maps a problem text to
+    its true running values, to classify how each success after a wrong prefix gets back on track."""
     from math import comb
 
     from stepdpo.grading import grade
@@ -112,7 +113,7 @@ def recoverability_probe(gen, tok, sols, truth, m: int, temperature: float, seed
                 recovered += len(good)
                 reads_written += sum(_reads(t, written_value(s.steps[i - 1])) for t in good)
                 for t in good:
-                    kind = compensation_kind(s.steps[:i] + split_steps(primer + t)[1], i, meta[s.problem])
+                    kind = compensation_kind(s.steps[:i] + split_steps(primer + t)[1], i, values[s.problem])
                     kinds[kind] = kinds.get(kind, 0) + 1
 
     def p_none(w: int, draws: int) -> float:  # drawing `draws` of the m continuations, no success among them
@@ -155,14 +156,14 @@ def recoverability_probe(gen, tok, sols, truth, m: int, temperature: float, seed
             "recoveries_by_kind": {k: v / max(1, recovered) for k, v in sorted(kinds.items(), key=lambda kv: -kv[1])}}
 
 
-def compensation_kind(steps: list[str], i: int, meta: dict) -> str:
+def compensation_kind(steps: list[str], i: int, values: list[int]) -> str:
     """How a solution whose prefix s1..si is wrong gets back to the true running value: at the
     first later step that writes the true value, that step
     - ``arithmetic_error``: computes on the wrong value and errs onto the true result;
     - ``reads_true_value``: takes the true running value as operand, not the value written before;
     - ``inexact_division``: divides a wrong value that the divisor does not divide;
-    - ``other``: anything else (e.g. no later step writes the true value, the answer alone does)."""
-    values = running_values(meta)
+    - ``other``: anything else (e.g. no later step writes the true value, the answer alone does).
+    ``values`` are the true running values (:func:`running_values`)."""
     for j in range(i + 1, min(len(steps), len(values) - 1) + 1):
         eq = EQUATION.findall(steps[j - 1])
         if not eq or int(eq[-1][3]) != values[j]:
@@ -245,8 +246,8 @@ def wilson(hits: int, n: int, z: float = 1.96) -> list[float]:
 
 def describe(run: dict) -> str:
     lo, hi = run["first_error_accuracy_ci95"]
-    return (f"accuracy {run['first_error_accuracy']:.3f} [{lo:.2f}, {hi:.2f}] on the {run['located']} located (coverage "
-            f"{run['coverage']:.2f}; too early {run['placed_too_early']:.2f}, too late {run['placed_too_late']:.2f}), "
+    return (f"accuracy {run['first_error_accuracy']:.3f} [{lo:.2f}, {hi:.2f}] on the {run['located']} located "
+            f"(coverage {run['coverage']:.2f}; too early {run['placed_too_early']:.2f}, too late {run['placed_too_late']:.2f}), "
             f"{run['rollouts_per_solution']:.1f} rollouts per solution, {run['seconds']:.0f} s")
 
 
@@ -274,6 +275,7 @@ def main() -> None:
     ap.add_argument("--completer", default=None,
                     help="model that samples the probe's continuations (default: the policy itself)")
     args = ap.parse_args()
+    reuse = not args.no_reuse
     try:
         points = [(float(p.split(":")[0]), int(p.split(":")[1])) for p in args.sweep.split(",") if p.strip()]
     except (ValueError, IndexError):
@@ -299,11 +301,11 @@ def main() -> None:
     # rollout localization: binary search against linear scans, same m
     runs = {}
     for search in ("binary", "linear", "full"):
-        runs[search] = run_judge(gen, sols, truth, search, args.m, args.temperature, args.seed, not args.no_reuse)
+        runs[search] = run_judge(gen, sols, truth, search, args.m, args.temperature, args.seed, reuse)
         print(f"rollout/{search}: " + describe(runs[search]), flush=True)
     sweep = []
     for temp, m in points:
-        row = {"temperature": temp, "m": m, **run_judge(gen, sols, truth, "binary", m, temp, args.seed, not args.no_reuse)}
+        row = {"temperature": temp, "m": m, **run_judge(gen, sols, truth, "binary", m, temp, args.seed, reuse)}
         sweep.append(row)
         print(f"rollout/binary at temperature {temp}, m {m}: " + describe(row), flush=True)
     # the same searches with a perfect oracle: what the error positions alone allow
@@ -319,7 +321,7 @@ def main() -> None:
                                 batch_size=128)
     probe, t_probe = timed(lambda: recoverability_probe(completer, completer.tokenizer, sols[: args.probe_solutions],
                                                           truth, args.probe_m, args.temperature, args.seed,
-                                                          {p.problem: p.meta for p in problems}))
+                                                          {p.problem: running_values(p.meta) for p in problems}))
     probe["completer"] = args.completer or args.model
     print(f"recoverability probe ({probe['solutions']} solutions, m={args.probe_m}, {t_probe:.0f} s): correct "
           f"prefixes with no success {probe['correct_prefixes_with_no_success']:.2f}, wrong prefixes with a success "
@@ -375,7 +377,7 @@ def main() -> None:
         "recoverability": probe,
         "slip_probe": slips,
         "rollout_temperature": args.temperature,
-        "reuse": not args.no_reuse,
+        "reuse": reuse,
         "sweep": sweep,
         "first_error_step_mean": sum(truth[s.id] for s in sols) / len(sols),
         "steps_mean": sum(len(s.steps) for s in sols) / len(sols),

@@ -13,7 +13,9 @@ def main() -> None:
     sys.stdout.write("ready\n")
     sys.stdout.flush()
     # started: from here on, library warnings are dropped rather than piling up where nobody reads them
-    os.dup2(os.open(os.devnull, os.O_WRONLY), 2)
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 2)
+    os.close(null)
 
     for line in sys.stdin:
         gold, pred = json.loads(line)
