@@ -304,9 +304,9 @@ def main() -> None:
         print(f"rollout/{name}: " + describe(runs[name]), flush=True)
     cost = {k: v["rollouts_per_solution"] for k, v in runs.items()}
     ratio = cost["binary"] / cost["linear/plain"]
+    ratio_plain, ratio_reuse = cost["binary/plain"] / cost["linear/plain"], cost["binary"] / cost["linear"]
     print(f"rollouts per solution, binary search (as shipped) / Math-Shepherd's linear scan: {ratio:.2f}; "
-          f"plain binary / plain linear {cost['binary/plain'] / cost['linear/plain']:.2f}; both with reuse "
-          f"{cost['binary'] / cost['linear']:.2f}", flush=True)
+          f"plain binary / plain linear {ratio_plain:.2f}; both with reuse {ratio_reuse:.2f}", flush=True)
     sweep = []
     for temp, m in points:
         row = {"temperature": temp, "m": m, **run_judge(gen, sols, truth, "binary", m, temp, args.seed)}
@@ -375,8 +375,8 @@ def main() -> None:
         "coverage": runs["binary"]["coverage"],
         "accuracy_counting_abstentions_wrong": runs["binary"]["accuracy_counting_abstentions_wrong"],
         "rollout_ratio": ratio,
-        "rollout_ratio_plain_searches": cost["binary/plain"] / cost["linear/plain"],
-        "rollout_ratio_both_with_reuse": cost["binary"] / cost["linear"],
+        "rollout_ratio_plain_searches": ratio_plain,
+        "rollout_ratio_both_with_reuse": ratio_reuse,
         "rollout_ratio_vs_full_scan": cost["binary"] / cost["full"],
         "rollouts_per_solution": cost,
         "oracle": oracle,
