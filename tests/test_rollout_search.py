@@ -98,3 +98,17 @@ def test_binary_search_checks_where_a_reproducing_success_diverged():
     assert err.first_error_step == 20
     # prefix 16 succeeds reproducing steps 17..19, so step 20 is checked next and fails: two checks
     assert err.evidence["rollouts"] == 2 * 4 and sorted(err.evidence["successes_after_prefix"]) == ["16", "20"]
+
+
+@pytest.mark.parametrize("search", ["binary", "linear"])
+def test_a_reproducing_success_from_the_bare_problem_starts_the_search(search):
+    sols = _solutions(32, count=1)
+    truth = {sols[0].problem: 20}
+    spent = {}
+    for reuse in (False, True):
+        policy = ScriptedPolicy(sols, truth, copy=True)
+        (err,) = RolloutJudge(policy, m=4, search=search, reuse=reuse, early_stop=False).locate(sols)
+        assert err.first_error_step == 20
+        spent[reuse] = err.evidence["rollouts"]
+    # R(0) succeeds reproducing steps 1..19, so only step 20 is checked: two checks in all
+    assert spent[True] == 2 * 4 and spent[False] > spent[True]

@@ -17,7 +17,8 @@ the policy never solves the problem from scratch the error is recorded as unloca
 continuation from prefix i that reproduces the solution's next steps s(i+1)..sj verbatim also
 proves R(j), so the search skips past j; binary search then checks s(j+1), the step where that
 continuation left the solution, before bisecting again (a continuation that reproduces no step
-gives no such hint, so on free-form text the search stays a plain bisection).
+gives no such hint, so on free-form text the search stays a plain bisection). The successes of
+the R(0) check count too: one that reproduces s1..sj starts the search at j.
 """
 
 from __future__ import annotations
@@ -56,9 +57,10 @@ class RolloutJudge:
                 "max_new_tokens": self.max_new_tokens, "prompt_format": self.fmt, "seed": self.seed,
                 "abstain": self.abstain, "reuse": self.reuse}
 
-    def _sample(self, queries: list[tuple[Solution, int]], n: int) -> list[tuple[int, int]]:
-        """For each prefix (solution, i): how many of n continuations reach the answer, and the
-        longest prefix s1..sj (j >= i) that a successful continuation reproduces verbatim."""
+    def _sample(self, queries: list[tuple[Solution, int]], n: int) -> list[tuple[int, int, list[str]]]:
+        """For each prefix (solution, i): how many of n continuations reach the answer, the
+        longest prefix s1..sj (j >= i) that a successful continuation reproduces verbatim, and the
+        successful continuations' texts (from step i+1 on)."""
         self._round += 1
         sampling = SamplingConfig(n=n, temperature=self.temperature, top_p=self.top_p,
                                   max_new_tokens=self.max_new_tokens, seed=self.seed + 7919 * self._round)
@@ -69,39 +71,40 @@ class RolloutJudge:
         for (s, i), (_, primer), comps in zip(queries, prompts, outs):
             wins = [primer + c.text for c in comps if grade(primer + c.text, s.answer)]
             depth = max((i + _shared_steps(s.steps[i:], t) for t in wins), default=i) if self.reuse else i
-            result.append((len(wins), depth))
+            result.append((len(wins), depth, wins))
         return result
 
-    def _check(self, queries: list[tuple[Solution, int]]) -> list[tuple[int, int, int]]:
-        """``(successes, recoverable depth, rollouts spent)`` for each prefix."""
+    def _check(self, queries: list[tuple[Solution, int]]) -> list[tuple[int, int, int, list[str]]]:
+        """``(successes, recoverable depth, rollouts spent, successful continuations)`` per prefix."""
         if not queries:
             return []
         if not self.early_stop or self.m == 1:
-            return [(w, d, self.m) for w, d in self._sample(queries, self.m)]
+            return [(w, d, self.m, t) for w, d, t in self._sample(queries, self.m)]
         first = (self.m + 1) // 2
         found = self._sample(queries, first)
-        again = [j for j, (w, _) in enumerate(found) if w == 0]
+        again = [j for j, (w, _, _) in enumerate(found) if w == 0]
         more = self._sample([queries[j] for j in again], self.m - first) if again else []
-        result = [(w, d, first) for w, d in found]
-        for j, (w, d) in zip(again, more):
-            result[j] = (w, d, self.m)
+        result = [(w, d, first, t) for w, d, t in found]
+        for j, (w, d, t) in zip(again, more):
+            result[j] = (w, d, self.m, t)
         return result
 
-    def _solvable(self, solutions: list[Solution]) -> dict[tuple[str, str], tuple[int, int]]:
-        """R(0) per problem, sampled once per problem and judge: (successes, rollouts spent)."""
+    def _solvable(self, solutions: list[Solution]) -> dict[tuple[str, str], tuple[int, int, list[str]]]:
+        """R(0) per problem, sampled once per problem and judge: (successes, rollouts spent,
+        successful continuations)."""
         todo = {}
         for s in solutions:
             key = (s.problem, s.answer)
             if key not in self._root and key not in todo:
                 todo[key] = Solution(id="", problem_id="", problem=s.problem, answer=s.answer, completion="x",
                                      steps=["x"], correct=False)
-        for key, (wins, _, cost) in zip(todo, self._check([(s, 0) for s in todo.values()])):
-            self._root[key] = (wins, cost)
+        for key, (wins, _, cost, texts) in zip(todo, self._check([(s, 0) for s in todo.values()])):
+            self._root[key] = (wins, cost, texts if self.reuse else [])
         return self._root
 
     def locate(self, solutions: list[Solution]) -> list[LocatedError]:
         out: list[LocatedError | None] = [None] * len(solutions)
-        root_cost = {}
+        root_cost, start = {}, [0] * len(solutions)
         if self.abstain:
             # if the policy never solves the problem from scratch, rollouts cannot tell where it
             # went wrong: the error is recorded as unlocated rather than guessed as step 1
@@ -114,19 +117,24 @@ class RolloutJudge:
                 if root[key][0] == 0:
                     out[j] = LocatedError(s, None, self.name, reason="unsolvable_by_policy",
                                           evidence={"rollouts": root_cost[j], "m": self.m, "search": self.search})
+                start[j] = max((_shared_steps(s.steps, t) for t in root[key][2]), default=0)
         todo = [j for j in range(len(solutions)) if out[j] is None]
-        for j, err in zip(todo, self._search([solutions[j] for j in todo])):
+        for j, err in zip(todo, self._search([solutions[j] for j in todo], [start[j] for j in todo])):
             err.evidence["rollouts"] += root_cost.get(j, 0)
             out[j] = err
         return out  # type: ignore[return-value]
 
-    def _search(self, solutions: list[Solution]) -> list[LocatedError]:
+    def _search(self, solutions: list[Solution], start: list[int]) -> list[LocatedError]:
+        """Search each solution's first error, knowing R(start[j]) already (from the R(0) check)."""
         n = [len(s.steps) for s in solutions]
-        lo, hi = [0] * len(solutions), list(n)  # R(lo) true, R(hi) false
+        lo = [min(d, k - 1) for d, k in zip(start, n)]  # R(lo) true, R(hi) false
+        hi = list(n)
         spent = [0] * len(solutions)
         checks: list[dict[int, int]] = [{} for _ in solutions]
-        nxt = [1] * len(solutions)  # linear/full: next prefix to check
-        hint: list[int | None] = [None] * len(solutions)  # binary: where a reproducing success diverged
+        # linear: next prefix to check; full checks every prefix
+        nxt = [1 if self.search == "full" else d + 1 for d in lo]
+        # binary: where a reproducing success diverged
+        hint: list[int | None] = [d + 1 if d else None for d in lo]
         while True:
             queries, owners = [], []
             for j, s in enumerate(solutions):
@@ -140,7 +148,7 @@ class RolloutJudge:
                 owners.append(j)
             if not queries:
                 break
-            for j, (s, i), (wins, depth, cost) in zip(owners, queries, self._check(queries)):
+            for j, (s, i), (wins, depth, cost, _) in zip(owners, queries, self._check(queries)):
                 spent[j] += cost
                 checks[j][i] = wins
                 if self.search == "binary":
