@@ -10,7 +10,8 @@ Ground truth is the task's exact step checker. Measures:
   at the same m, same early stopping; also the ratio of the plain searches (both without reuse),
   of both with reuse, and against the full per-step scan; and what a perfect oracle would spend on
   the same solutions: the binary/linear ratio that their error positions allow, a lower bound for
-  any search (one success check at k-1 and one failure at k), and the ratio on longer chains;
+  any search that checks both k-1 and k (a success at k-1, a failure at k; reusing the bare
+  problem's check can save the first), and the ratio on longer chains;
 - recoverability: whether "some continuation reaches the answer" tracks step correctness for this
   model at all (a probe with many continuations after every prefix), and so the best accuracy any
   rollout judge can reach here; the same scan when "recoverable" needs more than one success
@@ -55,7 +56,7 @@ def oracle_checks(k: int, n: int, search: str, success: float, failure: float) -
     """Rollouts a search would spend on a solution with first error k of n steps if every check
     were answered right (R(i) true exactly for i < k), a success costing ``success`` rollouts and
     a failure ``failure``. With ``search="bound"``: the cost of the certificate alone (a success at
-    k-1 and a failure at k), which no search can go below."""
+    k-1 and a failure at k), which no search that checks both can go below."""
     if search == "bound":
         return success * (k > 1) + failure * (k < n)
     cost, lo, hi = 0.0, 0, n
@@ -314,8 +315,8 @@ def main() -> None:
         print(f"rollout/binary at temperature {temp}, m {m}: " + describe(row), flush=True)
     # the same searches with a perfect oracle: what the error positions alone allow
     oracle = oracle_figures([(truth[s.id], len(s.steps)) for s in sols], args.m)
-    print(f"perfect oracle on these solutions: binary/linear {oracle['binary_over_linear']:.2f}; no search can go "
-          f"below {oracle['any_search_over_linear_lower_bound']:.2f} of the linear scan; binary/linear with uniform "
+    print(f"perfect oracle on these solutions: binary/linear {oracle['binary_over_linear']:.2f}; a search checking "
+          f"k-1 and k spends at least {oracle['any_search_over_linear_lower_bound']:.2f} of the linear scan; binary/linear with uniform "
           "errors on longer chains: " + ", ".join(f"{n} steps {r:.2f}" for n, r in
                                                    oracle["binary_over_linear_by_chain_length_uniform_errors"].items()),
           flush=True)
