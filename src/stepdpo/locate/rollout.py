@@ -57,49 +57,51 @@ class RolloutJudge:
                 "max_new_tokens": self.max_new_tokens, "prompt_format": self.fmt, "seed": self.seed,
                 "abstain": self.abstain, "reuse": self.reuse}
 
-    def _sample(self, queries: list[tuple[Solution, int]], n: int) -> list[tuple[int, int, list[str]]]:
-        """For each prefix (solution, i): how many of n continuations reach the answer, the
-        longest prefix s1..sj (j >= i) that a successful continuation reproduces verbatim, and the
-        successful continuations' texts (from step i+1 on)."""
+    def _sample(self, queries: list[tuple[Solution, int]], n: int) -> list[list[str]]:
+        """For each prefix (solution, i): those of n continuations that reach the answer (their
+        text from step i+1 on)."""
         self._round += 1
         sampling = SamplingConfig(n=n, temperature=self.temperature, top_p=self.top_p,
                                   max_new_tokens=self.max_new_tokens, seed=self.seed + 7919 * self._round)
         prompts = [generation_prompt(s.problem, s.steps[:i], tokenizer=self.generator.tokenizer, fmt=self.fmt)
                    for s, i in queries]
         outs = self.generator.generate([p for p, _ in prompts], sampling)
-        result = []
-        for (s, i), (_, primer), comps in zip(queries, prompts, outs):
-            wins = [primer + c.text for c in comps if grade(primer + c.text, s.answer)]
-            depth = max((i + _shared_steps(s.steps[i:], t) for t in wins), default=i) if self.reuse else i
-            result.append((len(wins), depth, wins))
-        return result
+        return [[primer + c.text for c in comps if grade(primer + c.text, s.answer)]
+                for (s, _), (_, primer), comps in zip(queries, prompts, outs)]
 
-    def _check(self, queries: list[tuple[Solution, int]]) -> list[tuple[int, int, int, list[str]]]:
-        """``(successes, recoverable depth, rollouts spent, successful continuations)`` per prefix."""
+    def _check(self, queries: list[tuple[Solution, int]]) -> list[tuple[list[str], int]]:
+        """``(successful continuations, rollouts spent)`` for each prefix."""
         if not queries:
             return []
         if not self.early_stop or self.m == 1:
-            return [(w, d, self.m, t) for w, d, t in self._sample(queries, self.m)]
+            return [(wins, self.m) for wins in self._sample(queries, self.m)]
         first = (self.m + 1) // 2
         found = self._sample(queries, first)
-        again = [j for j, (w, _, _) in enumerate(found) if w == 0]
+        again = [j for j, wins in enumerate(found) if not wins]
         more = self._sample([queries[j] for j in again], self.m - first) if again else []
-        result = [(w, d, first, t) for w, d, t in found]
-        for j, (w, d, t) in zip(again, more):
-            result[j] = (w, d, self.m, t)
+        result = [(wins, first) for wins in found]
+        for j, wins in zip(again, more):
+            result[j] = (wins, self.m)
         return result
 
-    def _solvable(self, solutions: list[Solution]) -> dict[tuple[str, str], tuple[int, int, list[str]]]:
-        """R(0) per problem, sampled once per problem and judge: (successes, rollouts spent,
-        successful continuations)."""
+    def _depth(self, solution: Solution, i: int, wins: list[str]) -> int:
+        """The longest prefix s1..sj (j >= i) that a success after s1..si reproduces verbatim
+        (i without ``reuse``)."""
+        if not self.reuse:
+            return i
+        return i + max((_shared_steps(solution.steps[i:], t) for t in wins), default=0)
+
+    def _solvable(self, solutions: list[Solution]) -> dict[tuple[str, str], tuple[list[str], int]]:
+        """R(0) per problem, sampled once per problem and judge: (successful continuations,
+        rollouts spent)."""
         todo = {}
         for s in solutions:
             key = (s.problem, s.answer)
             if key not in self._root and key not in todo:
                 todo[key] = Solution(id="", problem_id="", problem=s.problem, answer=s.answer, completion="x",
                                      steps=["x"], correct=False)
-        for key, (wins, _, cost, texts) in zip(todo, self._check([(s, 0) for s in todo.values()])):
-            self._root[key] = (wins, cost, texts if self.reuse else [])
+        for key, (wins, cost) in zip(todo, self._check([(s, 0) for s in todo.values()])):
+            self._root[key] = (wins, cost)
         return self._root
 
     def locate(self, solutions: list[Solution]) -> list[LocatedError]:
@@ -114,10 +116,10 @@ class RolloutJudge:
                 key = (s.problem, s.answer)
                 root_cost[j] = root[key][1] if key in fresh else 0
                 fresh.discard(key)
-                if root[key][0] == 0:
+                if not root[key][0]:
                     out[j] = LocatedError(s, None, self.name, reason="unsolvable_by_policy",
                                           evidence={"rollouts": root_cost[j], "m": self.m, "search": self.search})
-                start[j] = max((_shared_steps(s.steps, t) for t in root[key][2]), default=0)
+                start[j] = self._depth(s, 0, root[key][0])
         todo = [j for j in range(len(solutions)) if out[j] is None]
         for j, err in zip(todo, self._search([solutions[j] for j in todo], [start[j] for j in todo])):
             err.evidence["rollouts"] += root_cost.get(j, 0)
@@ -148,9 +150,10 @@ class RolloutJudge:
                 owners.append(j)
             if not queries:
                 break
-            for j, (s, i), (wins, depth, cost, _) in zip(owners, queries, self._check(queries)):
+            for j, (s, i), (won, cost) in zip(owners, queries, self._check(queries)):
                 spent[j] += cost
-                checks[j][i] = wins
+                checks[j][i] = wins = len(won)
+                depth = self._depth(s, i, won)
                 if self.search == "binary":
                     if wins:
                         lo[j] = max(i, min(depth, hi[j] - 1))
