@@ -8,10 +8,10 @@ Ground truth is the task's exact step checker. Measures:
 - rollout_ratio: rollouts spent by the judge as shipped (binary search with the reuse refinement)
   / by Math-Shepherd's linear scan (i = 1, 2, ... until the first unrecoverable prefix, no reuse)
   at the same m, same early stopping; also the ratio of the plain searches (both without reuse),
-  of both with reuse, and against the full per-step scan; and what a perfect oracle would spend on
-  the same solutions: the binary/linear ratio that their error positions allow, a lower bound for
-  any search that checks both k-1 and k (a success at k-1, a failure at k; reusing the bare
-  problem's check can save the first), and the ratio on longer chains;
+  of both with reuse, and against the full per-step scan (default task only); and what a perfect
+  oracle would spend on the same solutions: the binary/linear ratio that their error positions
+  allow, a lower bound for any search that checks both k-1 and k (a success at k-1, a failure at
+  k; reusing the bare problem's check can save the first), and the ratio on longer chains;
 - recoverability: whether "some continuation reaches the answer" tracks step correctness for this
   model at all (a probe with many continuations after every prefix), and so the best accuracy any
   rollout judge can reach here; the same scan when "recoverable" needs more than one success
@@ -24,7 +24,7 @@ Ground truth is the task's exact step checker. Measures:
 - sampling throughput of collect and rectify (generated tokens per second), and what encoding the
   prompt once for n samples saves against copying it n times (time and prefill tokens).
 
-    python benchmarks/localization.py [--quick] [--m 8] [--temperature 1.0] [--sweep 0.3:8,0.3:32]
+    python benchmarks/localization.py [--task default|long] [--quick] [--m 8] [--temperature 1.0] [--sweep 0.3:8]
 
 The last line printed is one JSON object with every figure.
 """
@@ -87,7 +87,8 @@ def oracle_figures(kn: list[tuple[int, int]], m: int) -> dict:
             "binary_over_linear_by_chain_length_uniform_errors": longer}
 
 
-def recoverability_probe(gen, tok, sols, truth, m: int, temperature: float, seed: int, values: dict) -> dict:
+def recoverability_probe(gen, tok, sols, truth, m: int, temperature: float, seed: int, values: dict,
+                         max_new_tokens: int = 200) -> dict:
     """Does recoverability track correctness for this model? Samples m continuations after every
     prefix s1..si (i = 0..n-1) of each solution, with no early stopping, and reports: how often a
     correct prefix (i < k) gets no success, how often a wrong one (i >= k) gets one, the accuracy a
@@ -101,7 +102,7 @@ def recoverability_probe(gen, tok, sols, truth, m: int, temperature: float, seed
     from stepdpo.grading import grade
 
     queries = [(s, i) for s in sols for i in range(len(s.steps))]
-    cfg = SamplingConfig(n=m, temperature=temperature, max_new_tokens=200, seed=seed + 77)
+    cfg = SamplingConfig(n=m, temperature=temperature, max_new_tokens=max_new_tokens, seed=seed + 77)
     wins: dict[str, list[int]] = {s.id: [0] * len(s.steps) for s in sols}
     recovered = reads_written = 0  # successes after a wrong prefix; those whose next step reads the wrong value
     kinds: dict[str, int] = {}  # how those successes get back to the true running value
@@ -191,7 +192,7 @@ def _reads(text: str, value: int | None) -> bool:
     return value is not None and eq is not None and value in (int(eq.group(1)), int(eq.group(3)))
 
 
-def slip_probe(gen, tok, n: int, m: int, temperature: float, seed: int) -> dict:
+def slip_probe(gen, tok, n: int, m: int, temperature: float, seed: int, task: dict) -> dict:
     """Does the model carry forward a value it wrote, or recompute it from the problem? Held-out
     problems get a solution prefix whose last step misstates its result (``slipped_solution``),
     and the model continues: how often its next step reads the wrong value (greedy), and how often
@@ -204,14 +205,16 @@ def slip_probe(gen, tok, n: int, m: int, temperature: float, seed: int) -> dict:
 
     rng = random.Random(seed)
     cases = []
-    for p in load_problems("synthetic", split="test", limit=n, seed=9000 + seed):
+    for p in load_problems(task["data"], split="test", limit=n, seed=9000 + seed):
         k = rng.randint(1, len(p.meta["ops"]) - 1)
         steps = slipped_solution(p, k, rng.choice([-10, -3, -2, -1, 1, 2, 3, 10]))
         if steps is not None:
             cases.append((p, steps[:k]))
     prompts = [generation_prompt(p.problem, before, tokenizer=tok) for p, before in cases]
-    greedy = gen.generate([q for q, _ in prompts], SamplingConfig(n=1, temperature=0.0, max_new_tokens=200))
-    sampled = gen.generate([q for q, _ in prompts], SamplingConfig(n=m, temperature=temperature, max_new_tokens=200,
+    greedy = gen.generate([q for q, _ in prompts], SamplingConfig(n=1, temperature=0.0,
+                                                                  max_new_tokens=task["max_new_tokens"]))
+    sampled = gen.generate([q for q, _ in prompts], SamplingConfig(n=m, temperature=temperature,
+                                                                   max_new_tokens=task["max_new_tokens"],
                                                                    seed=seed + 5))
     reads = sum(_reads(g[0].text, written_value(before[-1])) for (_, before), g in zip(cases, greedy))
     gold = [sum(bool(grade(primer + c.text, p.answer)) for c in comps)
@@ -221,9 +224,10 @@ def slip_probe(gen, tok, n: int, m: int, temperature: float, seed: int) -> dict:
             "prefixes_with_a_continuation_reaching_gold": sum(g > 0 for g in gold) / max(1, len(cases))}
 
 
-def run_judge(gen, sols, truth, search: str, m: int, temperature: float, seed: int, reuse: bool = True) -> dict:
+def run_judge(gen, sols, truth, search: str, m: int, temperature: float, seed: int, reuse: bool = True,
+              max_new_tokens: int = 200) -> dict:
     """Locate the first error of every solution with the rollout judge; score it against the checker."""
-    judge = RolloutJudge(gen, m=m, temperature=temperature, max_new_tokens=200, search=search, seed=seed,
+    judge = RolloutJudge(gen, m=m, temperature=temperature, max_new_tokens=max_new_tokens, search=search, seed=seed,
                          reuse=reuse)
     done, secs = timed(lambda: [e for i in range(0, len(sols), 64) for e in judge.locate(sols[i : i + 64])])
     located = [e for e in done if e.first_error_step is not None]
@@ -259,19 +263,35 @@ def timed(fn):
     return out, time.time() - t
 
 
+TASKS = {  # problems, policy, tokens per sampled solution; default and --quick sizes: problems, solutions
+    # searched, solutions in the recoverability probe (too costly on long chains), problems in the slip
+    # probe; the searches run, as (search, reuse)
+    "default": {"data": "synthetic", "model": "default", "max_new_tokens": 200,
+                "sizes": (400, 300, 100, 300), "quick": (120, 80, 30, 100),
+                "searches": [("binary", True), ("linear", True), ("full", True), ("binary", False), ("linear", False)]},
+    "long": {"data": "synthetic-long", "model": "default-long", "max_new_tokens": 800,
+             "sizes": (160, 120, 0, 60), "quick": (40, 20, 0, 20),
+             "searches": [("binary", True), ("linear", True), ("binary", False), ("linear", False)]},
+}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--task", choices=TASKS, default="default",
+                    help="default: the embedded task (3 to 6 steps) and model; long: its long-chain form (24 to 30 "
+                         "steps) and the model SFT'd on it")
     ap.add_argument("--quick", action="store_true", help="fewer problems; finishes in a few minutes on 2 cores")
-    ap.add_argument("--problems", type=int, default=400)
+    ap.add_argument("--problems", type=int, default=None)
     ap.add_argument("--m", type=int, default=8, help="rollouts per prefix check")
-    ap.add_argument("--max-solutions", type=int, default=300)
+    ap.add_argument("--max-solutions", type=int, default=None)
     ap.add_argument("--temperature", type=float, default=1.0, help="rollout temperature")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--probe-solutions", type=int, default=100, help="solutions in the recoverability probe")
+    ap.add_argument("--probe-solutions", type=int, default=None, help="solutions in the recoverability probe")
     ap.add_argument("--probe-m", type=int, default=32, help="continuations per prefix in the probe")
     ap.add_argument("--sweep", default="", help="more binary-search runs, as TEMPERATURE:M,... (e.g. 0.3:8,0.3:32)")
-    ap.add_argument("--slip-problems", type=int, default=300, help="held-out problems in the slip probe")
-    ap.add_argument("--model", default="default", help="the policy: collects, locates, rectifies (default: the embedded model)")
+    ap.add_argument("--slip-problems", type=int, default=None, help="held-out problems in the slip probe")
+    ap.add_argument("--model", default=None, help="the policy: collects, locates, rectifies (default: the task's "
+                                                  "embedded model)")
     ap.add_argument("--completer", default=None,
                     help="model that samples the probe's continuations (default: the policy itself)")
     args = ap.parse_args()
@@ -279,14 +299,20 @@ def main() -> None:
         points = [(float(p.split(":")[0]), int(p.split(":")[1])) for p in args.sweep.split(",") if p.strip()]
     except (ValueError, IndexError):
         ap.error(f"--sweep {args.sweep!r}: expected TEMPERATURE:M pairs, e.g. 0.3:8,0.3:32")
-    if args.quick:
-        args.problems, args.max_solutions, args.probe_solutions, args.slip_problems = 120, 80, 30, 100
+    task = TASKS[args.task]
+    args.model = args.model or task["model"]
+    sizes = dict(zip(("problems", "max_solutions", "probe_solutions", "slip_problems"),
+                     task["quick" if args.quick else "sizes"]))
+    for name, value in sizes.items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    max_new = task["max_new_tokens"]
     model, tok = load_model(args.model, dtype="fp32", device="cpu"), load_tokenizer(args.model)
     gen = HFGenerator(model, tok, batch_size=128)
-    problems = load_problems("synthetic", split="train", limit=args.problems, seed=4242 + args.seed)
+    problems = load_problems(task["data"], split="train", limit=args.problems, seed=4242 + args.seed)
 
     # error collection, and its sampling throughput
-    ccfg = CollectConfig(k=4, temperature=0.8, max_new_tokens=200, seed=args.seed)
+    ccfg = CollectConfig(k=4, temperature=0.8, max_new_tokens=max_new, seed=args.seed)
     before = dict(gen.stats)
     results, t_collect = timed(lambda: [r for i in range(0, len(problems), 32)
                                         for r in collect_chunk(gen, problems[i : i + 32], ccfg)])
@@ -299,9 +325,9 @@ def main() -> None:
 
     # rollout localization: binary search against linear scans, same m, with and without reuse
     runs = {}
-    for search, reuse in (("binary", True), ("linear", True), ("full", True), ("binary", False), ("linear", False)):
+    for search, reuse in task["searches"]:
         name = search + ("" if reuse else "/plain")
-        runs[name] = run_judge(gen, sols, truth, search, args.m, args.temperature, args.seed, reuse)
+        runs[name] = run_judge(gen, sols, truth, search, args.m, args.temperature, args.seed, reuse, max_new)
         print(f"rollout/{name}: " + describe(runs[name]), flush=True)
     cost = {k: v["rollouts_per_solution"] for k, v in runs.items()}
     ratio = cost["binary"] / cost["linear/plain"]
@@ -310,7 +336,7 @@ def main() -> None:
           f"plain binary / plain linear {ratio_plain:.2f}; both with reuse {ratio_reuse:.2f}", flush=True)
     sweep = []
     for temp, m in points:
-        row = {"temperature": temp, "m": m, **run_judge(gen, sols, truth, "binary", m, temp, args.seed)}
+        row = {"temperature": temp, "m": m, **run_judge(gen, sols, truth, "binary", m, temp, args.seed, True, max_new)}
         sweep.append(row)
         print(f"rollout/binary at temperature {temp}, m {m}: " + describe(row), flush=True)
     # the same searches with a perfect oracle: what the error positions alone allow
@@ -324,32 +350,34 @@ def main() -> None:
     if args.completer:
         completer = HFGenerator(load_model(args.completer, dtype="fp32", device="cpu"), load_tokenizer(args.completer),
                                 batch_size=128)
-    probe, t_probe = timed(lambda: recoverability_probe(completer, completer.tokenizer, sols[: args.probe_solutions],
-                                                          truth, args.probe_m, args.temperature, args.seed,
-                                                          {p.problem: running_values(p.meta) for p in problems}))
-    probe["completer"] = args.completer or args.model
-    print(f"recoverability probe ({probe['solutions']} solutions, m={args.probe_m}, {t_probe:.0f} s): correct "
-          f"prefixes with no success {probe['correct_prefixes_with_no_success']:.2f}, wrong prefixes with a success "
-          f"{probe['wrong_prefixes_with_a_success']:.2f}; full-scan accuracy by m "
-          + ", ".join(f"{d}: {a:.2f}" for d, a in probe["full_scan_accuracy_by_m"].items())
-          + f"; upper bound at m >= {args.probe_m}: {probe['accuracy_upper_bound_at_m_or_more']:.2f}; full scan at m = "
-          f"{args.probe_m}, a prefix recoverable with successes " + ", ".join(
-              f"{label} {a:.2f}" for label, a in zip((">= 1:", ">= 2:", ">= 4:", ">= R(0)/4:", ">= R(0)/2:"),
-                                                    probe["full_scan_accuracy_by_rule"].values())), flush=True)
-    slips, t_slips = timed(lambda: slip_probe(gen, tok, args.slip_problems, 16, args.temperature, args.seed))
+    probe = None
+    if args.probe_solutions:
+        probe, t_probe = timed(lambda: recoverability_probe(
+            completer, completer.tokenizer, sols[: args.probe_solutions], truth, args.probe_m, args.temperature,
+            args.seed, {p.problem: running_values(p.meta) for p in problems}, max_new))
+        probe["completer"] = args.completer or args.model
+        print(f"recoverability probe ({probe['solutions']} solutions, m={args.probe_m}, {t_probe:.0f} s): correct "
+              f"prefixes with no success {probe['correct_prefixes_with_no_success']:.2f}, wrong prefixes with a "
+              f"success {probe['wrong_prefixes_with_a_success']:.2f}; full-scan accuracy by m "
+              + ", ".join(f"{d}: {a:.2f}" for d, a in probe["full_scan_accuracy_by_m"].items())
+              + f"; upper bound at m >= {args.probe_m}: {probe['accuracy_upper_bound_at_m_or_more']:.2f}; full scan "
+              f"at m = {args.probe_m}, a prefix recoverable with successes " + ", ".join(
+                  f"{label} {a:.2f}" for label, a in zip((">= 1:", ">= 2:", ">= 4:", ">= R(0)/4:", ">= R(0)/2:"),
+                                                        probe["full_scan_accuracy_by_rule"].values())) + "; of its "
+              f"successes after a wrong prefix, {probe['recoveries_whose_next_step_reads_the_wrong_value']:.2f} read "
+              "the wrong value first; they get back to the true running value by " + ", ".join(
+                  f"{k.replace('_', ' ')} {v:.2f}" for k, v in probe["recoveries_by_kind"].items()), flush=True)
+    slips, t_slips = timed(lambda: slip_probe(gen, tok, args.slip_problems, 16, args.temperature, args.seed, task))
     print(f"slip probe ({slips['prefixes']} held-out prefixes ending in a wrong result, {t_slips:.0f} s): the next "
           f"step reads the wrong value {slips['next_step_reads_the_wrong_value']:.2f} (greedy); continuations reaching "
           f"the gold answer {slips['continuations_reaching_gold']:.3f}, prefixes with one of 16 reaching it "
-          f"{slips['prefixes_with_a_continuation_reaching_gold']:.2f}; of the probe's successes after a wrong prefix, "
-          f"{probe['recoveries_whose_next_step_reads_the_wrong_value']:.2f} read the wrong value first; they get back to "
-          "the true running value by " + ", ".join(f"{k.replace('_', ' ')} {v:.2f}"
-                                                   for k, v in probe["recoveries_by_kind"].items()), flush=True)
+          f"{slips['prefixes_with_a_continuation_reaching_gold']:.2f}", flush=True)
     # rectification throughput
     from stepdpo.records import LocatedError
 
     errs = [LocatedError(s, truth[s.id], "verifier") for s in sols[:64]]
     before = dict(gen.stats)
-    _, t_rect = timed(lambda: list(rectify_chunk(gen, errs, RectifyConfig(n=8, max_new_tokens=200, seed=args.seed))))
+    _, t_rect = timed(lambda: list(rectify_chunk(gen, errs, RectifyConfig(n=8, max_new_tokens=max_new, seed=args.seed))))
     rect_tokens = gen.stats["generated_tokens"] - before["generated_tokens"]
 
     # prompt encoded once for n samples, against copied n times
@@ -368,6 +396,7 @@ def main() -> None:
     share["prefill_saved_fraction"] = 1 - share["prefill_tokens_shared"] / share["prefill_tokens_copied"]
 
     result = {
+        "task": args.task,
         "model": args.model,
         "solutions": len(sols),
         "m": args.m,
@@ -378,7 +407,7 @@ def main() -> None:
         "rollout_ratio": ratio,
         "rollout_ratio_plain_searches": ratio_plain,
         "rollout_ratio_both_with_reuse": ratio_reuse,
-        "rollout_ratio_vs_full_scan": cost["binary"] / cost["full"],
+        "rollout_ratio_vs_full_scan": cost["binary"] / cost["full"] if "full" in cost else None,
         "rollouts_per_solution": cost,
         "oracle": oracle,
         "recoverability": probe,

@@ -3,7 +3,8 @@ import pytest
 from stepdpo.grading import grade
 from stepdpo.steps import split_steps
 from stepdpo.tasks.arithmetic import (EQUATION, canonical_solution, canonical_step, check_solution,
-                                      generate_problems, running_values, slipped_solution)
+                                      generate_chain_problems, generate_problems, running_values,
+                                      slipped_solution)
 
 
 def test_problems_are_deterministic_and_well_formed():
@@ -72,3 +73,26 @@ def test_a_slip_before_an_inexact_division_is_refused():
     assert running_values(p.meta)[1] % p.meta["ops"][1][1] == 0
     assert slipped_solution(p, 1, 1) is None  # one more than a multiple of b does not divide by b
 
+
+def test_long_chain_problems_are_well_formed_and_checked_like_the_stories():
+    a = generate_chain_problems(40, seed=5)
+    assert [p.to_dict() for p in a] == [p.to_dict() for p in generate_chain_problems(40, seed=5)]
+    for p in a:
+        ops, vals = p.meta["ops"], running_values(p.meta)
+        assert 24 <= len(ops) <= 30 and vals[0] == 0 and all(1 <= v <= 99 for v in vals[1:])
+        assert ops[0][0] == "+" and 10 <= ops[0][1] <= 60 and all(1 <= b <= 9 for _, b in ops[1:])
+        lines = p.problem.splitlines()
+        (op, b) = ops[11]
+        assert lines[0] == f"Start with {vals[0]}." and lines[12] == f"(l) {op}{b}"
+        steps = split_steps(p.solution)[1]
+        assert len(steps) == len(ops) and steps[11] == f"Step 12: (l) {op}{b}: {vals[11]}{op}{b}={vals[12]}.\n"
+        assert grade(p.solution, p.answer) and check_solution(p, p.solution).first_error_step is None
+    assert {op for p in a for op, _ in p.meta["ops"][1:]} == {"+", "-", "*"}
+    p = a[0]
+    steps = split_steps(p.solution)[1]
+    vals = running_values(p.meta)
+    steps[19] = steps[19].replace(f"={vals[20]}.", f"={vals[20] + 1}.")
+    r = check_solution(p, "".join(steps))
+    assert r.first_error_step == 20 and r.message.startswith("arithmetic")
+    held = generate_chain_problems(40, seed=6, exclude={q.problem for q in a})
+    assert not {q.problem for q in held} & {q.problem for q in a}

@@ -37,10 +37,11 @@ def test_gsm8k_steps():
     assert steps == "Step 1: A has 2\nStep 2: B has 4\nThe answer is \\boxed{1004}."
 
 
-def test_synthetic_splits_do_not_overlap():
-    train = load_problems("synthetic", split="train", limit=300)
-    test = load_problems("synthetic", split="test", limit=100)
-    assert not {p.problem for p in train} & {p.problem for p in test}
+@pytest.mark.parametrize("spec", ["synthetic", "synthetic-long"])
+def test_synthetic_splits_do_not_overlap(spec):
+    train = load_problems(spec, split="train", limit=300)
+    test = load_problems(spec, split="test", limit=100)
+    assert len(test) == 100 and not {p.problem for p in train} & {p.problem for p in test}
 
 
 def test_unknown_source_is_clear():

@@ -74,8 +74,10 @@ def validate(
 def sft(
     out: Path = typer.Option(..., help="Output model folder."),
     model: str = typer.Option("default", help="Model to fine-tune: a folder, a hub id, or 'tiny' for a fresh tiny Qwen2."),
-    data: str = typer.Option("synthetic", help="Problems with reference solutions: synthetic, gsm8k, math, or a file."),
-    limit: int = typer.Option(6000, help="Number of training problems."),
+    data: str = typer.Option("synthetic", help="Problems with reference solutions: synthetic, synthetic-long, gsm8k, "
+                                               "math, or a file."),
+    limit: Optional[int] = typer.Option(None, help="Number of training problems (default 6000; 8000 for tiny on "
+                                                   "synthetic-long)."),
     max_steps: int = typer.Option(0, help="Optimizer steps (0: use --epochs)."),
     epochs: float = typer.Option(3.0),
     batch_size: int = typer.Option(16),
@@ -83,17 +85,23 @@ def sft(
     seed: int = typer.Option(0),
     prompt_format: str = typer.Option("auto", help="auto, base or chat."),
 ) -> None:
-    """Supervised fine-tuning on step-by-step reference solutions ('tiny' + synthetic rebuilds the default model)."""
+    """Supervised fine-tuning on step-by-step reference solutions ('tiny' + synthetic rebuilds the default model,
+    'tiny' + synthetic-long the long-chain one)."""
     _run(_sft, out, model, data, limit, max_steps, epochs, batch_size, lr, seed, prompt_format)
 
 
 def _sft(out, model, data, limit, max_steps, epochs, batch_size, lr, seed, prompt_format) -> None:
-    from .tiny import build_default_model
+    from .tiny import build_default_model, build_long_model
 
     if model == "tiny" and data == "synthetic":
-        path = build_default_model(out, seed=seed, n_problems=limit, schedule_steps=max_steps or 1500,
+        path = build_default_model(out, seed=seed, n_problems=limit or 6000, schedule_steps=max_steps or 1500,
                                    stop_after=0 if max_steps else 750)
         _say(f"default model written to {path}")
+        return
+    if model == "tiny" and data == "synthetic-long":
+        path = build_long_model(out, seed=seed, n_problems=limit or 8000, schedule_steps=max_steps or 1400,
+                                stop_after=0 if max_steps else 900)
+        _say(f"long-chain default model written to {path}")
         return
     import torch
 
@@ -102,7 +110,7 @@ def _sft(out, model, data, limit, max_steps, epochs, batch_size, lr, seed, promp
     from .prompts import build_prompt
     from .sft import SFTConfig, sft_train
 
-    problems = [p for p in load_problems(data, split="train", limit=limit) if p.solution]
+    problems = [p for p in load_problems(data, split="train", limit=limit or 6000) if p.solution]
     if not problems:
         _fail(f"{data}: no problems with reference solutions to fine-tune on")
     tok = load_tokenizer(model)

@@ -1,6 +1,6 @@
 """Problem sources: the embedded synthetic task, GSM8K, MATH (MATH500), project files, the hub.
 
-``load_problems(spec)`` takes ``synthetic``, ``gsm8k``, ``math500`` or ``math`` (from the Hugging
+``load_problems(spec)`` takes ``synthetic`` (``synthetic-long``: its long-chain form), ``gsm8k``, ``math500`` or ``math`` (from the Hugging
 Face hub), a ``hub:ORG/NAME[:CONFIG]`` id, or a local file (JSONL, JSON or Parquet) in GSM8K
 format (question, answer ending ``#### N``), MATH format (problem, solution with ``\\boxed{}``,
 optional answer) or the project's problem records (problem, answer). Every row is validated; a bad
@@ -83,8 +83,16 @@ def load_hub_problems(name: str, config: str | None, split: str, source: str) ->
 def load_problems(spec: str, *, split: str = "test", limit: int | None = None, seed: int | None = None,
                   skip_invalid: bool = False) -> list[Problem]:
     """Problems named by ``spec`` (see the module docstring); ``limit`` keeps the first N."""
-    from .tiny import HELDOUT_SEED, TRAIN_SEED
+    from .tiny import HELDOUT_SEED, LONG_HELDOUT_SEED, LONG_TRAIN_SEED, TRAIN_SEED
 
+    if spec == "synthetic-long":
+        from .tasks.arithmetic import generate_chain_problems
+
+        n = limit or 500
+        if split == "train":
+            return generate_chain_problems(n, seed=LONG_TRAIN_SEED if seed is None else seed)
+        train_texts = {p.problem for p in generate_chain_problems(8000, seed=LONG_TRAIN_SEED)}
+        return generate_chain_problems(n, seed=LONG_HELDOUT_SEED if seed is None else seed, exclude=train_texts)
     if spec == "synthetic":
         from .tasks.arithmetic import generate_problems
 
@@ -107,6 +115,6 @@ def load_problems(spec: str, *, split: str = "test", limit: int | None = None, s
         parts = spec[4:].split(":")
         problems = load_hub_problems(parts[0], parts[1] if len(parts) > 1 else None, split, parts[0].split("/")[-1])
     else:
-        raise DataError(spec, None, "no such file, and not one of synthetic, gsm8k, math500, math, hub:ORG/NAME",
+        raise DataError(spec, None, "no such file, and not one of synthetic, synthetic-long, gsm8k, math500, math, hub:ORG/NAME",
                         "missing_file")
     return problems[:limit] if limit else problems

@@ -1,7 +1,8 @@
 """Loading models and tokenizers, and tokenizing prompt/completion text the same way everywhere.
 
-``"default"`` names the embedded default model (:mod:`stepdpo.tiny`); anything else is a local
-folder or a Hugging Face hub id, loaded with ``AutoModelForCausalLM`` / ``AutoTokenizer``.
+``"default"`` names the embedded default model (:mod:`stepdpo.tiny`), ``"default-long"`` its
+long-chain counterpart; anything else is a local folder or a Hugging Face hub id, loaded with
+``AutoModelForCausalLM`` / ``AutoTokenizer``.
 """
 
 from __future__ import annotations
@@ -12,14 +13,15 @@ from typing import Any
 import torch
 
 DEFAULT_MODEL = "default"
+LONG_MODEL = "default-long"
 
 
 def resolve_model_path(model: str) -> str:
     """The folder or hub id behind a model name; ``"default"`` builds the embedded model if needed."""
-    if model == DEFAULT_MODEL:
+    if model in (DEFAULT_MODEL, LONG_MODEL):
         from .tiny import default_model_path
 
-        return str(default_model_path())
+        return str(default_model_path(long=model == LONG_MODEL))
     return model
 
 

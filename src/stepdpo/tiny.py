@@ -7,7 +7,9 @@ model takes runs on it, offline, on a CPU. The tokenizer is trained with exactly
 trained with another pre-tokenizer would silently tokenize differently after a reload.
 
 The default model ships with the package; :func:`build_default_model` rebuilds it (deterministic
-for a given seed and torch version): a fresh tiny model, SFT on synthetic solutions.
+for a given seed and torch version): a fresh tiny model, SFT on synthetic solutions. A second
+model of the same size, ``default-long`` (:func:`build_long_model`), is SFT'd on the task's
+long-chain form (24 to 30 steps); the localization benchmark measures the rollout judge on it.
 """
 
 from __future__ import annotations
@@ -17,21 +19,25 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .tasks.arithmetic import generate_problems
+from .tasks.arithmetic import generate_chain_problems, generate_problems
 
 PACKAGED_DEFAULT = Path(__file__).parent / "assets" / "default-model"
+PACKAGED_LONG = Path(__file__).parent / "assets" / "default-long-model"
 TRAIN_SEED = 1000  # synthetic problems for SFT (and later for collecting errors)
 HELDOUT_SEED = 2000  # held-out synthetic problems for evaluation
+LONG_TRAIN_SEED, LONG_HELDOUT_SEED = 1, 2  # the same for the long-chain form
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 
 
-def default_model_path() -> Path:
-    """The default model folder: the packaged one, else a cached rebuild (built on first use)."""
-    if (PACKAGED_DEFAULT / "config.json").exists():
-        return PACKAGED_DEFAULT
-    cache = Path(os.environ.get("STEPDPO_CACHE", Path.home() / ".cache" / "stepdpo")) / "default-model"
+def default_model_path(long: bool = False) -> Path:
+    """The default model folder (``long``: the long-chain one): the packaged one, else a cached
+    rebuild (built on first use)."""
+    packaged = PACKAGED_LONG if long else PACKAGED_DEFAULT
+    if (packaged / "config.json").exists():
+        return packaged
+    cache = Path(os.environ.get("STEPDPO_CACHE", Path.home() / ".cache" / "stepdpo")) / packaged.name
     if not (cache / "config.json").exists():
-        build_default_model(cache)
+        (build_long_model if long else build_default_model)(cache)
     return cache
 
 
@@ -75,20 +81,42 @@ def build_default_model(out: str | Path, seed: int = 0, n_problems: int = 6000, 
     The packaged model is step 750 of a 1500-step cosine schedule (batch 32, peak lr 3e-3): about
     50 % held-out accuracy, with plenty of step errors left for Step-DPO to fix.
     """
+    from .sft import SFTConfig
+
+    problems = generate_problems(n_problems, seed=TRAIN_SEED)
+    return _build(out, problems, seed, SFTConfig(max_steps=schedule_steps, stop_after=stop_after, batch_size=32,
+                                                 lr=3e-3, warmup_ratio=0.05, seed=seed), quiet)
+
+
+def build_long_model(out: str | Path, seed: int = 0, n_problems: int = 8000, schedule_steps: int = 1400,
+                     stop_after: int = 900, quiet: bool = False) -> Path:
+    """Build the long-chain model: the same tiny Qwen2, SFT on the task's long-chain form.
+
+    The packaged model is step 900 of a 1400-step cosine schedule (batch 16, peak lr 3e-3), about
+    23 minutes on two CPU cores: it has just learned to look the operations up, solves about half
+    of the held-out problems when sampled at temperature 1, and errs at about 2 % of its steps, at
+    every position of the chain.
+    """
+    from .sft import SFTConfig
+
+    problems = generate_chain_problems(n_problems, seed=LONG_TRAIN_SEED)
+    return _build(out, problems, seed, SFTConfig(max_steps=schedule_steps, stop_after=stop_after, batch_size=16,
+                                                 lr=3e-3, warmup_ratio=0.05, seed=seed, log_every=100), quiet)
+
+
+def _build(out: str | Path, problems: list, seed: int, cfg: Any, quiet: bool) -> Path:
+    """A locally trained tokenizer and a fresh tiny Qwen2, SFT on ``problems``' solutions, saved."""
     import torch
     from transformers import Qwen2ForCausalLM
 
     from .prompts import build_prompt
-    from .sft import SFTConfig, sft_train
+    from .sft import sft_train
 
     out = Path(out)
-    problems = generate_problems(n_problems, seed=TRAIN_SEED)
     prompts = [build_prompt(p.problem, fmt="base") for p in problems]
     tokenizer = train_tokenizer([pr + p.solution for pr, p in zip(prompts, problems)])
     torch.manual_seed(seed)
     model = Qwen2ForCausalLM(tiny_config(len(tokenizer)))
-    cfg = SFTConfig(max_steps=schedule_steps, stop_after=stop_after, batch_size=32, lr=3e-3, warmup_ratio=0.05,
-                    seed=seed)
     sft_train(model, tokenizer, list(zip(prompts, [p.solution for p in problems])), cfg, quiet=quiet)
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)

@@ -5,6 +5,15 @@ divide), told as a short story from one of several templates. The canonical solu
 operation per step, restating the problem's sentence and computing "x op b = y", and ends with
 "The answer is \\boxed{y}.".
 
+The same task has a long-chain form (:func:`generate_chain_problems`, data ``synthetic-long``):
+24 to 30 lettered operations from 0, the first "+b" (b in 10..60) and the rest one-digit
+additions and subtractions, doublings and triplings, every value in 1..99, one step each that
+restates the operation and computes it, "Step 13: (m) -4: 56-4=52.". Every step, the first
+included, is the same skill (look the operation up, carry the last result, compute). Its chains
+are as long as a MATH solution's, too long for a small model to recompute the running value from
+the problem text, so the model must carry forward the values it wrote, and an error anywhere
+spoils the answer: with no division, a wrong value stays wrong through every later operation.
+
 :func:`check_solution` reads any solution a model writes and returns its first wrong step: the
 first step whose equation is not the expected operation on the expected running value with the
 right result, or that states a final answer that is not the gold one. A solution with no wrong
@@ -100,6 +109,63 @@ def generate_problems(n: int, seed: int = 0, min_steps: int = 3, max_steps: int 
     return out
 
 
+def _sample_chain_ops(rng: random.Random, n_ops: int) -> tuple[int, list[tuple[str, int]]]:
+    """``n_ops`` operations from 0: first "+b" with b in 10..60, then one-digit additions and
+    subtractions, doublings and triplings, every value in 1..99. There is no division: a wrong
+    value stays wrong through every later operation (an inexact division would round it back)."""
+    v, ops = 0, []
+    for k in range(n_ops):
+        if k == 0:
+            op, b = "+", rng.randint(10, 60)
+        else:
+            choices = ["+", "-"] + (["*"] if v * 2 <= 99 else [])
+            op = rng.choice(choices)
+            if op == "+" and v > 90:
+                op = "-"
+            if op == "-" and v < 3:
+                op = "+"
+            if op == "+":
+                b = rng.randint(2, min(9, 99 - v))
+            elif op == "-":
+                b = rng.randint(1, min(9, v - 1))
+            else:
+                b = rng.choice([d for d in (2, 3) if v * d <= 99])
+        ops.append((op, b))
+        v = _apply(op, v, b)
+    return 0, ops
+
+
+CHAIN_LABELS = "abcdefghijklmnopqrstuvwxyzABCDEF"  # the long-chain form's operation labels, in order
+
+
+def make_chain_problem(rng: random.Random, pid: str, min_steps: int = 24, max_steps: int = 30) -> Problem:
+    """One problem in the long-chain form: a start value and lettered operations, one per line."""
+    if not 1 <= min_steps <= max_steps <= len(CHAIN_LABELS):
+        raise ValueError(f"the long-chain form has 1 to {len(CHAIN_LABELS)} steps")
+    start, ops = _sample_chain_ops(rng, rng.randint(min_steps, max_steps))
+    lines = [f"Start with {start}.", *(f"({CHAIN_LABELS[i]}) {op}{b}" for i, (op, b) in enumerate(ops)),
+             "What is the final number?"]
+    meta = {"start": start, "ops": [[op, b] for op, b in ops], "form": "chain"}
+    problem = Problem(id=pid, problem="\n".join(lines), answer=str(running_values(meta)[-1]), source=TASK_NAME,
+                      meta=meta)
+    problem.solution = canonical_solution(problem)
+    return problem
+
+
+def generate_chain_problems(n: int, seed: int = 1, min_steps: int = 24, max_steps: int = 30,
+                            exclude: set[str] | None = None) -> list[Problem]:
+    """``n`` distinct long-chain problems from ``seed``; texts in ``exclude`` are skipped."""
+    rng = random.Random(f"chain-{seed}")
+    seen = set(exclude or ())
+    out: list[Problem] = []
+    while len(out) < n:
+        p = make_chain_problem(rng, f"chain-{seed}-{len(out)}", min_steps, max_steps)
+        if p.problem not in seen:
+            seen.add(p.problem)
+            out.append(p)
+    return out
+
+
 def running_values(meta: dict[str, Any]) -> list[int]:
     """The quantity before any operation and after each one."""
     values = [int(meta["start"])]
@@ -119,7 +185,9 @@ def canonical_step(problem: Problem, k: int, style: str = "sft", values: list[in
     values = values if values is not None else running_values(meta)
     op, b = meta["ops"][k - 1]
     x, y = values[k - 1], values[k]
-    if style == "sft":
+    if style == "sft" and meta.get("form") == "chain":
+        body = f"({CHAIN_LABELS[k - 1]}) {op}{b}: {x}{op}{b}={y}."
+    elif style == "sft":
         said = meta["texts"][k - 1].removeprefix("Then ").rstrip(".")
         body = f"{said[0].upper()}{said[1:]}, so {x} {op} {b} = {y} {meta['item']}."
     else:
