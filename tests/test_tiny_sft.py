@@ -36,3 +36,45 @@ def test_sft_command_fine_tunes_and_saves(tmp_path):
     log = [json.loads(l) for l in (tmp_path / "sft_log.jsonl").read_text().splitlines()]
     assert log[-1]["step"] == 3 and log[-1]["loss"] > 0
     assert (tmp_path / "model.safetensors").exists() and (tmp_path / "tokenizer.json").exists()
+
+
+def test_long_chain_labels_tokenize_alike_in_the_problem_and_the_steps():
+    # the model looks each operation up by its label: the label and operation must be the same
+    # tokens in the problem's line and in the step that restates them, or the lookup is per letter
+    from stepdpo.prompts import build_prompt
+    from stepdpo.tasks.arithmetic import CHAIN_LABELS, generate_chain_problems
+
+    problems = generate_chain_problems(200, seed=3)
+    tok = train_tokenizer([build_prompt(p.problem, fmt="base") + p.solution for p in problems], vocab_size=400)
+    p = problems[0]
+    problem_ids, solution_ids = tok(p.problem)["input_ids"], tok(p.solution)["input_ids"]
+    for i, (op, b) in enumerate(p.meta["ops"]):
+        ids = tok(f" ({CHAIN_LABELS[i]}) {op}{b}")["input_ids"]
+        for seq in (problem_ids, solution_ids):
+            assert any(seq[j : j + len(ids)] == ids for j in range(len(seq))), (CHAIN_LABELS[i], op, b)
+
+
+def test_sft_command_builds_the_long_chain_model(tmp_path):
+    from transformers import AutoConfig
+
+    res = CliRunner().invoke(app, ["sft", "--model", "tiny", "--data", "synthetic-long", "--limit", "64",
+                                   "--max-steps", "2", "--out", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    assert AutoConfig.from_pretrained(tmp_path).model_type == "qwen2" and (tmp_path / "tokenizer.json").exists()
+
+
+def test_the_packaged_long_chain_model_solves_held_out_chains():
+    from stepdpo.data import load_problems
+    from stepdpo.generation import SamplingConfig
+    from stepdpo.generation.hf import HFGenerator
+    from stepdpo.modeling import load_model, load_tokenizer
+    from stepdpo.prompts import generation_prompt
+    from stepdpo.tasks.arithmetic import check_solution
+
+    tok = load_tokenizer("default-long")
+    gen = HFGenerator(load_model("default-long", dtype="fp32", device="cpu"), tok, batch_size=16)
+    problems = load_problems("synthetic-long", split="test", limit=12, seed=7)
+    prompts = [generation_prompt(p.problem, [], tokenizer=tok) for p in problems]
+    outs = gen.generate([q for q, _ in prompts], SamplingConfig(n=1, temperature=0.0, max_new_tokens=400))
+    results = [check_solution(p, primer + c[0].text) for p, (_, primer), c in zip(problems, prompts, outs)]
+    assert sum(r.first_error_step is None for r in results) >= 8, [r.message for r in results]

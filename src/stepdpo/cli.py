@@ -99,8 +99,7 @@ def _sft(out, model, data, limit, max_steps, epochs, batch_size, lr, seed, promp
         _say(f"default model written to {path}")
         return
     if model == "tiny" and data == "synthetic-long":
-        path = build_long_model(out, seed=seed, n_problems=limit or 8000, schedule_steps=max_steps or 1400,
-                                stop_after=0 if max_steps else 900)
+        path = build_long_model(out, seed=seed, n_problems=limit or 8000, schedule_steps=max_steps or 1400)
         _say(f"long-chain default model written to {path}")
         return
     import torch

@@ -6,13 +6,13 @@ operation per step, restating the problem's sentence and computing "x op b = y",
 "The answer is \\boxed{y}.".
 
 The same task has a long-chain form (:func:`generate_chain_problems`, data ``synthetic-long``):
-24 to 30 lettered operations from 0, the first "+b" (b in 10..60) and the rest one-digit
-additions and subtractions, doublings and triplings, every value in 1..99, one step each that
-restates the operation and computes it, "Step 13: (m) -4: 56-4=52.". Every step, the first
-included, is the same skill (look the operation up, carry the last result, compute). Its chains
-are as long as a MATH solution's, too long for a small model to recompute the running value from
-the problem text, so the model must carry forward the values it wrote, and an error anywhere
-spoils the answer: with no division, a wrong value stays wrong through every later operation.
+20 lettered operations from 0, the first "+b" (b in 10..60) and the rest one-digit additions and
+subtractions, every value in 1..99, one step each that restates the operation and computes it,
+"Step 13: (m) -4: 56-4=52.". Every step, the first included, is the same skill (look the
+operation up, carry the last result, compute). Its chains are as long as a MATH solution's, too
+long for a small model to recompute the running value from the problem text, so the model must
+carry forward the values it wrote; and every operation is a bijection, so a wrong value stays
+wrong through every later step unless a second error happens to cancel it.
 
 :func:`check_solution` reads any solution a model writes and returns its first wrong step: the
 first step whose equation is not the expected operation on the expected running value with the
@@ -137,7 +137,7 @@ def make_chain_problem(rng: random.Random, pid: str, min_steps: int = 20, max_st
     if not 1 <= min_steps <= max_steps <= len(CHAIN_LABELS):
         raise ValueError(f"the long-chain form has 1 to {len(CHAIN_LABELS)} steps")
     start, ops = _sample_chain_ops(rng, rng.randint(min_steps, max_steps))
-    lines = [f"Start with {start}.", *(f"({CHAIN_LABELS[i]}) {op}{b}" for i, (op, b) in enumerate(ops)),
+    lines = [f"Start with {start}.", *(f" ({CHAIN_LABELS[i]}) {op}{b}" for i, (op, b) in enumerate(ops)),
              "What is the final number?"]
     meta = {"start": start, "ops": [[op, b] for op, b in ops], "form": "chain"}
     problem = Problem(id=pid, problem="\n".join(lines), answer=str(running_values(meta)[-1]), source=TASK_NAME,
