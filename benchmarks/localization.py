@@ -263,14 +263,14 @@ def timed(fn):
     return out, time.time() - t
 
 
-TASKS = {  # problems, policy, tokens per sampled solution; default and --quick sizes: problems, solutions
-    # searched, solutions in the recoverability probe (too costly on long chains), problems in the slip
-    # probe; the searches run, as (search, reuse)
-    "default": {"data": "synthetic", "model": "default", "max_new_tokens": 200,
+TASKS = {  # problems, policy, tokens per sampled solution, collect temperature; default and --quick sizes:
+    # problems, solutions searched, solutions in the recoverability probe (few on long chains: 32
+    # continuations after each of 20 prefixes), problems in the slip probe; the searches run, as (search, reuse)
+    "default": {"data": "synthetic", "model": "default", "max_new_tokens": 200, "collect_temperature": 0.8,
                 "sizes": (400, 300, 100, 300), "quick": (120, 80, 30, 100),
                 "searches": [("binary", True), ("linear", True), ("full", True), ("binary", False), ("linear", False)]},
-    "long": {"data": "synthetic-long", "model": "default-long", "max_new_tokens": 800,
-             "sizes": (160, 120, 0, 60), "quick": (40, 20, 0, 20),
+    "long": {"data": "synthetic-long", "model": "default-long", "max_new_tokens": 400, "collect_temperature": 1.0,
+             "sizes": (300, 200, 10, 100), "quick": (80, 60, 0, 40),
              "searches": [("binary", True), ("linear", True), ("binary", False), ("linear", False)]},
 }
 
@@ -278,8 +278,8 @@ TASKS = {  # problems, policy, tokens per sampled solution; default and --quick 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--task", choices=TASKS, default="default",
-                    help="default: the embedded task (3 to 6 steps) and model; long: its long-chain form (24 to 30 "
-                         "steps) and the model SFT'd on it")
+                    help="default: the embedded task (3 to 6 steps) and model; long: its long-chain form (20 steps) "
+                         "and the model SFT'd on it")
     ap.add_argument("--quick", action="store_true", help="fewer problems; finishes in a few minutes on 2 cores")
     ap.add_argument("--problems", type=int, default=None)
     ap.add_argument("--m", type=int, default=8, help="rollouts per prefix check")
@@ -312,7 +312,7 @@ def main() -> None:
     problems = load_problems(task["data"], split="train", limit=args.problems, seed=4242 + args.seed)
 
     # error collection, and its sampling throughput
-    ccfg = CollectConfig(k=4, temperature=0.8, max_new_tokens=max_new, seed=args.seed)
+    ccfg = CollectConfig(k=4, temperature=task["collect_temperature"], max_new_tokens=max_new, seed=args.seed)
     before = dict(gen.stats)
     results, t_collect = timed(lambda: [r for i in range(0, len(problems), 32)
                                         for r in collect_chunk(gen, problems[i : i + 32], ccfg)])
@@ -321,7 +321,9 @@ def main() -> None:
     truth = {e.solution.id: e.first_error_step for e in VerifierJudge().locate(wrong)}
     sols = [s for s in wrong if truth[s.id] is not None][: args.max_solutions]
     print(f"collect: {len(problems)} problems x 4 samples, {len(wrong)} wrong, {len(sols)} used; "
-          f"{collect_tokens / t_collect:.0f} tokens/s", flush=True)
+          f"{collect_tokens / t_collect:.0f} tokens/s; first errors by step: "
+          + ", ".join(f"{k}: {sum(truth[s.id] == k for s in sols)}" for k in sorted({truth[s.id] for s in sols})),
+          flush=True)
 
     # rollout localization: binary search against linear scans, same m, with and without reuse
     runs = {}
@@ -416,6 +418,7 @@ def main() -> None:
         "sweep": sweep,
         "first_error_step_mean": sum(truth[s.id] for s in sols) / len(sols),
         "steps_mean": sum(len(s.steps) for s in sols) / len(sols),
+        "first_error_steps": {str(k): sum(truth[s.id] == k for s in sols) for k in sorted({truth[s.id] for s in sols})},
         "accuracy_by_search": {k: v["first_error_accuracy"] for k, v in runs.items()},
         "placed_too_early": runs["binary"]["placed_too_early"],
         "placed_too_late": runs["binary"]["placed_too_late"],
