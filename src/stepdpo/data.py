@@ -1,10 +1,11 @@
 """Problem sources: the embedded synthetic task, GSM8K, MATH (MATH500), project files, the hub.
 
-``load_problems(spec)`` takes ``synthetic`` (``synthetic-long``: its long-chain form), ``gsm8k``, ``math500`` or ``math`` (from the Hugging
-Face hub), a ``hub:ORG/NAME[:CONFIG]`` id, or a local file (JSONL, JSON or Parquet) in GSM8K
-format (question, answer ending ``#### N``), MATH format (problem, solution with ``\\boxed{}``,
-optional answer) or the project's problem records (problem, answer). Every row is validated; a bad
-row is an error naming the file and line, or (``skip_invalid``) is counted and reported.
+``load_problems(spec)`` takes ``synthetic`` (``synthetic-long``: its long-chain form), ``gsm8k``,
+``math500`` or ``math`` (from the Hugging Face hub), a ``hub:ORG/NAME[:CONFIG]`` id, or a local
+file (JSONL, JSON or Parquet) in GSM8K format (question, answer ending ``#### N``), MATH format
+(problem, solution with ``\\boxed{}``, optional answer) or the project's problem records
+(problem, answer). Every row is validated; a bad row is an error naming the file and line, or
+(``skip_invalid``) is counted and reported.
 """
 
 from __future__ import annotations
@@ -115,6 +116,6 @@ def load_problems(spec: str, *, split: str = "test", limit: int | None = None, s
         parts = spec[4:].split(":")
         problems = load_hub_problems(parts[0], parts[1] if len(parts) > 1 else None, split, parts[0].split("/")[-1])
     else:
-        raise DataError(spec, None, "no such file, and not one of synthetic, synthetic-long, gsm8k, math500, math, hub:ORG/NAME",
-                        "missing_file")
+        raise DataError(spec, None, "no such file, and not one of synthetic, synthetic-long, gsm8k, math500, math, "
+                        "hub:ORG/NAME", "missing_file")
     return problems[:limit] if limit else problems
