@@ -127,7 +127,7 @@ def _sft(out, model, data, limit, max_steps, epochs, batch_size, lr, seed, promp
 @app.command("eval")
 def eval_cmd(
     model: str = typer.Option("default", help="Model folder or hub id ('default': the embedded tiny model)."),
-    data: str = typer.Option("synthetic", help="synthetic, gsm8k, math500, math, hub:ORG/NAME, or a file."),
+    data: str = typer.Option("synthetic", help="synthetic, synthetic-long, gsm8k, math500, math, hub:ORG/NAME, or a file."),
     limit: Optional[int] = typer.Option(None, help="Evaluate the first N problems (synthetic: 500 by default)."),
     n: int = typer.Option(1, help="Samples per problem."),
     temperature: float = typer.Option(0.0, help="0 for greedy decoding."),
@@ -182,8 +182,8 @@ def _report(summary) -> None:
 @app.command()
 def collect(
     out: Path = typer.Option(Path("runs/data/errors.jsonl"), help="Wrong solutions (D1), JSONL."),
-    model: str = typer.Option("default", help="Reference model: folder, hub id, or 'default'."),
-    data: str = typer.Option("synthetic", help="synthetic, gsm8k, math500, math, hub:ORG/NAME, or a file."),
+    model: str = typer.Option("default", help="Reference model: folder, hub id, 'default' or 'default-long'."),
+    data: str = typer.Option("synthetic", help="synthetic, synthetic-long, gsm8k, math500, math, hub:ORG/NAME, or a file."),
     split: str = typer.Option("train"),
     limit: Optional[int] = typer.Option(500, help="Number of problems."),
     k: int = typer.Option(8, help="Solutions sampled per problem."),
