@@ -84,24 +84,20 @@ def load_hub_problems(name: str, config: str | None, split: str, source: str) ->
 def load_problems(spec: str, *, split: str = "test", limit: int | None = None, seed: int | None = None,
                   skip_invalid: bool = False) -> list[Problem]:
     """Problems named by ``spec`` (see the module docstring); ``limit`` keeps the first N."""
+    from .tasks.arithmetic import generate_chain_problems, generate_problems
     from .tiny import HELDOUT_SEED, LONG_HELDOUT_SEED, LONG_TRAIN_SEED, TRAIN_SEED
 
-    if spec == "synthetic-long":
-        from .tasks.arithmetic import generate_chain_problems
-
+    synthetic = {  # generator, training seed, held-out seed, training problems (kept out of the held-out split)
+        "synthetic": (generate_problems, TRAIN_SEED, HELDOUT_SEED, 6000),
+        "synthetic-long": (generate_chain_problems, LONG_TRAIN_SEED, LONG_HELDOUT_SEED, 8000),
+    }
+    if spec in synthetic:
+        generate, train_seed, heldout_seed, train_size = synthetic[spec]
         n = limit or 500
         if split == "train":
-            return generate_chain_problems(n, seed=LONG_TRAIN_SEED if seed is None else seed)
-        train_texts = {p.problem for p in generate_chain_problems(8000, seed=LONG_TRAIN_SEED)}
-        return generate_chain_problems(n, seed=LONG_HELDOUT_SEED if seed is None else seed, exclude=train_texts)
-    if spec == "synthetic":
-        from .tasks.arithmetic import generate_problems
-
-        n = limit or 500
-        if split == "train":
-            return generate_problems(n, seed=TRAIN_SEED if seed is None else seed)
-        train_texts = {p.problem for p in generate_problems(6000, seed=TRAIN_SEED)}
-        return generate_problems(n, seed=HELDOUT_SEED if seed is None else seed, exclude=train_texts)
+            return generate(n, seed=train_seed if seed is None else seed)
+        train_texts = {p.problem for p in generate(train_size, seed=train_seed)}
+        return generate(n, seed=heldout_seed if seed is None else seed, exclude=train_texts)
     path = Path(spec)
     if path.exists():
         problems, report = load_problem_file(path, skip_invalid=skip_invalid)

@@ -98,11 +98,16 @@ def make_problem(rng: random.Random, pid: str, min_steps: int = 3, max_steps: in
 
 def generate_problems(n: int, seed: int = 0, min_steps: int = 3, max_steps: int = 6, exclude: set[str] | None = None) -> list[Problem]:
     """``n`` distinct problems from ``seed``; texts in ``exclude`` (e.g. a training split) are skipped."""
-    rng = random.Random(f"stepdpo-arith-{seed}")
+    return _distinct(lambda rng, pid: make_problem(rng, pid, min_steps, max_steps), n,
+                     random.Random(f"stepdpo-arith-{seed}"), f"arith-{seed}", exclude)
+
+
+def _distinct(make: Any, n: int, rng: random.Random, prefix: str, exclude: set[str] | None) -> list[Problem]:
+    """``n`` problems ``make(rng, id)`` with distinct texts, none of them in ``exclude``."""
     seen = set(exclude or ())
     out: list[Problem] = []
     while len(out) < n:
-        p = make_problem(rng, f"arith-{seed}-{len(out)}", min_steps, max_steps)
+        p = make(rng, f"{prefix}-{len(out)}")
         if p.problem not in seen:
             seen.add(p.problem)
             out.append(p)
@@ -149,15 +154,8 @@ def make_chain_problem(rng: random.Random, pid: str, min_steps: int = 20, max_st
 def generate_chain_problems(n: int, seed: int = 1, min_steps: int = 20, max_steps: int = 20,
                             exclude: set[str] | None = None) -> list[Problem]:
     """``n`` distinct long-chain problems from ``seed``; texts in ``exclude`` are skipped."""
-    rng = random.Random(f"chain-{seed}")
-    seen = set(exclude or ())
-    out: list[Problem] = []
-    while len(out) < n:
-        p = make_chain_problem(rng, f"chain-{seed}-{len(out)}", min_steps, max_steps)
-        if p.problem not in seen:
-            seen.add(p.problem)
-            out.append(p)
-    return out
+    return _distinct(lambda rng, pid: make_chain_problem(rng, pid, min_steps, max_steps), n,
+                     random.Random(f"chain-{seed}"), f"chain-{seed}", exclude)
 
 
 def running_values(meta: dict[str, Any]) -> list[int]:
