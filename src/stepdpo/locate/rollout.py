@@ -101,7 +101,7 @@ class RolloutJudge:
                 todo[key] = Solution(id="", problem_id="", problem=s.problem, answer=s.answer, completion="x",
                                      steps=["x"], correct=False)
         for key, (wins, cost) in zip(todo, self._check([(s, 0) for s in todo.values()])):
-            self._root[key] = (wins, cost)
+            self._root[key] = (wins if self.reuse else wins[:1], cost)  # without reuse, one tells solvable
         return self._root
 
     def locate(self, solutions: list[Solution]) -> list[LocatedError]:
