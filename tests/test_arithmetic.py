@@ -4,7 +4,7 @@ from stepdpo.grading import grade
 from stepdpo.steps import split_steps
 from stepdpo.tasks.arithmetic import (EQUATION, canonical_solution, canonical_step, check_solution,
                                       generate_chain_problems, generate_problems, running_values,
-                                      slipped_solution)
+                                      slipped_demonstrations, slipped_solution)
 
 
 def test_problems_are_deterministic_and_well_formed():
@@ -96,3 +96,21 @@ def test_long_chain_problems_are_well_formed_and_checked_like_the_stories():
     assert r.first_error_step == 20 and r.message.startswith("arithmetic")
     held = generate_chain_problems(40, seed=6, exclude={q.problem for q in a})
     assert not {q.problem for q in held} & {q.problem for q in a}
+
+
+def test_slipped_demonstrations_put_one_wrong_step_anywhere_in_a_fraction_of_the_solutions():
+    problems = generate_chain_problems(600, seed=4)
+    texts = slipped_demonstrations(problems, 0.3, seed=0)
+    assert texts == slipped_demonstrations(problems, 0.3, seed=0) != slipped_demonstrations(problems, 0.3, seed=1)
+    firsts = [check_solution(p, t).first_error_step for p, t in zip(problems, texts)]
+    slipped = [(p, t, k) for p, t, k in zip(problems, texts, firsts) if k is not None]
+    assert 0.25 < len(slipped) / len(problems) < 0.35
+    assert all(t == p.solution for p, t, k in zip(problems, texts, firsts) if k is None)
+    assert set(k for _, _, k in slipped) == set(range(1, 21))  # anywhere along the chain
+    for p, t, k in slipped:  # one misstated result, carried forward as written: a wrong answer
+        steps = split_steps(t)[1]
+        assert len(steps) == 20 and steps[: k - 1] == split_steps(p.solution)[1][: k - 1]
+        assert check_solution(p, t).message.startswith("arithmetic") and not grade(t, p.answer)
+    assert slipped_demonstrations(problems, 0.0) == [p.solution for p in problems]
+    with pytest.raises(ValueError):
+        slipped_demonstrations(problems, 1.5)

@@ -220,6 +220,36 @@ def slipped_solution(problem: Problem, k: int, slip: int) -> list[str] | None:
     return [canonical_step(problem, i, values=values) for i in range(1, len(ops) + 1)]
 
 
+SLIP_SIZES = (-3, -2, -1, 1, 2, 3)
+
+
+def slipped_demonstrations(problems: list[Problem], rate: float, seed: int = 0,
+                           sizes: tuple[int, ...] = SLIP_SIZES) -> list[str]:
+    """Reference solutions for SFT in which a fraction ``rate`` carry one slip.
+
+    Each chosen solution misstates the result of one step, picked uniformly along the chain, by a
+    size from ``sizes``, and computes on from the written value (:func:`slipped_solution`), as
+    imperfect human or model-written demonstrations do. A model fine-tuned on them keeps the
+    correct step as its most likely one (greedy decoding is unaffected) but, sampled, slips at
+    about ``rate / steps`` per step anywhere in the chain: errors of the kind Step-DPO's
+    localization (Sec. 3.2) has to find wherever they are, not one hard step.
+    """
+    if not 0.0 <= rate <= 1.0:
+        raise ValueError("the slip rate is a fraction in [0, 1]")
+    rng = random.Random(f"slips-{seed}")
+    texts = []
+    for problem in problems:
+        text = problem.solution or canonical_solution(problem)
+        if rng.random() < rate:
+            for _ in range(20):  # a slip that would make a value non-positive is redrawn
+                steps = slipped_solution(problem, rng.randint(1, len(problem.meta["ops"])), rng.choice(sizes))
+                if steps is not None:
+                    text = "".join(steps)
+                    break
+        texts.append(text)
+    return texts
+
+
 EQUATION = re.compile(r"(-?\d+)\s*([-+*/×÷x])\s*(-?\d+)\s*=\s*(-?\d+)")  # "x op b = y" in a step
 _BOXED = re.compile(r"\\boxed\{\s*(-?\d+)\s*\}")
 
