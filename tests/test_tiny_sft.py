@@ -58,12 +58,18 @@ def test_sft_command_builds_the_long_chain_model(tmp_path):
     from transformers import AutoConfig
 
     res = CliRunner().invoke(app, ["sft", "--model", "tiny", "--data", "synthetic-long", "--limit", "64",
-                                   "--max-steps", "2", "--out", str(tmp_path)])
+                                   "--max-steps", "2", "--slip-rate", "0.5", "--out", str(tmp_path)])
     assert res.exit_code == 0, res.output
     assert AutoConfig.from_pretrained(tmp_path).model_type == "qwen2" and (tmp_path / "tokenizer.json").exists()
+    bad = CliRunner().invoke(app, ["sft", "--model", "tiny", "--data", "synthetic-long", "--slip-rate", "2",
+                                   "--out", str(tmp_path / "x")])
+    assert bad.exit_code == 2 and "slip rate" in bad.output and not (tmp_path / "x").exists()
+    other = CliRunner().invoke(app, ["sft", "--model", "tiny", "--data", "synthetic", "--slip-rate", "0.1",
+                                     "--out", str(tmp_path / "y")])
+    assert other.exit_code == 2 and "long-chain model only" in other.output
 
 
-def test_the_packaged_long_chain_model_solves_held_out_chains():
+def test_the_packaged_long_chain_model_solves_held_out_chains_and_slips_anywhere_when_sampled():
     from stepdpo.data import load_problems
     from stepdpo.generation import SamplingConfig
     from stepdpo.generation.hf import HFGenerator
@@ -72,9 +78,15 @@ def test_the_packaged_long_chain_model_solves_held_out_chains():
     from stepdpo.tasks.arithmetic import check_solution
 
     tok = load_tokenizer("default-long")
-    gen = HFGenerator(load_model("default-long", dtype="fp32", device="cpu"), tok, batch_size=16)
-    problems = load_problems("synthetic-long", split="test", limit=12, seed=7)
+    gen = HFGenerator(load_model("default-long", dtype="fp32", device="cpu"), tok, batch_size=64)
+    problems = load_problems("synthetic-long", split="test", limit=16, seed=7)
     prompts = [generation_prompt(p.problem, [], tokenizer=tok) for p in problems]
     outs = gen.generate([q for q, _ in prompts], SamplingConfig(n=1, temperature=0.0, max_new_tokens=400))
     results = [check_solution(p, primer + c[0].text) for p, (_, primer), c in zip(problems, prompts, outs)]
-    assert sum(r.first_error_step is None for r in results) >= 8, [r.message for r in results]
+    assert sum(r.first_error_step is None for r in results) >= 14, [r.message for r in results]
+    # sampled, it slips now and then, at any step of the chain (not at one step it cannot read)
+    outs = gen.generate([q for q, _ in prompts], SamplingConfig(n=4, temperature=1.0, max_new_tokens=400, seed=0))
+    firsts = [check_solution(p, primer + c.text).first_error_step
+              for p, (_, primer), cs in zip(problems, prompts, outs) for c in cs]
+    wrong = [k for k in firsts if k is not None]
+    assert 8 <= len(wrong) <= 48 and len(set(wrong)) >= 6, sorted(wrong)

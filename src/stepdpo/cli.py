@@ -84,22 +84,27 @@ def sft(
     lr: float = typer.Option(1e-5),
     seed: int = typer.Option(0),
     prompt_format: str = typer.Option("auto", help="auto, base or chat."),
+    slip_rate: Optional[float] = typer.Option(None, help="tiny on synthetic-long only: the fraction of reference "
+                                                         "solutions that misstate one step (default 0.3)."),
 ) -> None:
     """Supervised fine-tuning on step-by-step reference solutions ('tiny' + synthetic rebuilds the default model,
     'tiny' + synthetic-long the long-chain one)."""
-    _run(_sft, out, model, data, limit, max_steps, epochs, batch_size, lr, seed, prompt_format)
+    _run(_sft, out, model, data, limit, max_steps, epochs, batch_size, lr, seed, prompt_format, slip_rate)
 
 
-def _sft(out, model, data, limit, max_steps, epochs, batch_size, lr, seed, prompt_format) -> None:
+def _sft(out, model, data, limit, max_steps, epochs, batch_size, lr, seed, prompt_format, slip_rate) -> None:
     from .tiny import build_default_model, build_long_model
 
+    if slip_rate is not None and not (model == "tiny" and data == "synthetic-long"):
+        _fail("--slip-rate applies to the long-chain model only (--model tiny --data synthetic-long)")
     if model == "tiny" and data == "synthetic":
         path = build_default_model(out, seed=seed, n_problems=limit or 6000, schedule_steps=max_steps or 1500,
                                    stop_after=0 if max_steps else 750)
         _say(f"default model written to {path}")
         return
     if model == "tiny" and data == "synthetic-long":
-        path = build_long_model(out, seed=seed, n_problems=limit or 8000, schedule_steps=max_steps or 1400)
+        path = build_long_model(out, seed=seed, n_problems=limit or 8000, schedule_steps=max_steps or 1400,
+                                slip_rate=0.3 if slip_rate is None else slip_rate)
         _say(f"long-chain default model written to {path}")
         return
     import torch
@@ -221,7 +226,8 @@ def locate(
     m: int = typer.Option(8, help="Rollouts per prefix check."),
     search: str = typer.Option("binary", help="binary, linear or full (rollout judge)."),
     early_stop: bool = typer.Option(True, help="Sample m/2 first, the rest only if none succeeded."),
-    temperature: float = typer.Option(1.0, help="Rollout temperature (rollout judge)."),
+    temperature: float = typer.Option(1.0, help="Rollout temperature (rollout judge); 0.5 for a policy whose errors "
+                                                "are random slips, such as default-long."),
     max_new_tokens: int = typer.Option(512),
     llm_model: str = typer.Option("gpt-4o", help="Judge model (llm judge)."),
     base_url: Optional[str] = typer.Option(None, help="OpenAI-compatible endpoint (llm judge)."),

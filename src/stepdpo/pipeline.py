@@ -33,7 +33,9 @@ class LocateConfig:
         m: rollouts per prefix check (rollout judge).
         search: ``binary``, ``linear`` or ``full`` (rollout judge).
         early_stop: sample m/2 first and the rest only if none succeeded (rollout judge).
-        temperature: rollout sampling temperature (1.0 explores past a weak policy's systematic slips).
+        temperature: rollout sampling temperature. 1.0 explores past a weak policy's systematic errors;
+            a lower one (0.5) keeps a policy that slips at random from reaching the answer through
+            a second slip that cancels the first (README, "Long chains").
         max_new_tokens: rollout length limit.
         llm_model: the judge model (llm judge).
         base_url: an OpenAI-compatible endpoint, e.g. a local vLLM server (llm judge).

@@ -9,7 +9,8 @@ trained with another pre-tokenizer would silently tokenize differently after a r
 The default model ships with the package; :func:`build_default_model` rebuilds it (deterministic
 for a given seed and torch version): a fresh tiny model, SFT on synthetic solutions. A second
 model of the same size, ``default-long`` (:func:`build_long_model`), is SFT'd on the task's
-long-chain form (20 steps); the localization benchmark measures the rollout judge on it.
+long-chain form (20 steps), then on solutions of which some carry one slip, so that, sampled, it
+errs anywhere in the chain; the localization benchmark measures the rollout judge on it.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .tasks.arithmetic import generate_chain_problems, generate_problems
+from .tasks.arithmetic import generate_chain_problems, generate_problems, slipped_demonstrations
 
 PACKAGED_DEFAULT = Path(__file__).parent / "assets" / "default-model"
 PACKAGED_LONG = Path(__file__).parent / "assets" / "default-long-model"
@@ -84,29 +85,44 @@ def build_default_model(out: str | Path, seed: int = 0, n_problems: int = 6000, 
     from .sft import SFTConfig
 
     problems = generate_problems(n_problems, seed=TRAIN_SEED)
-    return _build(out, problems, seed, SFTConfig(max_steps=schedule_steps, stop_after=stop_after, batch_size=32,
-                                                 lr=3e-3, warmup_ratio=0.05, seed=seed), quiet)
+    return _build(out, problems, seed, [(None, SFTConfig(max_steps=schedule_steps, stop_after=stop_after,
+                                                         batch_size=32, lr=3e-3, warmup_ratio=0.05, seed=seed))],
+                  quiet)
 
 
 def build_long_model(out: str | Path, seed: int = 0, n_problems: int = 8000, schedule_steps: int = 1400,
-                     stop_after: int = 0, quiet: bool = False) -> Path:
-    """Build the long-chain model: the same tiny Qwen2, SFT on the task's long-chain form.
+                     slip_rate: float = 0.3, slip_steps: int | None = None, quiet: bool = False) -> Path:
+    """Build the long-chain model: the same tiny Qwen2, SFT on the task's long-chain form, in two
+    phases (batch 16, seed ``seed`` for both):
 
-    The packaged model is the whole 1400-step cosine schedule (batch 16, peak lr 3e-3, seed 0),
-    about 23 minutes on two CPU cores. It looks the operations up and computes them almost without
-    error, except that it misreads operation (l), the 12th, on some problems every time: sampled
-    at temperature 1 it solves about 85 % of the held-out problems, and most of its first errors
-    are at step 12.
+    1. ``schedule_steps`` steps (cosine, peak lr 3e-3) on the reference solutions. The model learns
+       to look every operation up and compute it; greedy, it solves nearly every held-out chain.
+    2. ``slip_steps`` more (default 3/14 of the first phase, 300; cosine, peak lr 3e-4) on the same
+       problems' solutions of which a fraction ``slip_rate`` misstate one step's result, anywhere
+       along the chain (:func:`~stepdpo.tasks.arithmetic.slipped_demonstrations`). Its greedy
+       solutions stay right, and sampled at temperature 1 it slips now and then at any step: the
+       errors, anywhere in a 20-step chain, that step localization has to find. (Slipped
+       solutions from the start keep the model from learning the lookup of the later operations.)
+
+    ``slip_rate`` 0 skips the second phase. The packaged model is this build with the defaults,
+    about 28 minutes on two CPU cores.
     """
     from .sft import SFTConfig
 
     problems = generate_chain_problems(n_problems, seed=LONG_TRAIN_SEED)
-    return _build(out, problems, seed, SFTConfig(max_steps=schedule_steps, stop_after=stop_after, batch_size=16,
-                                                 lr=3e-3, warmup_ratio=0.05, seed=seed, log_every=100), quiet)
+    phases = [(None, SFTConfig(max_steps=schedule_steps, batch_size=16, lr=3e-3, warmup_ratio=0.05, seed=seed,
+                               log_every=100))]
+    if slip_rate > 0:
+        steps = slip_steps if slip_steps is not None else max(1, schedule_steps * 3 // 14)
+        phases.append((slipped_demonstrations(problems, slip_rate, seed=seed),
+                       SFTConfig(max_steps=steps, batch_size=16, lr=3e-4, warmup_ratio=0.05, seed=seed, log_every=50)))
+    return _build(out, problems, seed, phases, quiet)
 
 
-def _build(out: str | Path, problems: list, seed: int, cfg: Any, quiet: bool) -> Path:
-    """A locally trained tokenizer and a fresh tiny Qwen2, SFT on ``problems``' solutions, saved."""
+def _build(out: str | Path, problems: list, seed: int, phases: list[tuple[list[str] | None, Any]],
+           quiet: bool) -> Path:
+    """A tokenizer trained on ``problems`` and their reference solutions, and a fresh tiny Qwen2 SFT'd
+    in ``phases``, each ``(solutions, SFTConfig)`` (solutions None: the reference ones); saved."""
     import torch
     from transformers import Qwen2ForCausalLM
 
@@ -118,7 +134,9 @@ def _build(out: str | Path, problems: list, seed: int, cfg: Any, quiet: bool) ->
     tokenizer = train_tokenizer([pr + p.solution for pr, p in zip(prompts, problems)])
     torch.manual_seed(seed)
     model = Qwen2ForCausalLM(tiny_config(len(tokenizer)))
-    sft_train(model, tokenizer, list(zip(prompts, [p.solution for p in problems])), cfg, quiet=quiet)
+    for solutions, cfg in phases:
+        solutions = solutions if solutions is not None else [p.solution for p in problems]
+        sft_train(model, tokenizer, list(zip(prompts, solutions)), cfg, quiet=quiet)
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
