@@ -24,7 +24,7 @@ Ground truth is the task's exact step checker. Measures:
 - sampling throughput of collect and rectify (generated tokens per second), and what encoding the
   prompt once for n samples saves against copying it n times (time and prefill tokens).
 
-    python benchmarks/localization.py [--task default|long] [--quick] [--m 8] [--temperature 1.0] [--sweep 0.3:8]
+    python benchmarks/localization.py [--task default|long] [--quick] [--m 8] [--temperature T] [--sweep 0.3:8]
 
 The last line printed is one JSON object with every figure.
 """
@@ -263,14 +263,19 @@ def timed(fn):
     return out, time.time() - t
 
 
-TASKS = {  # problems, policy, tokens per sampled solution, collect temperature; default and --quick sizes:
-    # problems, solutions searched, solutions in the recoverability probe (few on long chains: 32
-    # continuations after each of 20 prefixes), problems in the slip probe; the searches run, as (search, reuse)
-    "default": {"data": "synthetic", "model": "default", "max_new_tokens": 200, "collect_temperature": 0.8,
+TASKS = {  # problems, policy, tokens per sampled solution, collect temperature and top_p, rollout
+    # temperature; default and --quick sizes: problems, solutions searched, solutions in the
+    # recoverability probe (few on long chains: 32 continuations after each of 20 prefixes), problems
+    # in the slip probe; the searches run, as (search, reuse). The long-chain model's slips are rare
+    # tokens that top_p 0.95 cuts off: it collects with top_p 1 and is checked with rollouts at
+    # temperature 0.5, where a slip and a second one that cancels it are rare (see the README).
+    "default": {"data": "synthetic", "model": "default", "max_new_tokens": 200,
+                "collect_temperature": 0.8, "collect_top_p": 0.95, "rollout_temperature": 1.0,
                 "sizes": (400, 300, 100, 300), "quick": (120, 80, 30, 100),
                 "searches": [("binary", True), ("linear", True), ("full", True), ("binary", False), ("linear", False)]},
-    "long": {"data": "synthetic-long", "model": "default-long", "max_new_tokens": 400, "collect_temperature": 1.0,
-             "sizes": (300, 200, 10, 100), "quick": (80, 60, 0, 40),
+    "long": {"data": "synthetic-long", "model": "default-long", "max_new_tokens": 400,
+             "collect_temperature": 1.0, "collect_top_p": 1.0, "rollout_temperature": 0.5,
+             "sizes": (300, 200, 10, 100), "quick": (60, 50, 0, 30),
              "searches": [("binary", True), ("linear", True), ("binary", False), ("linear", False)]},
 }
 
@@ -284,7 +289,8 @@ def main() -> None:
     ap.add_argument("--problems", type=int, default=None)
     ap.add_argument("--m", type=int, default=8, help="rollouts per prefix check")
     ap.add_argument("--max-solutions", type=int, default=None)
-    ap.add_argument("--temperature", type=float, default=1.0, help="rollout temperature")
+    ap.add_argument("--temperature", type=float, default=None,
+                    help="rollout temperature (default: the task's, 1.0 on default, 0.5 on long)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--probe-solutions", type=int, default=None, help="solutions in the recoverability probe")
     ap.add_argument("--probe-m", type=int, default=32, help="continuations per prefix in the probe")
@@ -306,13 +312,16 @@ def main() -> None:
     for name, value in sizes.items():
         if getattr(args, name) is None:
             setattr(args, name, value)
+    if args.temperature is None:
+        args.temperature = task["rollout_temperature"]
     max_new = task["max_new_tokens"]
     model, tok = load_model(args.model, dtype="fp32", device="cpu"), load_tokenizer(args.model)
     gen = HFGenerator(model, tok, batch_size=128)
     problems = load_problems(task["data"], split="train", limit=args.problems, seed=4242 + args.seed)
 
     # error collection, and its sampling throughput
-    ccfg = CollectConfig(k=4, temperature=task["collect_temperature"], max_new_tokens=max_new, seed=args.seed)
+    ccfg = CollectConfig(k=4, temperature=task["collect_temperature"], top_p=task["collect_top_p"],
+                         max_new_tokens=max_new, seed=args.seed)
     before = dict(gen.stats)
     results, t_collect = timed(lambda: [r for i in range(0, len(problems), 32)
                                         for r in collect_chunk(gen, problems[i : i + 32], ccfg)])
