@@ -230,9 +230,9 @@ def slipped_demonstrations(problems: list[Problem], rate: float, seed: int = 0,
     Each chosen solution misstates the result of one step, picked uniformly along the chain, by a
     size from ``sizes``, and computes on from the written value (:func:`slipped_solution`), as
     imperfect human or model-written demonstrations do. A model fine-tuned on them keeps the
-    correct step as its most likely one (greedy decoding is unaffected) but, sampled, slips at
-    about ``rate / steps`` per step anywhere in the chain: errors of the kind Step-DPO's
-    localization (Sec. 3.2) has to find wherever they are, not one hard step.
+    correct step as its most likely one (greedy decoding is unaffected) but, sampled, slips now and
+    then at any step of the chain: errors of the kind Step-DPO's localization (Sec. 3.2) has to
+    find wherever they are, not one hard step.
     """
     if not 0.0 <= rate <= 1.0:
         raise ValueError("the slip rate is a fraction in [0, 1]")
