@@ -329,10 +329,10 @@ def main() -> None:
     wrong = [s for r in results for s in r.records]
     truth = {e.solution.id: e.first_error_step for e in VerifierJudge().locate(wrong)}
     sols = [s for s in wrong if truth[s.id] is not None][: args.max_solutions]
+    by_step = {str(k): sum(truth[s.id] == k for s in sols) for k in sorted({truth[s.id] for s in sols})}
     print(f"collect: {len(problems)} problems x 4 samples, {len(wrong)} wrong, {len(sols)} used; "
           f"{collect_tokens / t_collect:.0f} tokens/s; first errors by step: "
-          + ", ".join(f"{k}: {sum(truth[s.id] == k for s in sols)}" for k in sorted({truth[s.id] for s in sols})),
-          flush=True)
+          + ", ".join(f"{k}: {v}" for k, v in by_step.items()), flush=True)
 
     # rollout localization: binary search against linear scans, same m, with and without reuse
     runs = {}
@@ -427,7 +427,7 @@ def main() -> None:
         "sweep": sweep,
         "first_error_step_mean": sum(truth[s.id] for s in sols) / len(sols),
         "steps_mean": sum(len(s.steps) for s in sols) / len(sols),
-        "first_error_steps": {str(k): sum(truth[s.id] == k for s in sols) for k in sorted({truth[s.id] for s in sols})},
+        "first_error_steps": by_step,
         "accuracy_by_search": {k: v["first_error_accuracy"] for k, v in runs.items()},
         "placed_too_early": runs["binary"]["placed_too_early"],
         "placed_too_late": runs["binary"]["placed_too_late"],
