@@ -39,17 +39,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from stepdpo.collect import CollectConfig, collect_chunk  # noqa: E402
-from stepdpo.data import load_problems  # noqa: E402
 from stepdpo.generation import SamplingConfig  # noqa: E402
 from stepdpo.generation.hf import HFGenerator  # noqa: E402
-from stepdpo.locate.rollout import RolloutJudge  # noqa: E402
-from stepdpo.locate.verifier import VerifierJudge  # noqa: E402
-from stepdpo.modeling import load_model, load_tokenizer  # noqa: E402
-from stepdpo.prompts import generation_prompt  # noqa: E402
-from stepdpo.rectify import RectifyConfig, rectify_chunk  # noqa: E402
-from stepdpo.steps import split_steps  # noqa: E402
+from stepdpo.models import load_model, load_tokenizer  # noqa: E402
+from stepdpo.problems import load_problems  # noqa: E402
+from stepdpo.stages.collect import CollectConfig, collect_chunk  # noqa: E402
+from stepdpo.stages.locate.rollout import RolloutJudge  # noqa: E402
+from stepdpo.stages.locate.verifier import VerifierJudge  # noqa: E402
+from stepdpo.stages.rectify import RectifyConfig, rectify_chunk  # noqa: E402
 from stepdpo.tasks.arithmetic import EQUATION, running_values  # noqa: E402
+from stepdpo.text.prompts import generation_prompt  # noqa: E402
+from stepdpo.text.steps import split_steps  # noqa: E402
 
 
 def oracle_checks(k: int, n: int, search: str, success: float, failure: float) -> float:
@@ -99,7 +99,7 @@ def recoverability_probe(gen, tok, sols, truth, m: int, temperature: float, seed
     its true running values, to classify how each success after a wrong prefix gets back on track."""
     from math import comb
 
-    from stepdpo.grading import grade
+    from stepdpo.text.grading import grade
 
     queries = [(s, i) for s in sols for i in range(len(s.steps))]
     cfg = SamplingConfig(n=m, temperature=temperature, max_new_tokens=max_new_tokens, seed=seed + 77)
@@ -200,8 +200,8 @@ def slip_probe(gen, tok, n: int, m: int, temperature: float, seed: int, task: di
     error."""
     import random
 
-    from stepdpo.grading import grade
     from stepdpo.tasks.arithmetic import slipped_solution
+    from stepdpo.text.grading import grade
 
     rng = random.Random(seed)
     cases = []

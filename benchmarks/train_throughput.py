@@ -39,8 +39,8 @@ def make_model(folder: Path, seed: int = 0) -> None:
     import torch
     from transformers import Qwen2ForCausalLM
 
-    from stepdpo.modeling import load_tokenizer
-    from stepdpo.tiny import tiny_config
+    from stepdpo.default_model.build import tiny_config
+    from stepdpo.models import load_tokenizer
 
     tok = load_tokenizer("default")
     torch.manual_seed(seed)
@@ -58,7 +58,7 @@ WORDS = ("she has apples and gives away some more marbles then the number of coo
 
 def make_pairs(path: Path, n: int, seed: int = 0) -> dict:
     """Text pairs: prompt 200-400 tokens, chosen and rejected steps 20-60 tokens (tokenizer counts)."""
-    from stepdpo.modeling import load_tokenizer
+    from stepdpo.models import load_tokenizer
 
     tok = load_tokenizer("default")
     rng = random.Random(seed)
@@ -95,15 +95,15 @@ def _rss_mb() -> float:
 
 def run_ours(model_dir: str, data: str, steps: int, batch: int, lr: float) -> dict:
     import torch
-
-    from stepdpo.losses import make_loss
-    from stepdpo.modeling import load_model
-    from stepdpo.packing import EncodedPair
-    from stepdpo.train import TrainConfig, _batches, reference_logps, train_step
     from accelerate import Accelerator
     from transformers import get_cosine_schedule_with_warmup
 
-    from stepdpo.modeling import load_tokenizer
+    from stepdpo.models import load_model, load_tokenizer
+    from stepdpo.training.losses import make_loss
+    from stepdpo.training.packing import EncodedPair
+    from stepdpo.training.packing import micro_batches as _batches
+    from stepdpo.training.reference import reference_logps
+    from stepdpo.training.trainer import TrainConfig, train_step
 
     tok = load_tokenizer(model_dir)
     rows = [json.loads(l) for l in open(data)][:batch]
@@ -113,7 +113,7 @@ def run_ours(model_dir: str, data: str, steps: int, batch: int, lr: float) -> di
     acc = Accelerator(cpu=True)
     ref = reference_logps(model, enc, cfg, torch.device("cpu"), torch.float32)
     model.train()
-    from stepdpo.packing import CompletionLogProbs
+    from stepdpo.training.packing import CompletionLogProbs
 
     model = CompletionLogProbs(model)
     opt = torch.optim.AdamW(model.parameters(), lr=lr)
@@ -143,7 +143,7 @@ def run_trl(model_dir: str, data: str, steps: int, batch: int, lr: float) -> dic
     from transformers import AutoModelForCausalLM, TrainerCallback
     from trl import DPOConfig, DPOTrainer
 
-    from stepdpo.modeling import load_tokenizer
+    from stepdpo.models import load_tokenizer
 
     tok = load_tokenizer(model_dir)
     rows = [json.loads(l) for l in open(data)][:batch]

@@ -1,6 +1,6 @@
 """Run under torchrun (2 processes, gloo, CPU): one training step's gradients through accelerate.
 
-Each rank takes its share of the step's pairs, runs :func:`stepdpo.train.train_step`, and saves the
+Each rank takes its share of the step's pairs, runs :func:`stepdpo.training.trainer.train_step`, and saves the
 synchronised gradient of every parameter. Run alone (1 process) it computes the full batch.
 """
 
@@ -11,12 +11,14 @@ import torch
 
 def main(model_dir: str, out: str) -> None:
     from accelerate import Accelerator
-
     from helpers import toy_pairs
-    from stepdpo.losses import make_loss
-    from stepdpo.modeling import load_model, load_tokenizer
-    from stepdpo.packing import encode_pairs
-    from stepdpo.train import TrainConfig, _batches, reference_logps, train_step
+
+    from stepdpo.models import load_model, load_tokenizer
+    from stepdpo.training.losses import make_loss
+    from stepdpo.training.packing import encode_pairs
+    from stepdpo.training.packing import micro_batches as _batches
+    from stepdpo.training.reference import reference_logps
+    from stepdpo.training.trainer import TrainConfig, train_step
 
     acc = Accelerator(cpu=True)
     cfg = TrainConfig(global_batch=8, max_seq_len=512, rows_per_micro=1)
@@ -28,7 +30,7 @@ def main(model_dir: str, out: str) -> None:
         for p in model.parameters():
             p.add_(0.01 * torch.randn_like(p, generator=torch.Generator().manual_seed(p.numel())))
     model.train()
-    from stepdpo.packing import CompletionLogProbs
+    from stepdpo.training.packing import CompletionLogProbs
 
     model = acc.prepare(CompletionLogProbs(model))
     per_rank = 8 // acc.num_processes

@@ -16,20 +16,20 @@ def shared_data() -> Path:
 
 @pytest.fixture(scope="session")
 def default_model() -> str:
-    from stepdpo.tiny import default_model_path
+    from stepdpo.default_model import default_model_path
 
     return str(default_model_path())
 
 
 @pytest.fixture(scope="session")
 def tokenizer(default_model):
-    from stepdpo.modeling import load_tokenizer
+    from stepdpo.models import load_tokenizer
 
     return load_tokenizer(default_model)
 
 
 @pytest.fixture(scope="session")
 def model(default_model):
-    from stepdpo.modeling import load_model
+    from stepdpo.models import load_model
 
     return load_model(default_model, dtype="fp32", device="cpu")

@@ -3,8 +3,8 @@
 import random
 
 from stepdpo.records import StepPair
-from stepdpo.steps import COT_TRIGGER
 from stepdpo.tasks.arithmetic import canonical_step, generate_problems
+from stepdpo.text.steps import COT_TRIGGER
 
 
 def toy_pairs(n: int, seed: int = 0) -> list[StepPair]:

@@ -2,14 +2,21 @@ import json
 
 import pytest
 import torch
-
 from helpers import toy_pairs
-from stepdpo.ablate import AblateConfig, error_kind, error_position, run_ablations, select
-from stepdpo.demo import DemoConfig, run_demo
-from stepdpo.packing import collate, completion_logps, encode_pairs
+
+from stepdpo.experiments.ablate import (
+    AblateConfig,
+    error_kind,
+    error_position,
+    run_ablations,
+    select,
+)
+from stepdpo.experiments.common import DemoConfig
+from stepdpo.experiments.demo import run_demo
 from stepdpo.records import StepPair
-from stepdpo.steps import COT_TRIGGER
 from stepdpo.tasks.arithmetic import canonical_step, generate_problems
+from stepdpo.text.steps import COT_TRIGGER
+from stepdpo.training.packing import collate, completion_logps, encode_pairs
 
 
 def _pair_both_ways(p, k, wrong):

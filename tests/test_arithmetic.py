@@ -1,10 +1,18 @@
 import pytest
 
-from stepdpo.grading import grade
-from stepdpo.steps import split_steps
-from stepdpo.tasks.arithmetic import (EQUATION, canonical_solution, canonical_step, check_solution,
-                                      generate_chain_problems, generate_problems, running_values,
-                                      slipped_demonstrations, slipped_solution)
+from stepdpo.tasks.arithmetic import (
+    EQUATION,
+    canonical_solution,
+    canonical_step,
+    check_solution,
+    generate_chain_problems,
+    generate_problems,
+    running_values,
+    slipped_demonstrations,
+    slipped_solution,
+)
+from stepdpo.text.grading import grade
+from stepdpo.text.steps import split_steps
 
 
 def test_problems_are_deterministic_and_well_formed():

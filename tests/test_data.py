@@ -2,9 +2,9 @@ import json
 
 import pytest
 
-from stepdpo.data import gsm8k_solution_to_steps, load_problem_file, load_problems
-from stepdpo.grading import grade
-from stepdpo.io import DataError
+from stepdpo.problems import gsm8k_solution_to_steps, load_problem_file, load_problems
+from stepdpo.recordio import DataError
+from stepdpo.text.grading import grade
 
 
 def test_gsm8k_file_loads_with_step_solutions(shared_data):

@@ -2,7 +2,8 @@ import json
 
 import pytest
 
-from stepdpo.demo import DemoConfig, mean_ci, run_demo
+from stepdpo.experiments.common import DemoConfig, mean_ci
+from stepdpo.experiments.demo import run_demo
 
 
 def test_mean_ci():

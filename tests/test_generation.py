@@ -3,8 +3,8 @@ import pytest
 from stepdpo.generation import SamplingConfig, load_generator
 from stepdpo.generation.base import STEP_STOP
 from stepdpo.generation.hf import HFGenerator
-from stepdpo.prompts import generation_prompt
 from stepdpo.tasks.arithmetic import generate_problems
+from stepdpo.text.prompts import generation_prompt
 
 
 @pytest.fixture(scope="module")

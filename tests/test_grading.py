@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from stepdpo.grading import _Verifier, extract_answer, grade, grade_detailed
+from stepdpo.text.grading import _Verifier, extract_answer, grade, grade_detailed
 
 
 @pytest.mark.parametrize("completion,reference,expected", [

@@ -1,6 +1,6 @@
 import json
 
-from stepdpo.iterate import IterateConfig, run_iterate
+from stepdpo.experiments.iterate import IterateConfig, run_iterate
 
 
 def test_each_round_starts_from_the_last_model(tmp_path):

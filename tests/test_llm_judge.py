@@ -7,8 +7,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from stepdpo.locate.llm import LLMJudge, first_error, parse_verdicts
 from stepdpo.records import Solution
+from stepdpo.stages.locate.llm import LLMJudge, first_error, parse_verdicts
 
 SECRET = "sk-test-secret-value-123"
 

@@ -3,10 +3,23 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-
 from helpers import toy_pairs
-from stepdpo.losses import HingeLoss, IPOLoss, RobustLoss, SigmoidLoss, make_loss, sft_loss
-from stepdpo.packing import batch_order, collate, completion_logps, encode_pairs, pack_rows
+
+from stepdpo.training.losses import (
+    HingeLoss,
+    IPOLoss,
+    RobustLoss,
+    SigmoidLoss,
+    make_loss,
+    sft_loss,
+)
+from stepdpo.training.packing import (
+    batch_order,
+    collate,
+    completion_logps,
+    encode_pairs,
+    pack_rows,
+)
 
 
 def _separate_logps(model, prompt, completion):

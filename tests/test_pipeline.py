@@ -2,15 +2,22 @@ import json
 
 import pytest
 
-from stepdpo.build import BuildConfig, build_pairs
-from stepdpo.collect import CollectConfig
-from stepdpo.data import load_problems
 from stepdpo.generation.hf import HFGenerator
-from stepdpo.io import read_records
-from stepdpo.locate import make_judge
-from stepdpo.pipeline import PipelineConfig, run_build, run_collect, run_locate, run_pipeline, run_rectify
-from stepdpo.rectify import RectifyConfig
-from stepdpo.runner import ledger_path, merge_shards
+from stepdpo.pipeline.run import (
+    PipelineConfig,
+    run_build,
+    run_collect,
+    run_locate,
+    run_pipeline,
+    run_rectify,
+)
+from stepdpo.pipeline.runner import ledger_path, merge_shards
+from stepdpo.problems import load_problems
+from stepdpo.recordio import read_records
+from stepdpo.stages.collect import CollectConfig
+from stepdpo.stages.locate import make_judge
+from stepdpo.stages.pairs import BuildConfig, build_pairs
+from stepdpo.stages.rectify import RectifyConfig
 from stepdpo.tasks.arithmetic import check_solution
 
 

@@ -2,7 +2,13 @@ import json
 
 import pytest
 
-from stepdpo.io import AppendWriter, DataError, read_records, validate_file, write_records
+from stepdpo.recordio import (
+    AppendWriter,
+    DataError,
+    read_records,
+    validate_file,
+    write_records,
+)
 from stepdpo.records import LocatedError, Problem, Solution, StepPair
 
 PAIR = {"prompt": "What is 2+3*4?", "initial_reason_steps": "Let's think step by step.\nStep 1: 3*4 = 12.\n",

@@ -5,8 +5,8 @@ import re
 import pytest
 
 from stepdpo.generation import Completion
-from stepdpo.locate.rollout import RolloutJudge
 from stepdpo.records import Solution
+from stepdpo.stages.locate.rollout import RolloutJudge
 
 
 class ScriptedPolicy:

@@ -1,7 +1,12 @@
 import pytest
 
-from stepdpo.prompts import BASE_TEMPLATE, build_prompt, generation_prompt, reasoning_prefix
-from stepdpo.steps import COT_TRIGGER, join_steps, split_steps, step_body
+from stepdpo.text.prompts import (
+    BASE_TEMPLATE,
+    build_prompt,
+    generation_prompt,
+    reasoning_prefix,
+)
+from stepdpo.text.steps import COT_TRIGGER, join_steps, split_steps, step_body
 
 SOLUTION = "Let's think step by step.\nStep 1: 2 + 3 = 5.\nStep 2: 5 * 4 = 20.\nThe answer is \\boxed{20}."
 
@@ -60,7 +65,7 @@ def test_chat_prompt_uses_the_tokenizers_template(tokenizer):
 
 
 def test_prompt_and_step_tokenize_at_the_boundary(tokenizer):
-    from stepdpo.modeling import encode_completion, encode_prompt
+    from stepdpo.text.encoding import encode_completion, encode_prompt
 
     p = build_prompt("Mia has 5 marbles.", ["Step 1: 5 + 3 = 8 marbles.\n"], fmt="base")
     step = "Step 2: 8 - 2 = 6 marbles.\n"

@@ -3,7 +3,7 @@ import json
 from typer.testing import CliRunner
 
 from stepdpo.cli import app
-from stepdpo.tiny import train_tokenizer
+from stepdpo.default_model.build import train_tokenizer
 
 TEXTS = ["Step 1: She gets 12 more marbles, so 5 + 12 = 17 marbles.\n", "The answer is \\boxed{17}.",
          "Below is an instruction that describes a task.\n\n### Instruction:\nMia has 5 marbles."]
@@ -41,8 +41,8 @@ def test_sft_command_fine_tunes_and_saves(tmp_path):
 def test_long_chain_labels_tokenize_alike_in_the_problem_and_the_steps():
     # the model looks each operation up by its label: the label and operation must be the same
     # tokens in the problem's line and in the step that restates them, or the lookup is per letter
-    from stepdpo.prompts import build_prompt
     from stepdpo.tasks.arithmetic import CHAIN_LABELS, generate_chain_problems
+    from stepdpo.text.prompts import build_prompt
 
     problems = generate_chain_problems(200, seed=3)
     tok = train_tokenizer([build_prompt(p.problem, fmt="base") + p.solution for p in problems], vocab_size=400)
@@ -70,12 +70,12 @@ def test_sft_command_builds_the_long_chain_model(tmp_path):
 
 
 def test_the_packaged_long_chain_model_solves_held_out_chains_and_slips_anywhere_when_sampled():
-    from stepdpo.data import load_problems
     from stepdpo.generation import SamplingConfig
     from stepdpo.generation.hf import HFGenerator
-    from stepdpo.modeling import load_model, load_tokenizer
-    from stepdpo.prompts import generation_prompt
+    from stepdpo.models import load_model, load_tokenizer
+    from stepdpo.problems import load_problems
     from stepdpo.tasks.arithmetic import check_solution
+    from stepdpo.text.prompts import generation_prompt
 
     tok = load_tokenizer("default-long")
     gen = HFGenerator(load_model("default-long", dtype="fp32", device="cpu"), tok, batch_size=64)

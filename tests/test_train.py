@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import toy_pairs
 from safetensors.torch import load_file
 
-from helpers import toy_pairs
-from stepdpo.io import write_records
-from stepdpo.train import TrainConfig, split_pairs, train
+from stepdpo.recordio import write_records
+from stepdpo.training.trainer import TrainConfig, split_pairs, train
 
 HERE = Path(__file__).parent
 
@@ -109,7 +109,7 @@ def test_two_processes_synchronise_gradients(default_model, tmp_path):
 
 
 def test_shared_reference_cache_is_reused_across_runs(pair_file, default_model, tmp_path, monkeypatch):
-    import stepdpo.train as tr
+    import stepdpo.training.reference as tr
 
     cache = tmp_path / "ref.json"
     train(_cfg(pair_file, default_model, tmp_path / "a", max_steps=2, ref_cache=str(cache)), quiet=True)

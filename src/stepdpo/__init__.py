@@ -1,9 +1,15 @@
 """stepdpo: Step-DPO (Lai et al., 2024) -- step-wise preference data and training for math reasoning.
 
-The pipeline of the paper, one module a stage: :mod:`stepdpo.collect` (error collection),
-:mod:`stepdpo.locate` (step localization), :mod:`stepdpo.rectify` (rectification),
-:mod:`stepdpo.build` (pairs), :mod:`stepdpo.train` (eq. 2), :mod:`stepdpo.evaluate`.
-All stages read and write the records of :mod:`stepdpo.records`.
+The layout follows the paper. :mod:`stepdpo.records` is the data contract every stage reads and
+writes (:mod:`stepdpo.recordio` reads and writes it). The data pipeline of Sec. 3.2 is
+:mod:`stepdpo.stages`: :mod:`~stepdpo.stages.collect` (error collection),
+:mod:`~stepdpo.stages.locate` (step localization), :mod:`~stepdpo.stages.rectify`
+(rectification), :mod:`~stepdpo.stages.pairs` (the pairs D), and :mod:`~stepdpo.stages.evaluate`;
+:mod:`stepdpo.pipeline` runs them resumably. Training with eq. 2 is :mod:`stepdpo.training`
+(:mod:`~stepdpo.training.losses` holds the loss). :mod:`stepdpo.text` holds steps, prompts and
+grading; :mod:`stepdpo.generation` the sampling backends; :mod:`stepdpo.tasks` the tasks with
+exact step checkers; :mod:`stepdpo.default_model` the embedded models; :mod:`stepdpo.experiments`
+the demo, ablations and iterative rounds built on all of it.
 """
 
 __version__ = "0.1.0"

@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from .io import DataError
+from stepdpo.recordio import DataError
 
 # options that the sampling stages share
 Shard = Annotated[Optional[str], typer.Option(help="i/n: run shard i of n (merge the outputs with 'stepdpo merge').")]
@@ -56,7 +56,7 @@ def validate(
     show: int = typer.Option(20, help="Problems to list per file."),
 ) -> None:
     """Report every problem in data files: malformed lines, missing fields, empty steps, chosen == rejected."""
-    from .io import validate_file
+    from stepdpo.recordio import validate_file
 
     bad = 0
     for f in files:
@@ -93,7 +93,7 @@ def sft(
 
 
 def _sft(out, model, data, limit, max_steps, epochs, batch_size, lr, seed, prompt_format, slip_rate) -> None:
-    from .tiny import build_default_model, build_long_model
+    from stepdpo.default_model.build import build_default_model, build_long_model
 
     if slip_rate is not None and not (model == "tiny" and data == "synthetic-long"):
         _fail("--slip-rate applies to the long-chain model only (--model tiny --data synthetic-long)")
@@ -109,10 +109,10 @@ def _sft(out, model, data, limit, max_steps, epochs, batch_size, lr, seed, promp
         return
     import torch
 
-    from .data import load_problems
-    from .modeling import load_model, load_tokenizer
-    from .prompts import build_prompt
-    from .sft import SFTConfig, sft_train
+    from stepdpo.models import load_model, load_tokenizer
+    from stepdpo.problems import load_problems
+    from stepdpo.text.prompts import build_prompt
+    from stepdpo.training.sft import SFTConfig, sft_train
 
     problems = [p for p in load_problems(data, split="train", limit=limit or 6000) if p.solution]
     if not problems:
@@ -149,10 +149,10 @@ def eval_cmd(
 
 
 def _eval(model, data, limit, n, temperature, top_p, max_new_tokens, prompt_format, backend, batch_size, seed, out):
-    from .data import load_problems
-    from .evaluate import EvalConfig, evaluate, save_result
-    from .generation import load_generator
-    from .modeling import model_name
+    from stepdpo.generation import load_generator
+    from stepdpo.models import model_name
+    from stepdpo.problems import load_problems
+    from stepdpo.stages.evaluate import EvalConfig, evaluate, save_result
 
     problems = load_problems(data, split="test", limit=limit)
     kwargs = {"batch_size": batch_size} if backend != "vllm" else {}
@@ -175,7 +175,7 @@ def _eval(model, data, limit, n, temperature, top_p, max_new_tokens, prompt_form
 
 
 def _generator(model: str, backend: str, batch_size: int):
-    from .generation import load_generator
+    from stepdpo.generation import load_generator
 
     return load_generator(model, backend=backend, **({"batch_size": batch_size} if backend != "vllm" else {}))
 
@@ -203,10 +203,10 @@ def collect(
     batch_size: BatchSize = 64,
 ) -> None:
     """Error collection: sample k step-wise solutions per problem, keep the wrong ones (Sec. 3.2)."""
-    from .collect import CollectConfig
-    from .data import load_problems
-    from .pipeline import run_collect
-    from .runner import parse_shard
+    from stepdpo.pipeline.run import run_collect
+    from stepdpo.pipeline.runner import parse_shard
+    from stepdpo.problems import load_problems
+    from stepdpo.stages.collect import CollectConfig
 
     def body():
         cfg = CollectConfig(k=k, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
@@ -239,15 +239,16 @@ def locate(
     batch_size: BatchSize = 64,
 ) -> None:
     """Step localization: the first wrong step of each wrong solution (Sec. 3.2)."""
-    from .pipeline import LocateConfig, make_stage_judge, run_locate
-    from .runner import parse_shard
+    from stepdpo.pipeline.run import run_locate
+    from stepdpo.pipeline.runner import parse_shard
+    from stepdpo.stages.locate import LocateConfig, judge_from_config
 
     def body():
         cfg = LocateConfig(judge=judge, m=m, search=search, early_stop=early_stop, temperature=temperature,
                            max_new_tokens=max_new_tokens, llm_model=llm_model, base_url=base_url,
                            api_key_env=api_key_env, concurrency=concurrency, seed=seed)
         gen = _generator(model, backend, batch_size) if judge == "rollout" else None
-        _report(run_locate(make_stage_judge(cfg, gen, out), inp, out, parse_shard(shard)))
+        _report(run_locate(judge_from_config(cfg, gen, out), inp, out, parse_shard(shard)))
 
     _run(body)
 
@@ -268,9 +269,9 @@ def rectify(
     batch_size: BatchSize = 64,
 ) -> None:
     """Rectification: the model's own correct next steps after s1..s(k-1) (eq. 3)."""
-    from .pipeline import run_rectify
-    from .rectify import RectifyConfig
-    from .runner import parse_shard
+    from stepdpo.pipeline.run import run_rectify
+    from stepdpo.pipeline.runner import parse_shard
+    from stepdpo.stages.rectify import RectifyConfig
 
     def body():
         cfg = RectifyConfig(n=n, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
@@ -290,8 +291,8 @@ def build(
     recheck: bool = typer.Option(False, help="Re-check chosen steps with the task's exact checker."),
 ) -> None:
     """Build preference pairs (D) in the Step-DPO schema, or whole-solution pairs for vanilla DPO."""
-    from .build import BuildConfig
-    from .pipeline import run_build
+    from stepdpo.pipeline.run import run_build
+    from stepdpo.stages.pairs import BuildConfig
 
     _run(lambda: _report(run_build(inp, out, BuildConfig(fmt=fmt, max_per_error=max_per_error,
                                                           max_per_problem=max_per_problem, recheck=recheck))))
@@ -303,7 +304,7 @@ def merge(
     out: Path = typer.Option(..., help="Merged file."),
 ) -> None:
     """Merge the shard outputs of a stage into one file (each record once)."""
-    from .runner import merge_shards
+    from stepdpo.pipeline.runner import merge_shards
 
     _run(lambda: _say(f"{merge_shards(files, out)} records written to {out}"))
 
@@ -317,8 +318,8 @@ def pipeline(
     shard: Shard = None,
 ) -> None:
     """Run the whole data pipeline (collect, locate, rectify, build) from one config file."""
-    from .pipeline import PipelineConfig, run_pipeline
-    from .runner import parse_shard
+    from stepdpo.pipeline.run import PipelineConfig, run_pipeline
+    from stepdpo.pipeline.runner import parse_shard
 
     def body():
         cfg = PipelineConfig.from_yaml(config) if config else PipelineConfig()
@@ -359,7 +360,8 @@ def train(
     seed: Optional[int] = typer.Option(None),
 ) -> None:
     """Train with Step-DPO (eq. 2) on step pairs, or vanilla DPO on whole-solution pairs (--format dpo)."""
-    from .train import TrainConfig, train as run_train
+    from stepdpo.training.trainer import TrainConfig
+    from stepdpo.training.trainer import train as run_train
 
     given = {k: v for k, v in dict(data=data, out=out, model=model, fmt=fmt, add_eos=add_eos, val_data=val_data,
                                    val_fraction=val_fraction,
@@ -395,7 +397,9 @@ def demo(
     quick: bool = typer.Option(False, help="A small run (one seed, few problems) to check the wiring."),
 ) -> None:
     """The whole method on the embedded default: SFT vs DPO vs Step-DPO (Tables 3, 4; Fig. 2)."""
-    from .demo import DemoConfig, report, run_demo
+    from stepdpo.experiments.common import DemoConfig
+    from stepdpo.experiments.demo import run_demo
+    from stepdpo.experiments.report import report
 
     def body():
         cfg = DemoConfig(out=str(out), seeds=_csv(seeds, int, "seeds"),
@@ -422,7 +426,7 @@ def ablate(
 ) -> None:
     """Why Step-DPO and DPO differ: retrain both with one factor changed at a time (pairs, beta,
     epochs, kind of error); adds a section to the demo's report. Resumable."""
-    from .ablate import AblateConfig, run_ablations
+    from stepdpo.experiments.ablate import AblateConfig, run_ablations
 
     def body():
         cfg = AblateConfig(demo=str(demo), fractions=_csv(fractions, float, "fractions"),
@@ -448,7 +452,7 @@ def iterate(
     epochs: float = typer.Option(3.0),
 ) -> None:
     """Iterative Step-DPO: each round trains on the previous round's model's own errors."""
-    from .iterate import IterateConfig, run_iterate
+    from stepdpo.experiments.iterate import IterateConfig, run_iterate
 
     def body():
         res = run_iterate(IterateConfig(out=str(out), model=model, rounds=rounds, train_problems=train_problems,

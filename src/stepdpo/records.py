@@ -13,7 +13,7 @@ The pipeline of Sec. 3.2 moves four kinds of record:
 
 Each record validates itself in ``from_dict``: a missing field, a wrong type, an empty step or
 ``chosen == rejected`` raise :class:`RecordError` with a reason code, which the readers in
-:mod:`stepdpo.io` turn into an error naming the file and line (or a skip count per reason).
+:mod:`stepdpo.recordio` turn into an error naming the file and line (or a skip count per reason).
 """
 
 from __future__ import annotations
@@ -243,7 +243,7 @@ class StepPair(_Record):
 
     ``prompt`` is the bare problem text; ``initial_reason_steps`` is the solution so far
     ("Let's think step by step.\\n" followed by steps 1..k-1). The prompt format a model sees is
-    applied by :mod:`stepdpo.prompts` at training and inference alike. ``full_chosen`` and
+    applied by :mod:`stepdpo.text.prompts` at training and inference alike. ``full_chosen`` and
     ``full_rejected`` are whole solutions when known (used by the vanilla-DPO baseline).
     """
 

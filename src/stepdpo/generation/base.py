@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
@@ -37,7 +38,7 @@ class SamplingOptions:
         temperature: sampling temperature (0 = greedy).
         top_p: nucleus sampling threshold.
         max_new_tokens: length limit of one completion.
-        prompt_format: ``auto``, ``base`` or ``chat`` (see :mod:`stepdpo.prompts`).
+        prompt_format: ``auto``, ``base`` or ``chat`` (see :mod:`stepdpo.text.prompts`).
         seed: sampling seed.
     """
 
@@ -73,29 +74,7 @@ class Generator(Protocol):
         ...
 
 
-def load_generator(model: str, backend: str = "auto", **kwargs: Any) -> Generator:
-    """A generator for ``model`` (a local folder or a hub id).
-
-    ``backend``: ``"hf"`` (transformers), ``"vllm"``, or ``"auto"`` (vLLM when it is installed and
-    a GPU is present, else transformers).
-    """
-    if backend == "auto":
-        backend = "hf"
-        try:
-            import importlib.util
-
-            import torch
-
-            if torch.cuda.is_available() and importlib.util.find_spec("vllm") is not None:
-                backend = "vllm"
-        except ImportError:
-            pass
-    if backend == "hf":
-        from .hf import HFGenerator
-
-        return HFGenerator(model, **kwargs)
-    if backend == "vllm":
-        from .vllm import VLLMGenerator
-
-        return VLLMGenerator(model, **kwargs)
-    raise ValueError(f"unknown generation backend {backend!r}; use auto, hf or vllm")
+def row_seed(seed: int, prompt: str, sample: int) -> int:
+    """The random stream of one sample: fixed by the seed, the prompt and the sample index, so a
+    result does not depend on batching, sharding or resuming."""
+    return int(hashlib.sha256(f"{seed}|{sample}|{prompt}".encode()).hexdigest()[:15], 16)

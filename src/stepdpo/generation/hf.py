@@ -8,19 +8,13 @@ then repeated n times, and decoding continues from it; finished rows leave the b
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 import torch
 
-from ..modeling import encode_prompt, load_model, load_tokenizer, model_name
-from .base import Completion, SamplingConfig
-
-
-def row_seed(seed: int, prompt: str, sample: int) -> int:
-    """The random stream of one sample: fixed by the seed, the prompt and the sample index, so a
-    result does not depend on batching, sharding or resuming."""
-    return int(hashlib.sha256(f"{seed}|{sample}|{prompt}".encode()).hexdigest()[:15], 16)
+from stepdpo.generation.base import Completion, SamplingConfig, row_seed
+from stepdpo.models import load_model, load_tokenizer, model_name
+from stepdpo.text.encoding import encode_prompt
 
 
 def _sample(logits: torch.Tensor, cfg: SamplingConfig, gens: list[torch.Generator]) -> torch.Tensor:

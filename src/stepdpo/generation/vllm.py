@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..modeling import model_name, resolve_model_path
-from .base import Completion, SamplingConfig
+from stepdpo.generation.base import Completion, SamplingConfig, row_seed
+from stepdpo.models import model_name, resolve_model_path
 
 
 class VLLMGenerator:
@@ -32,9 +32,7 @@ class VLLMGenerator:
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
 
-        from ..modeling import encode_prompt
-
-        from .hf import row_seed
+        from stepdpo.text.encoding import encode_prompt
 
         asked, prompts = prompts, list(dict.fromkeys(prompts))  # a repeated prompt would repeat its samples
         # one seed per prompt, so that results do not depend on batching, sharding or resuming

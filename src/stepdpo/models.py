@@ -1,0 +1,66 @@
+"""Loading models and tokenizers by name.
+
+``"default"`` names the embedded default model (:mod:`stepdpo.default_model`), ``"default-long"``
+its long-chain counterpart; anything else is a local folder or a Hugging Face hub id, loaded with
+``AutoModelForCausalLM`` / ``AutoTokenizer``. Tokenizing prompts and completions is in
+:mod:`stepdpo.text.encoding`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+DEFAULT_MODEL = "default"
+LONG_MODEL = "default-long"
+
+
+def resolve_model_path(model: str) -> str:
+    """The folder or hub id behind a model name; ``"default"`` builds the embedded model if needed."""
+    if model in (DEFAULT_MODEL, LONG_MODEL):
+        from stepdpo.default_model import default_model_path
+
+        return str(default_model_path(long=model == LONG_MODEL))
+    return model
+
+
+def pick_device(device: str = "auto") -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def pick_dtype(dtype: str, device: torch.device) -> torch.dtype:
+    """``auto``: bf16 on a GPU that supports it, else fp32."""
+    if dtype == "auto":
+        if device.type == "cuda" and torch.cuda.is_bf16_supported():
+            return torch.bfloat16
+        return torch.float32
+    return {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp16": torch.float16, "float16": torch.float16,
+            "fp32": torch.float32, "float32": torch.float32}[dtype]
+
+
+def load_tokenizer(model: str) -> Any:
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(resolve_model_path(model))
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def load_model(model: str, dtype: str = "auto", device: str = "auto") -> Any:
+    """A causal LM in eval mode on ``device``."""
+    from transformers import AutoModelForCausalLM
+
+    dev = pick_device(device)
+    lm = AutoModelForCausalLM.from_pretrained(resolve_model_path(model), dtype=pick_dtype(dtype, dev))
+    return lm.to(dev).eval()
+
+
+def model_name(model: str) -> str:
+    """A short, stable name for records and reports."""
+    p = Path(model)
+    return p.name if p.exists() else model

@@ -1,0 +1,163 @@
+"""The data pipeline of Sec. 3.2 end to end: collect -> locate -> rectify -> build.
+
+Each ``run_*`` function reads its input file, runs one stage through the resumable runner and
+writes its output; ``stepdpo pipeline`` runs them in order from one YAML config, ``--from/--to``
+runs a part. Files in the output folder: ``errors.jsonl`` (D1), ``located.jsonl`` (D2),
+``rectified.jsonl``, ``pairs.jsonl`` (Step-DPO pairs, D) and ``pairs_dpo.jsonl`` (whole-solution
+pairs for the vanilla-DPO baseline), plus ``summary.json``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from stepdpo.pipeline.runner import StageSummary, run_stage, shard_path
+from stepdpo.recordio import read_records, write_records
+from stepdpo.stages.collect import CollectConfig, collect_chunk, collect_settings
+from stepdpo.stages.locate import LocateConfig, judge_from_config
+from stepdpo.stages.pairs import BuildConfig, build_pairs
+from stepdpo.stages.rectify import RectifyConfig, rectify_chunk, rectify_settings
+from stepdpo.tasks import DEFAULT_TASK
+
+STAGES = ("collect", "locate", "rectify", "build")
+FILES = {"collect": "errors.jsonl", "locate": "located.jsonl", "rectify": "rectified.jsonl", "build": "pairs.jsonl"}
+
+
+def run_collect(generator: Any, problems: list, out: str | Path, cfg: CollectConfig,
+                shard: tuple[int, int] | None = None, quiet: bool = False) -> StageSummary:
+    chunk = max(1, 64 // max(1, cfg.k))
+    return run_stage("collect", problems, lambda ps: collect_chunk(generator, ps, cfg), out,
+                     settings=collect_settings(generator, cfg), shard=shard, chunk_size=chunk, quiet=quiet)
+
+
+def run_locate(judge: Any, inp: str | Path, out: str | Path, shard: tuple[int, int] | None = None,
+               quiet: bool = False, chunk_size: int = 16) -> StageSummary:
+    from stepdpo.stages.locate import locate_chunk
+
+    solutions, _ = read_records(inp, "solution")
+    return run_stage("locate", solutions, lambda ss: locate_chunk(judge, ss), out, settings=judge.settings(),
+                     shard=shard, chunk_size=chunk_size, quiet=quiet)
+
+
+def run_rectify(generator: Any, inp: str | Path, out: str | Path, cfg: RectifyConfig,
+                shard: tuple[int, int] | None = None, quiet: bool = False) -> StageSummary:
+    errors, _ = read_records(inp, "located_error")
+    chunk = max(1, 64 // max(1, cfg.n))
+    return run_stage("rectify", errors, lambda es: rectify_chunk(generator, es, cfg), out,
+                     settings=rectify_settings(generator, cfg), shard=shard, chunk_size=chunk, quiet=quiet)
+
+
+def run_build(inp: str | Path, out: str | Path, cfg: BuildConfig) -> StageSummary:
+    import time
+
+    t0 = time.time()
+    rects, _ = read_records(inp, "rectification")
+    pairs, dropped = build_pairs(rects, cfg)
+    write_records(out, pairs)
+    return StageSummary(stage=f"build ({cfg.fmt})", rows_in=len(rects), rows_out=len(pairs), dropped=dropped,
+                        wall_s=time.time() - t0, output=str(out))
+
+
+@dataclass
+class PipelineConfig:
+    """A whole pipeline run (``stepdpo pipeline --config FILE.yaml``); every section is optional.
+
+    Attributes:
+        model: the reference model (folder, hub id, or ``default``).
+        data: problems (synthetic, gsm8k, math, a file ...), their split and how many.
+        data_seed: which synthetic problems (default: the training set's seed).
+        out: output folder.
+        backend: generation backend (auto, hf, vllm).
+        batch_size: sequences decoded together (hf backend).
+    """
+
+    model: str = "default"
+    data: str = DEFAULT_TASK
+    split: str = "train"
+    limit: int | None = 500
+    data_seed: int | None = None
+    out: str = "runs/pipeline"
+    backend: str = "auto"
+    batch_size: int = 64
+    collect: CollectConfig = field(default_factory=CollectConfig)
+    locate: LocateConfig = field(default_factory=LocateConfig)
+    rectify: RectifyConfig = field(default_factory=RectifyConfig)
+    build: BuildConfig = field(default_factory=BuildConfig)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "PipelineConfig":
+        sections = {"collect": CollectConfig, "locate": LocateConfig, "rectify": RectifyConfig, "build": BuildConfig}
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown pipeline option(s): {', '.join(sorted(unknown))}")
+        kw: dict[str, Any] = {}
+        for k, v in d.items():
+            if k in sections:
+                sec_fields = {f.name for f in fields(sections[k])}
+                bad = set(v or {}) - sec_fields
+                if bad:
+                    raise ValueError(f"unknown option(s) in '{k}': {', '.join(sorted(bad))}")
+                kw[k] = sections[k](**(v or {}))
+            else:
+                kw[k] = v
+        return cls(**kw)
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> "PipelineConfig":
+        import yaml
+
+        try:
+            data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as e:
+            raise ValueError(f"{path}: not valid YAML ({e})") from e
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: expected a mapping of options")
+        try:
+            return cls.from_dict(data)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"{path}: {e}") from e
+
+
+def run_pipeline(cfg: PipelineConfig, start: str = "collect", stop: str = "build",
+                 shard: tuple[int, int] | None = None, quiet: bool = False) -> list[StageSummary]:
+    """Run the stages from ``start`` to ``stop`` (inclusive); returns each stage's summary."""
+    if start not in STAGES or stop not in STAGES or STAGES.index(start) > STAGES.index(stop):
+        raise ValueError(f"--from/--to must be stages in order: {', '.join(STAGES)}")
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    todo = STAGES[STAGES.index(start) : STAGES.index(stop) + 1]
+    path = {s: out / FILES[s] for s in STAGES}
+    generator = None
+    if any(s in todo for s in ("collect", "rectify")) or ("locate" in todo and cfg.locate.judge == "rollout"):
+        from stepdpo.generation import load_generator
+
+        generator = load_generator(cfg.model, backend=cfg.backend,
+                                   **({"batch_size": cfg.batch_size} if cfg.backend != "vllm" else {}))
+    summaries = []
+    for stage in todo:
+        if stage == "collect":
+            from stepdpo.problems import load_problems
+
+            problems = load_problems(cfg.data, split=cfg.split, limit=cfg.limit, seed=cfg.data_seed)
+            s = run_collect(generator, problems, path["collect"], cfg.collect, shard, quiet)
+        elif stage == "locate":
+            judge = judge_from_config(cfg.locate, generator, path["locate"])
+            # later stages read the shard's own file, so they need no further sharding
+            s = run_locate(judge, shard_path(path["collect"], shard), shard_path(path["locate"], shard), None, quiet)
+        elif stage == "rectify":
+            s = run_rectify(generator, shard_path(path["locate"], shard), shard_path(path["rectify"], shard),
+                            cfg.rectify, None, quiet)
+        else:
+            rect = shard_path(path["rectify"], shard)
+            s = run_build(rect, shard_path(path["build"], shard), cfg.build)
+            summaries.append(s)
+            s = run_build(rect, shard_path(out / "pairs_dpo.jsonl", shard), BuildConfig(**{**asdict(cfg.build), "fmt": "dpo"}))
+        summaries.append(s)
+        if not quiet:
+            print(s.text())
+    (out / "summary.json").write_text(json.dumps([s.to_dict() for s in summaries], indent=2) + "\n")
+    return summaries

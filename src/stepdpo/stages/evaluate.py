@@ -1,0 +1,108 @@
+"""Evaluation: accuracy under the step-wise CoT prompt (greedy, or n samples per problem).
+
+The prompt is the one used for sampling and training (:func:`stepdpo.text.prompts.generation_prompt`),
+so accuracy is measured on exactly what Step-DPO optimises. Writes per-problem results (JSONL) and
+a summary (JSON) with the model, prompt format, sampling settings and time.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from stepdpo.generation import Generator, SamplingOptions
+from stepdpo.recordio import write_records
+from stepdpo.records import Problem
+from stepdpo.tasks import step_checker
+from stepdpo.text.grading import grade_detailed
+from stepdpo.text.prompts import generation_prompt, resolve_format
+
+
+@dataclass
+class EvalConfig(SamplingOptions):
+    """Options of ``stepdpo eval`` (and the sampling options of :class:`SamplingOptions`, here
+    greedy by default).
+
+    Attributes:
+        n: samples per problem (1 with temperature 0 is greedy decoding).
+        chunk: problems per generation call (progress granularity).
+    """
+
+    temperature: float = 0.0
+    top_p: float = 1.0
+    n: int = 1
+    chunk: int = 64
+
+
+@dataclass
+class EvalResult:
+    summary: dict[str, Any]
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+
+def evaluate(generator: Generator, problems: list[Problem], cfg: EvalConfig, *, data_name: str = "",
+             quiet: bool = False) -> EvalResult:
+    """Accuracy of ``generator`` on ``problems``; with n > 1 also pass@n and majority-free mean."""
+    from tqdm.auto import tqdm
+
+    if not problems:
+        raise ValueError("no problems to evaluate")
+    tok = generator.tokenizer
+    fmt = resolve_format(tok, cfg.prompt_format)
+    sampling = cfg.sampling(cfg.n)
+    checkers = [step_checker(p.source, p.meta) for p in problems]
+    checker_for = dict(zip((p.id for p in problems), checkers)) if all(checkers) else None
+    rows, t0, gen_tokens = [], time.time(), 0
+    bar = tqdm(total=len(problems), desc="eval", unit="problem", disable=quiet)
+    for start in range(0, len(problems), cfg.chunk):
+        chunk = problems[start : start + cfg.chunk]
+        prompts = [generation_prompt(p.problem, tokenizer=tok, fmt=fmt) for p in chunk]
+        outs = generator.generate([pr for pr, _ in prompts], sampling)
+        for p, (_, primer), comps in zip(chunk, prompts, outs):
+            samples = []
+            for c in comps:
+                text = primer + c.text
+                g = grade_detailed(text, p.answer)
+                s = {"completion": text, "predicted": g.predicted, "correct": g.correct, "tokens": c.num_tokens,
+                     "finish_reason": c.finish_reason}
+                if checker_for is not None:
+                    s["first_error_step"] = checker_for[p.id](p, text, False)[0]
+                samples.append(s)
+                gen_tokens += c.num_tokens
+            rows.append({"id": p.id, "problem": p.problem, "answer": p.answer, "samples": samples,
+                         "accuracy": sum(s["correct"] for s in samples) / len(samples)})
+        bar.update(len(chunk))
+    bar.close()
+    wall = time.time() - t0
+    acc = sum(r["accuracy"] for r in rows) / len(rows)
+    summary = {
+        "accuracy": acc,
+        "n_problems": len(rows),
+        "samples_per_problem": cfg.n,
+        "model": getattr(generator, "model_name", "model"),
+        "data": data_name,
+        "prompt_format": fmt,
+        "sampling": sampling.to_dict(),
+        "wall_s": round(wall, 2),
+        "generated_tokens": gen_tokens,
+        "tokens_per_s": round(gen_tokens / wall, 1) if wall > 0 else None,
+    }
+    if cfg.n > 1:
+        summary["pass_at_n"] = sum(any(s["correct"] for s in r["samples"]) for r in rows) / len(rows)
+    if checker_for is not None:
+        all_s = [s for r in rows for s in r["samples"]]
+        summary["steps_all_correct"] = sum(s["first_error_step"] is None for s in all_s) / len(all_s)
+        summary["right_answer_wrong_step"] = sum(s["correct"] and s["first_error_step"] is not None for s in all_s) / len(all_s)
+    return EvalResult(summary, rows)
+
+
+def save_result(result: EvalResult, out: str | Path) -> tuple[Path, Path]:
+    """Write ``summary.json`` and ``results.jsonl`` into the folder ``out``."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "summary.json").write_text(json.dumps(result.summary, indent=2) + "\n")
+    write_records(out / "results.jsonl", result.rows)
+    return out / "summary.json", out / "results.jsonl"

@@ -1,0 +1,110 @@
+"""The judge interface and the locate stage's per-chunk function."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Protocol
+
+from stepdpo.records import LocatedError, Solution
+from stepdpo.stages.base import ItemResult
+
+
+class Judge(Protocol):
+    """Finds the first wrong step of wrong solutions.
+
+    ``locate`` returns one :class:`LocatedError` per solution, in order; ``first_error_step`` is
+    None (with ``reason``) where the judge could not locate the error.
+    """
+
+    name: str
+
+    def locate(self, solutions: list[Solution]) -> list[LocatedError]: ...
+
+    def settings(self) -> dict[str, Any]: ...
+
+
+def locate_chunk(judge: Judge, solutions: list[Solution]) -> Iterable[ItemResult]:
+    """Locate the errors of a chunk; unlocated ones are written too, with their reason."""
+    todo = [s for s in solutions if not s.correct]
+    located = iter(judge.locate(todo)) if todo else iter(())
+    for sol in solutions:
+        res = ItemResult(key=sol.id)
+        if sol.correct:
+            res.dropped["solution_is_correct"] += 1
+            yield res
+            continue
+        err = next(located)
+        res.records.append(err)
+        if err.first_error_step is None:
+            res.counters[f"unlocated:{err.reason or 'unknown'}"] += 1
+        else:
+            res.counters["located"] += 1
+            res.counters["rollouts"] += int(err.evidence.get("rollouts", 0))
+        yield res
+
+
+def make_judge(name: str, generator: Any = None, **options: Any) -> Judge:
+    """A judge by name: ``verifier``, ``rollout`` (needs ``generator``) or ``llm``."""
+    if name == "verifier":
+        from stepdpo.stages.locate.verifier import VerifierJudge
+
+        return VerifierJudge(**options)
+    if name == "rollout":
+        if generator is None:
+            raise ValueError("the rollout judge needs a model to sample from (--model)")
+        from stepdpo.stages.locate.rollout import RolloutJudge
+
+        return RolloutJudge(generator, **options)
+    if name == "llm":
+        from stepdpo.stages.locate.llm import LLMJudge
+
+        return LLMJudge(**options)
+    raise ValueError(f"unknown judge {name!r}; use llm, rollout or verifier")
+
+
+@dataclass
+class LocateConfig:
+    """Options of ``stepdpo locate``.
+
+    Attributes:
+        judge: ``rollout``, ``verifier`` or ``llm``.
+        m: rollouts per prefix check (rollout judge).
+        search: ``binary``, ``linear`` or ``full`` (rollout judge).
+        early_stop: sample m/2 first and the rest only if none succeeded (rollout judge).
+        temperature: rollout sampling temperature. 1.0 explores past a weak policy's systematic errors;
+            a lower one (0.5) keeps a policy that slips at random from reaching the answer through
+            a second slip that cancels the first (README, "Long chains").
+        max_new_tokens: rollout length limit.
+        llm_model: the judge model (llm judge).
+        base_url: an OpenAI-compatible endpoint, e.g. a local vLLM server (llm judge).
+        api_key_env: environment variable holding the API key (llm judge).
+        concurrency: parallel requests (llm judge).
+        cache: reply cache file (llm judge; default beside the output).
+        seed: rollout seed.
+    """
+
+    judge: str = "rollout"
+    m: int = 8
+    search: str = "binary"
+    early_stop: bool = True
+    temperature: float = 1.0
+    max_new_tokens: int = 512
+    llm_model: str = "gpt-4o"
+    base_url: str | None = None
+    api_key_env: str = "OPENAI_API_KEY"
+    concurrency: int = 8
+    cache: str | None = None
+    seed: int = 0
+
+
+def judge_from_config(cfg: LocateConfig, generator: Any, out: Path) -> Judge:
+    """The judge ``cfg`` describes; the llm judge's reply cache defaults to a file beside ``out``."""
+    if cfg.judge == "rollout":
+        return make_judge("rollout", generator, m=cfg.m, search=cfg.search, early_stop=cfg.early_stop,
+                          temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens, seed=cfg.seed)
+    if cfg.judge == "llm":
+        cache = cfg.cache or str(out.with_name("llm_judge_cache.jsonl"))
+        return make_judge("llm", model=cfg.llm_model, base_url=cfg.base_url, api_key_env=cfg.api_key_env,
+                          concurrency=cfg.concurrency, cache=cache)
+    return make_judge(cfg.judge)

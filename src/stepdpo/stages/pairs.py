@@ -1,0 +1,106 @@
+"""Building the preference data D (Sec. 3.2): step pairs (eq. 2) or whole-solution DPO pairs.
+
+From each rectification: x and s1..s(k-1) as ``prompt`` and ``initial_reason_steps``, a
+model-written correct step as ``chosen`` (s_win), the located wrong step as ``rejected`` (s_lose).
+Empty steps and ``chosen == rejected`` are dropped, duplicates removed, and pairs capped per error
+and per problem. ``recheck`` re-checks each chosen step with the task's exact checker: a right
+final answer can be reached through a wrong step, which the paper filters out. ``fmt="dpo"``
+writes whole-solution pairs from the same data for the vanilla-DPO baseline (Table 3).
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+
+from stepdpo.records import Problem, Rectification, StepPair
+from stepdpo.tasks import step_checker
+from stepdpo.text.steps import COT_TRIGGER, prior_text, step_body
+
+
+@dataclass
+class BuildConfig:
+    """Options of ``stepdpo build``.
+
+    Attributes:
+        fmt: ``step`` (Step-DPO pairs) or ``dpo`` (whole-solution pairs).
+        max_per_error: pairs kept per located error (one per distinct chosen step).
+        max_per_problem: pairs kept per problem.
+        recheck: re-check chosen steps with the task's exact checker where one exists.
+    """
+
+    fmt: str = "step"
+    max_per_error: int = 1
+    max_per_problem: int = 4
+    recheck: bool = False
+
+
+def _chosen_is_right(rect: Rectification, step: str) -> bool | None:
+    """The task's step checker's verdict on the prior steps plus ``step`` (None: no checker)."""
+    sol = rect.error.solution
+    check = step_checker(sol.dataset, sol.meta)
+    if check is None:
+        return None
+    problem = Problem(id=sol.problem_id, problem=sol.problem, answer=sol.answer, meta=sol.meta)
+    k = rect.error.first_error_step or 1
+    found, _ = check(problem, "".join(rect.error.prior_steps) + step, True)
+    return found is None or found > k
+
+
+def build_pairs(rects: list[Rectification], cfg: BuildConfig) -> tuple[list[StepPair], Counter]:
+    """Pairs from rectifications, and the counts of dropped candidates by reason."""
+    if cfg.fmt not in ("step", "dpo"):
+        raise ValueError(f"unknown pair format {cfg.fmt!r}; use step or dpo")
+    dropped: Counter = Counter()
+    per_problem: dict[str, int] = defaultdict(int)
+    seen: set[str] = set()
+    pairs: list[StepPair] = []
+    for rect in rects:
+        err, sol = rect.error, rect.error.solution
+        rejected = err.rejected_step
+        if rejected is None or not step_body(rejected):
+            dropped["empty_rejected"] += len(rect.candidates)
+            continue
+        prior = prior_text(err.prior_steps)
+        kept = 0
+        for cand in rect.candidates:
+            chosen = cand["step"]
+            if not step_body(chosen):
+                dropped["empty_chosen"] += 1
+                continue
+            if step_body(chosen) == step_body(rejected):
+                dropped["chosen_equals_rejected"] += 1
+                continue
+            if cfg.recheck and _chosen_is_right(rect, chosen) is False:
+                dropped["chosen_fails_recheck"] += 1
+                continue
+            if kept >= cfg.max_per_error:
+                dropped["cap_per_error"] += 1
+                continue
+            if per_problem[sol.problem_id] >= cfg.max_per_problem:
+                dropped["cap_per_problem"] += 1
+                continue
+            full_chosen = cand["continuation"]
+            full_chosen = prior + full_chosen if not full_chosen.startswith(prior) else full_chosen
+            full_rejected = sol.completion
+            if cfg.fmt == "step":
+                pair = StepPair(prompt=sol.problem, initial_reason_steps=COT_TRIGGER + prior, chosen=chosen,
+                                rejected=rejected, full_chosen=COT_TRIGGER + full_chosen,
+                                full_rejected=COT_TRIGGER + full_rejected, answer=sol.answer, dataset=sol.dataset,
+                                meta={"format": "step", "first_error_step": err.first_error_step,
+                                      "judge": err.judge, "problem_id": sol.problem_id})
+            else:
+                if full_chosen.strip() == full_rejected.strip():
+                    dropped["chosen_equals_rejected"] += 1
+                    continue
+                pair = StepPair(prompt=sol.problem, initial_reason_steps=COT_TRIGGER, chosen=full_chosen,
+                                rejected=full_rejected, answer=sol.answer, dataset=sol.dataset,
+                                meta={"format": "dpo", "problem_id": sol.problem_id})
+            if pair.id in seen:
+                dropped["duplicate"] += 1
+                continue
+            seen.add(pair.id)
+            pairs.append(pair)
+            kept += 1
+            per_problem[sol.problem_id] += 1
+    return pairs, dropped

@@ -1,0 +1,94 @@
+"""The step-wise chain-of-thought prompt, shared byte for byte by sampling, training and evaluation.
+
+Sec. 3.2 prompts the model with "Let's think step by step. Step 1:". The text a model sees before
+step k is: the problem in the model's prompt format, then the assistant turn pre-filled with the
+CoT opener and the prior steps s1..s(k-1). For generation the marker "Step k:" is appended; as
+training data, the step s_k itself starts with that marker. Base models get an Alpaca-style
+template (the format of the paper's base-model code); chat models get the tokenizer's own chat
+template with the assistant turn pre-filled (``continue_final_message``), never hand-written markup.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from stepdpo.text.steps import (
+    COT_TRIGGER,
+    has_step_markers,
+    prior_text,
+    split_steps,
+    step_marker,
+)
+
+PromptFormatName = Literal["auto", "base", "chat"]
+
+BASE_TEMPLATE = (
+    "Below is an instruction that describes a task. "
+    "Write a response that appropriately completes the request.\n\n"
+    "### Instruction:\n{problem}\n\n### Response: "
+)
+CHAT_INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
+
+
+def resolve_format(tokenizer: Any | None, fmt: str = "auto") -> str:
+    """``auto`` picks ``chat`` when the tokenizer has a chat template, else ``base``."""
+    if fmt not in ("auto", "base", "chat"):
+        raise ValueError(f"unknown prompt format {fmt!r}; use auto, base or chat")
+    if fmt != "auto":
+        if fmt == "chat" and not getattr(tokenizer, "chat_template", None):
+            raise ValueError("prompt format 'chat' needs a tokenizer with a chat template")
+        return fmt
+    return "chat" if tokenizer is not None and getattr(tokenizer, "chat_template", None) else "base"
+
+
+def reasoning_prefix(prior_steps: list[str] | str = ()) -> str:
+    """The assistant's text before step k: the CoT opener, then s1..s(k-1), newline-terminated.
+
+    A string is read as ``initial_reason_steps`` of the Step-DPO schema, kept verbatim; the CoT
+    opener is added only if it does not already start with it.
+    """
+    if isinstance(prior_steps, str):
+        text = prior_steps if not prior_steps.strip() or prior_steps.endswith("\n") else prior_steps + "\n"
+        return text if text.lstrip().lower().startswith(COT_TRIGGER.strip().lower()) else COT_TRIGGER + text
+    return COT_TRIGGER + prior_text(list(prior_steps))
+
+
+def count_steps(prior_steps: list[str] | str) -> int:
+    """Number of steps in ``prior_steps`` (a list or an ``initial_reason_steps`` string)."""
+    if isinstance(prior_steps, str):
+        return len(split_steps(prior_steps)[1]) if has_step_markers(prior_steps) else 0
+    return len(prior_steps)
+
+
+def build_prompt(
+    problem: str,
+    prior_steps: list[str] | str = (),
+    *,
+    tokenizer: Any | None = None,
+    fmt: str = "auto",
+) -> str:
+    """The text before the next step: problem x in the model's format, then CoT opener and s<k.
+
+    This is what training prepends to ``chosen``/``rejected`` and what generation continues from
+    (after :func:`generation_prompt` adds the next step's marker), so both see the same bytes.
+    """
+    assistant_prefix = reasoning_prefix(prior_steps)
+    fmt = resolve_format(tokenizer, fmt)
+    if fmt == "base":
+        return BASE_TEMPLATE.format(problem=problem.strip()) + assistant_prefix
+    messages = [
+        {"role": "user", "content": f"{problem.strip()}\n{CHAT_INSTRUCTION}"},
+        {"role": "assistant", "content": assistant_prefix},
+    ]
+    return tokenizer.apply_chat_template(messages, tokenize=False, continue_final_message=True)
+
+
+def generation_prompt(
+    problem: str, prior_steps: list[str] | str = (), *, tokenizer: Any | None = None, fmt: str = "auto"
+) -> tuple[str, str]:
+    """``(prompt, primer)``: the prompt ending with the next step's marker, and that marker.
+
+    The generated text is ``primer + completion``: the paper primes with "Step 1:", here for any k.
+    """
+    primer = step_marker(count_steps(prior_steps) + 1)
+    return build_prompt(problem, prior_steps, tokenizer=tokenizer, fmt=fmt) + primer, primer

@@ -1,0 +1,118 @@
+"""Supervised fine-tuning on step-by-step solutions (the starting point of Step-DPO, Sec. 4.1).
+
+Works for any causal LM: the loss is next-token cross-entropy on the solution tokens only, with
+the prompt built by :mod:`stepdpo.text.prompts` (the same text sampling and Step-DPO training see) and
+an EOS at the end of each whole solution.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+
+from stepdpo.text.encoding import encode_completion, encode_prompt
+
+
+@dataclass
+class SFTConfig:
+    """Options of ``stepdpo sft``.
+
+    Attributes:
+        max_steps: optimizer steps of the schedule (overrides ``epochs`` when > 0).
+        stop_after: stop after this many steps of the schedule (0 = run it all).
+        epochs: passes over the data when ``max_steps`` is 0.
+        batch_size: sequences per optimizer step.
+        lr: peak learning rate (AdamW, linear warmup then cosine decay).
+        warmup_ratio: fraction of steps spent warming up.
+        weight_decay: AdamW weight decay.
+        max_length: sequences are truncated to this many tokens.
+        seed: shuffling and initialisation seed.
+        log_every: steps between log lines.
+    """
+
+    max_steps: int = 0
+    stop_after: int = 0
+    epochs: float = 3.0
+    batch_size: int = 16
+    lr: float = 1e-5
+    warmup_ratio: float = 0.05
+    weight_decay: float = 0.0
+    max_length: int = 1024
+    seed: int = 0
+    log_every: int = 50
+
+
+def _encode(tokenizer: Any, pairs: list[tuple[str, str]], max_length: int) -> list[tuple[list[int], int]]:
+    """``(ids, prompt_len)`` per example, truncated to ``max_length``."""
+    out = []
+    for prompt, completion in pairs:
+        p = encode_prompt(tokenizer, prompt)
+        c = encode_completion(tokenizer, completion, add_eos=True)
+        out.append(((p + c)[:max_length], len(p)))
+    return out
+
+
+def _collate(batch: list[tuple[list[int], int]], pad_id: int, device: torch.device) -> dict[str, torch.Tensor]:
+    width = max(len(ids) for ids, _ in batch)
+    input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(batch), width), -100, dtype=torch.long)
+    attn = torch.zeros((len(batch), width), dtype=torch.long)
+    for i, (ids, plen) in enumerate(batch):
+        input_ids[i, : len(ids)] = torch.tensor(ids)
+        labels[i, plen : len(ids)] = torch.tensor(ids[plen:])
+        attn[i, : len(ids)] = 1
+    return {"input_ids": input_ids.to(device), "labels": labels.to(device), "attention_mask": attn.to(device)}
+
+
+def sft_train(model: Any, tokenizer: Any, pairs: list[tuple[str, str]], cfg: SFTConfig,
+              quiet: bool = False, on_log: Callable[[int, Any], None] | None = None) -> list[dict]:
+    """Fine-tune ``model`` in place on ``(prompt, solution)`` pairs; returns the log rows.
+
+    ``on_log(step, model)`` is called at every log step (e.g. to save a checkpoint)."""
+    from tqdm.auto import tqdm
+    from transformers import get_cosine_schedule_with_warmup
+
+    if not pairs:
+        raise ValueError("SFT needs at least one (prompt, solution) example")
+    device = next(model.parameters()).device
+    data = _encode(tokenizer, pairs, cfg.max_length)
+    steps_per_epoch = max(1, len(data) // cfg.batch_size)
+    total = cfg.max_steps if cfg.max_steps > 0 else max(1, int(cfg.epochs * steps_per_epoch))
+    rng = random.Random(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.95))
+    sched = get_cosine_schedule_with_warmup(opt, int(cfg.warmup_ratio * total), total)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    model.train()
+    log, order, t0, running = [], [], time.time(), None
+    last = min(total, cfg.stop_after) if cfg.stop_after > 0 else total
+    bar = tqdm(range(1, last + 1), desc="sft", disable=quiet, unit="step")
+    for step in bar:
+        if len(order) < cfg.batch_size:
+            order = list(range(len(data)))
+            rng.shuffle(order)
+        batch = [data[i] for i in order[: cfg.batch_size]]
+        order = order[cfg.batch_size :]
+        loss = model(**_collate(batch, pad, device)).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        opt.zero_grad(set_to_none=True)
+        running = loss.item() if running is None else 0.9 * running + 0.1 * loss.item()
+        bar.set_postfix(loss=f"{running:.3f}")
+        if step % cfg.log_every == 0 or step == last:
+            log.append({"step": step, "loss": running, "lr": sched.get_last_lr()[0], "elapsed_s": time.time() - t0})
+            if on_log is not None:
+                model.eval()
+                on_log(step, model)
+                model.train()
+    model.eval()
+    if not math.isfinite(running or 0.0):
+        raise FloatingPointError("SFT loss is not finite; lower the learning rate")
+    return log

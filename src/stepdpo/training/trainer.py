@@ -1,0 +1,337 @@
+"""``stepdpo train``: Step-DPO (eq. 2) on step pairs, or vanilla DPO on whole-solution pairs.
+
+One training step, top to bottom (:func:`train_step`): pack this step's pairs with prefix sharing,
+compute the policy's log-probs of chosen and rejected completions, read the reference's from the
+precomputed table, apply the loss, step the optimizer. The reference log-probs are computed once,
+before training, by the same model in eval mode, so no reference model is in memory while training.
+
+Multi-process training goes through accelerate (``accelerate launch`` or ``torchrun``), with
+DeepSpeed ZeRO-3 or FSDP from its config files (see ``configs/``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from stepdpo.recordio import read_records
+from stepdpo.records import StepPair, content_id
+from stepdpo.training.losses import make_loss, sft_loss
+from stepdpo.training.packing import (
+    CompletionLogProbs,
+    PackedBatch,
+    encode_pairs,
+    micro_batches,
+)
+from stepdpo.training.reference import rank_index, reference_tables
+
+
+@dataclass
+class TrainConfig:
+    """Options of ``stepdpo train`` (command line, YAML and Python alike).
+
+    Attributes:
+        data: pairs in the Step-DPO schema (JSONL, JSON or Parquet).
+        out: output folder (model, logs, plots, checkpoints).
+        model: the model to train, also the reference (folder, hub id, or ``default``).
+        fmt: ``step`` (Step-DPO: no EOS after a step) or ``dpo`` (whole solutions, with EOS).
+        add_eos: override the format's EOS rule.
+        val_data: a held-out pair file; without one, ``val_fraction`` of ``data`` is held out.
+        val_fraction: share of pairs held out for validation when ``val_data`` is not given.
+        loss: sigmoid (DPO / Step-DPO), robust, hinge or ipo.
+        beta: the KL weight beta of eq. 2 (paper: 0.4, 0.5 for 72B).
+        label_smoothing: eps of cDPO (sigmoid) or robust DPO.
+        sft_weight: weight of an extra NLL term on the chosen completion (0 = off).
+        lr: peak learning rate (paper: 5e-7).
+        warmup_ratio: linear warmup share of the steps (paper: 0.1), then cosine decay.
+        epochs: passes over the data (paper: 8 for 7B, 4 for 30B and up).
+        global_batch: pairs per optimizer step over all processes (paper: 128).
+        max_seq_len: tokens per packed row.
+        rows_per_micro: packed rows per forward pass (gradient accumulation covers the rest).
+        max_prompt_tokens: prompt tokens kept (the last ones).
+        max_completion_tokens: completion tokens kept (the first ones).
+        prefix_sharing: pack prompt, chosen and rejected in one sequence (else two sequences).
+        prompt_format: auto, base or chat.
+        dtype: auto (bf16 on a GPU that supports it, else fp32), bf16 or fp32.
+        gradient_checkpointing: recompute activations in backward to save memory.
+        lora_r: LoRA rank (0 = full fine-tuning).
+        lora_alpha: LoRA scaling.
+        lora_dropout: LoRA dropout.
+        weight_decay: AdamW weight decay.
+        max_grad_norm: gradient clipping.
+        log_every: optimizer steps between training log lines.
+        eval_every: optimizer steps between validation passes (0 = only at the end).
+        save_every: optimizer steps between checkpoints (0 = only at the end).
+        resume: continue from the last checkpoint in ``out``.
+        max_steps: stop after this many optimizer steps (0 = all epochs).
+        seed: data order and initialisation seed.
+        ref_cache: file of cached reference log-probs shared between runs (default:
+            ``out/ref_logps.json``); runs on the same pairs with the same model reuse them.
+    """
+
+    data: str = ""
+    out: str = "runs/train"
+    model: str = "default"
+    fmt: str = "step"
+    add_eos: bool | None = None
+    val_data: str | None = None
+    val_fraction: float = 0.05
+    loss: str = "sigmoid"
+    beta: float = 0.4
+    label_smoothing: float = 0.0
+    sft_weight: float = 0.0
+    lr: float = 5e-7
+    warmup_ratio: float = 0.1
+    epochs: float = 8.0
+    global_batch: int = 128
+    max_seq_len: int = 2048
+    rows_per_micro: int = 4
+    max_prompt_tokens: int = 1024
+    max_completion_tokens: int = 512
+    prefix_sharing: bool = True
+    prompt_format: str = "auto"
+    dtype: str = "auto"
+    gradient_checkpointing: bool = False
+    lora_r: int = 0
+    lora_alpha: int = 16
+    lora_dropout: float = 0.05
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    log_every: int = 1
+    eval_every: int = 0
+    save_every: int = 0
+    resume: bool = False
+    max_steps: int = 0
+    seed: int = 0
+    ref_cache: str | None = None
+
+    @property
+    def eos(self) -> bool:
+        return self.add_eos if self.add_eos is not None else self.fmt == "dpo"
+
+    @classmethod
+    def from_yaml(cls, path: str | Path, **overrides: Any) -> "TrainConfig":
+        import yaml
+
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        known = {f.name for f in fields(cls)}
+        bad = set(data) - known
+        if bad:
+            raise ValueError(f"{path}: unknown option(s) {', '.join(sorted(bad))}")
+        data.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**data)
+
+
+def split_pairs(pairs: list[StepPair], fraction: float, seed: int) -> tuple[list[StepPair], list[StepPair]]:
+    """A deterministic held-out split by pair content (stable when the file grows)."""
+    if fraction <= 0:
+        return pairs, []
+    val = [p for p in pairs if int(content_id(p.id, seed), 16) % 10_000 < fraction * 10_000]
+    ids = {p.id for p in val}
+    return [p for p in pairs if p.id not in ids], val
+
+
+def pair_metrics(loss_fn, pc, pr, ref: torch.Tensor, batch: PackedBatch, cfg: TrainConfig):
+    """Per-pair total loss and rewards for one micro-batch."""
+    counts = batch.tokens_per_completion.to(pc.device)
+    nc, nr = counts[0::2].to(pc.dtype), counts[1::2].to(pc.dtype)
+    rc, rr = ref[:, 0].to(pc), ref[:, 1].to(pc)
+    losses, cr, rj = loss_fn(pc, pr, rc, rr, nc, nr)
+    if cfg.sft_weight:
+        losses = losses + cfg.sft_weight * sft_loss(pc, nc)
+    return losses, cr, rj
+
+
+def train_step(model, loss_fn, micro, ref_table, cfg, accelerator, n_pairs: int, device, dtype) -> dict[str, float]:
+    """One optimizer step's forward and backward passes; returns summed metrics over its pairs."""
+    sums = torch.zeros(5, device=device, dtype=torch.float64)  # loss, acc, margin, chosen, rejected
+    for j, (order, batch) in enumerate(micro):
+        sync = j == len(micro) - 1
+        ctx = accelerator.no_sync(model) if not sync and accelerator.num_processes > 1 else nullcontext()
+        with ctx:
+            pc, pr = model(batch.to(device, dtype))
+            losses, cr, rj = pair_metrics(loss_fn, pc, pr, ref_table[order], batch, cfg)
+            accelerator.backward(losses.sum() / n_pairs)
+        sums += _metric_sums(losses.detach(), cr, rj)
+    return sums
+
+
+def _metric_sums(losses: torch.Tensor, cr: torch.Tensor, rj: torch.Tensor) -> torch.Tensor:
+    """Sums over pairs of: loss, reward accuracy, reward margin, chosen reward, rejected reward."""
+    return torch.stack([losses.sum(), (cr > rj).sum(), (cr - rj).sum(), cr.sum(), rj.sum()]).double()
+
+
+@torch.no_grad()
+def evaluate_pairs(model, loss_fn, pairs, ref_table, cfg, device, dtype) -> torch.Tensor:
+    model.eval()
+    sums = torch.zeros(5, device=device, dtype=torch.float64)
+    for order, batch in micro_batches(pairs, list(range(len(pairs))), cfg):
+        pc, pr = model(batch.to(device, dtype))
+        losses, cr, rj = pair_metrics(loss_fn, pc, pr, ref_table[order], batch, cfg)
+        sums += _metric_sums(losses, cr, rj)
+    model.train()
+    return sums
+
+
+def _metrics(sums: torch.Tensor, n: int, prefix: str) -> dict[str, float]:
+    names = ("loss", "reward_accuracy", "reward_margin", "chosen_reward", "rejected_reward")
+    return {f"{prefix}{k}": float(v) / max(n, 1) for k, v in zip(names, sums.tolist())}
+
+
+def _load(cfg: TrainConfig, device: torch.device):
+    from transformers import AutoModelForCausalLM
+
+    from stepdpo.models import load_tokenizer, pick_dtype, resolve_model_path
+
+    dtype = pick_dtype(cfg.dtype, device)
+    tok = load_tokenizer(cfg.model)
+    model = AutoModelForCausalLM.from_pretrained(resolve_model_path(cfg.model), dtype=dtype).to(device)
+    if cfg.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+        model.config.use_cache = False
+    return tok, model, dtype
+
+
+def _wrap_lora(model, cfg: TrainConfig):
+    from peft import LoraConfig, get_peft_model
+
+    lcfg = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+                      target_modules="all-linear", task_type="CAUSAL_LM")
+    return get_peft_model(model, lcfg)
+
+
+def train(cfg: TrainConfig, quiet: bool = False) -> dict[str, Any]:
+    """Train and save the model; returns the final metrics. Resumable with ``cfg.resume``."""
+    from accelerate import Accelerator
+    from tqdm.auto import tqdm
+    from transformers import get_cosine_schedule_with_warmup
+
+    from stepdpo.training.logs import TrainLog
+
+    accelerator = Accelerator()
+    device, rank, world = accelerator.device, accelerator.process_index, accelerator.num_processes
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    random.seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    pairs, _ = read_records(cfg.data, "step_pair")
+    if cfg.val_data:
+        val, _ = read_records(cfg.val_data, "step_pair")
+        train_pairs = pairs
+    else:
+        train_pairs, val = split_pairs(pairs, cfg.val_fraction, cfg.seed)
+    if not train_pairs:
+        raise ValueError(f"{cfg.data}: no training pairs")
+    tok, model, dtype = _load(cfg, device)
+    enc = encode_pairs(tok, train_pairs, add_eos=cfg.eos, prompt_format=cfg.prompt_format,
+                       max_prompt_tokens=cfg.max_prompt_tokens, max_completion_tokens=cfg.max_completion_tokens)
+    venc = encode_pairs(tok, val, add_eos=cfg.eos, prompt_format=cfg.prompt_format,
+                        max_prompt_tokens=cfg.max_prompt_tokens, max_completion_tokens=cfg.max_completion_tokens)
+    ref, vref = reference_tables(model, enc, venc, train_pairs, val, cfg, out, accelerator, dtype, quiet)
+    if cfg.lora_r:
+        model = _wrap_lora(model, cfg)
+    model.train()
+    steps_per_epoch = math.ceil(len(enc) / cfg.global_batch)
+    total = cfg.max_steps or max(1, math.ceil(cfg.epochs * steps_per_epoch))
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr,
+                            weight_decay=cfg.weight_decay)
+    sched = get_cosine_schedule_with_warmup(opt, int(cfg.warmup_ratio * total), total)
+    # the forward must run inside the wrapper accelerate puts around it (DDP's gradient sync)
+    model, opt, sched = accelerator.prepare(CompletionLogProbs(model), opt, sched)
+    loss_fn = make_loss(cfg.loss, cfg.beta, cfg.label_smoothing)
+    log = TrainLog(out, enabled=accelerator.is_main_process, resume=cfg.resume)
+    start = _maybe_resume(accelerator, cfg, out)
+    per_rank = math.ceil(cfg.global_batch / world)
+    step_cfg = cfg
+    if accelerator.distributed_type.name == "DEEPSPEED":
+        # accelerate's DeepSpeed wrapper steps the engine inside every backward: one backward per
+        # optimizer step, so all of a process's pairs of a step go in one forward pass
+        from dataclasses import replace
+
+        step_cfg = replace(cfg, rows_per_micro=1 << 30)
+    t0, seen = time.time(), 0
+    bar = tqdm(range(start, total), initial=start, total=total, desc="train", disable=quiet or not accelerator.is_main_process)
+    for step in bar:
+        epoch, k = divmod(step, steps_per_epoch)
+        order = list(range(len(enc)))
+        random.Random(cfg.seed * 1000 + epoch).shuffle(order)
+        chunk = order[k * cfg.global_batch : (k + 1) * cfg.global_batch]
+        mine = chunk[rank * per_rank : (rank + 1) * per_rank]
+        n_global = len(chunk)
+        micro = micro_batches(enc, mine, step_cfg) if mine else []
+        sums = train_step(model, loss_fn, micro, ref, cfg, accelerator, max(1, len(mine)), device, dtype)
+        # each rank normalises by its own pairs; DDP averages the ranks' gradients
+        if cfg.max_grad_norm:
+            accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+        opt.step()
+        sched.step()
+        opt.zero_grad(set_to_none=True)
+        sums = accelerator.reduce(sums, "sum")
+        seen += n_global
+        row = {"step": step + 1, "epoch": step / steps_per_epoch, "lr": sched.get_last_lr()[0],
+               **_metrics(sums, n_global, "train/"), "pairs_per_s": seen / (time.time() - t0)}
+        if accelerator.is_main_process:
+            bar.set_postfix(loss=f"{row['train/loss']:.4f}", acc=f"{row['train/reward_accuracy']:.2f}")
+        last = step + 1 == total
+        if venc and ((cfg.eval_every and (step + 1) % cfg.eval_every == 0) or last):
+            vs = accelerator.reduce(evaluate_pairs(model, loss_fn, _rank_slice(venc, rank, world),
+                                                   vref[rank_index(len(venc), rank, world)], cfg, device, dtype), "sum")
+            row.update(_metrics(vs, len(venc), "val/"))
+        if (step + 1) % cfg.log_every == 0 or last or "val/loss" in row:
+            log.write(row)
+        if cfg.save_every and (step + 1) % cfg.save_every == 0 and not last:
+            _save_checkpoint(accelerator, out, step + 1)
+    bar.close()
+    accelerator.wait_for_everyone()
+    final = _save_model(accelerator, model, tok, out, cfg)
+    log.close(plot=True)
+    return {**(log.rows[-1] if log.rows else {}), "model": str(final), "steps": total}
+
+
+def _rank_slice(items: list, rank: int, world: int) -> list:
+    return items[rank::world]
+
+
+def _checkpoints(out: Path) -> list[Path]:
+    return sorted((out / "checkpoints").glob("step-*"), key=lambda p: int(p.name.split("-")[1]))
+
+
+def _save_checkpoint(accelerator, out: Path, step: int) -> None:
+    path = out / "checkpoints" / f"step-{step}"
+    accelerator.save_state(str(path))
+    if accelerator.is_main_process:
+        (path / "step.json").write_text(json.dumps({"step": step}))
+
+
+def _maybe_resume(accelerator, cfg: TrainConfig, out: Path) -> int:
+    if not cfg.resume:
+        return 0
+    ckpts = [p for p in _checkpoints(out) if (p / "step.json").exists()]
+    if not ckpts:
+        return 0
+    accelerator.load_state(str(ckpts[-1]))
+    return json.loads((ckpts[-1] / "step.json").read_text())["step"]
+
+
+def _save_model(accelerator, model, tok, out: Path, cfg: TrainConfig) -> Path:
+    final = out / "model"
+    unwrapped = accelerator.unwrap_model(model).model
+    if cfg.lora_r:
+        unwrapped = unwrapped.merge_and_unload()
+    if accelerator.is_main_process:
+        state = None
+        if not cfg.lora_r:  # gathered from all processes under ZeRO-3 / FSDP; drop the wrapper's prefix
+            state = {k.removeprefix("model."): v for k, v in accelerator.get_state_dict(model).items()}
+        unwrapped.save_pretrained(final, state_dict=state)
+        tok.save_pretrained(final)
+        (out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=2))
+    accelerator.wait_for_everyone()
+    return final
