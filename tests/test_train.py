@@ -127,3 +127,53 @@ def test_shared_reference_cache_is_reused_across_runs(pair_file, default_model, 
     train(_cfg(pair_file, default_model, tmp_path / "d", max_steps=2, ref_cache=str(cache)), quiet=True)
     d = [json.loads(l)["train/loss"] for l in (tmp_path / "d" / "log.jsonl").read_text().splitlines()]
     assert a == pytest.approx(d, abs=1e-9)
+
+
+def _lrs(out: Path) -> list[float]:
+    return [json.loads(line)["lr"] for line in (out / "log.jsonl").read_text().splitlines()]
+
+
+FSDP_CPU = """compute_environment: LOCAL_MACHINE
+distributed_type: FSDP
+fsdp_config:
+  fsdp_version: 2
+  fsdp_auto_wrap_policy: TRANSFORMER_BASED_WRAP
+  fsdp_cpu_ram_efficient_loading: false
+  fsdp_reshard_after_forward: true
+  fsdp_state_dict_type: FULL_STATE_DICT
+mixed_precision: 'no'
+num_machines: 1
+num_processes: 2
+machine_rank: 0
+rdzv_backend: static
+same_network: true
+use_cpu: true
+main_process_port: 29536
+"""
+
+
+@pytest.mark.parametrize("launcher", ["torchrun", "fsdp"])
+def test_two_processes_follow_the_same_lr_schedule(pair_file, default_model, tmp_path, launcher):
+    """The scheduler steps once per optimizer step whatever the number of processes (accelerate would
+    otherwise step it once per process, and a 2-process cosine would reach zero halfway), under DDP
+    (torchrun) and under FSDP (accelerate launch, its CPU form of configs/accelerate/fsdp.yaml)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    args = ["train", "--data", str(pair_file), "--model", default_model, "--global-batch", "4", "--epochs", "1",
+            "--lr", "1e-3", "--val-fraction", "0", "--dtype", "fp32", "--max-seq-len", "700"]
+    one = subprocess.run([sys.executable, "-m", "stepdpo.cli", *args, "--out", str(tmp_path / "one")], env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert one.returncode == 0, one.stderr[-3000:]
+    if launcher == "torchrun":
+        launch = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29534"]
+    else:
+        (tmp_path / "fsdp.yaml").write_text(FSDP_CPU)
+        launch = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(tmp_path / "fsdp.yaml")]
+    two = subprocess.run([*launch, "-m", "stepdpo.cli", *args, "--out", str(tmp_path / "two")], env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert two.returncode == 0, two.stderr[-3000:]
+    lr1, lr2 = _lrs(tmp_path / "one"), _lrs(tmp_path / "two")
+    assert len(lr1) == 10 and lr2 == pytest.approx(lr1, rel=1e-9)
+    assert lr1[-1] < lr1[len(lr1) // 2] < lr1[1]  # warmup, then a cosine decay that never climbs back
+    from transformers import AutoModelForCausalLM
+
+    AutoModelForCausalLM.from_pretrained(tmp_path / "two" / "model")

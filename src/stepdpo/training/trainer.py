@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import random
 import time
 from contextlib import nullcontext
@@ -208,15 +209,33 @@ def _wrap_lora(model, cfg: TrainConfig):
     return get_peft_model(model, lcfg)
 
 
+def make_accelerator() -> Any:
+    """The accelerator of a training run, one process or several (``accelerate launch``, torchrun).
+
+    The learning-rate schedule is sized in optimizer steps and stepped once per optimizer step:
+    accelerate would otherwise step it once per process at every step, so that on two processes
+    a cosine schedule reaches zero halfway and climbs back. On a machine without an accelerator,
+    processes started by torchrun join one CPU process group (gloo) instead of each training alone.
+    """
+    from accelerate import Accelerator
+
+    has_accelerator = torch.cuda.is_available() or (hasattr(torch, "accelerator") and torch.accelerator.is_available())
+    accelerator = Accelerator(cpu=not has_accelerator, step_scheduler_with_optimizer=False)
+    launched = int(os.environ.get("WORLD_SIZE", "1"))
+    if launched > 1 and accelerator.num_processes != launched:
+        raise RuntimeError(f"launched as {launched} processes, but accelerate joined {accelerator.num_processes}: "
+                           "each would train alone; check the launcher's settings")
+    return accelerator
+
+
 def train(cfg: TrainConfig, quiet: bool = False) -> dict[str, Any]:
     """Train and save the model; returns the final metrics. Resumable with ``cfg.resume``."""
-    from accelerate import Accelerator
     from tqdm.auto import tqdm
     from transformers import get_cosine_schedule_with_warmup
 
     from stepdpo.training.logs import TrainLog
 
-    accelerator = Accelerator()
+    accelerator = make_accelerator()
     device, rank, world = accelerator.device, accelerator.process_index, accelerator.num_processes
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
