@@ -119,10 +119,11 @@ def test_shared_reference_cache_is_reused_across_runs(pair_file, default_model, 
     # another seed holds out other pairs: the same pair ids overall, so nothing is recomputed
     train(_cfg(pair_file, default_model, tmp_path / "b", max_steps=2, ref_cache=str(cache), seed=1), quiet=True)
     assert calls == []
-    # other settings get their own entry in the same file, and the first stays
+    # other tokens (whole solutions end with EOS) are computed and added; the first entries stay
+    before = len(next(iter(json.loads(cache.read_text())["entries"].values())))
     train(_cfg(pair_file, default_model, tmp_path / "c", max_steps=2, ref_cache=str(cache), fmt="dpo"), quiet=True)
     assert calls == [1]
-    assert len(json.loads(cache.read_text())["entries"]) == 2
+    assert len(next(iter(json.loads(cache.read_text())["entries"].values()))) == 2 * before
     a = [json.loads(l)["train/loss"] for l in (tmp_path / "a" / "log.jsonl").read_text().splitlines()]
     train(_cfg(pair_file, default_model, tmp_path / "d", max_steps=2, ref_cache=str(cache)), quiet=True)
     d = [json.loads(l)["train/loss"] for l in (tmp_path / "d" / "log.jsonl").read_text().splitlines()]
@@ -177,3 +178,29 @@ def test_two_processes_follow_the_same_lr_schedule(pair_file, default_model, tmp
     from transformers import AutoModelForCausalLM
 
     AutoModelForCausalLM.from_pretrained(tmp_path / "two" / "model")
+
+
+def test_new_weights_in_the_same_folder_recompute_the_reference(pair_file, default_model, tmp_path):
+    """The reference cache is keyed by the weights, not the model's name: replacing the weights in a
+    folder and training again with the same cache starts from log 2 (policy == reference)."""
+    import shutil
+
+    from safetensors.torch import save_file
+
+    folder = tmp_path / "model"
+    shutil.copytree(default_model, folder)
+    cache = str(tmp_path / "ref.json")
+    train(_cfg(pair_file, str(folder), tmp_path / "a", max_steps=1, ref_cache=cache), quiet=True)
+    weights = load_file(folder / "model.safetensors")
+    gen = torch.Generator().manual_seed(0)
+    save_file({k: v + 0.02 * torch.randn(v.shape, generator=gen) for k, v in weights.items()},
+              str(folder / "model.safetensors"), metadata={"format": "pt"})
+    train(_cfg(pair_file, str(folder), tmp_path / "b", max_steps=1, ref_cache=cache), quiet=True)
+    first = json.loads((tmp_path / "b" / "log.jsonl").read_text().splitlines()[0])
+    assert first["train/loss"] == pytest.approx(math.log(2), abs=1e-5)
+    # the same weights loaded in another dtype are another reference too
+    from stepdpo.training.reference import weights_fingerprint
+    from transformers import AutoModelForCausalLM
+
+    m = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+    assert weights_fingerprint(m) != weights_fingerprint(m.to(torch.bfloat16))

@@ -7,6 +7,7 @@ trainer reads the table. The cache file lets several runs on the same pairs shar
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -33,35 +34,59 @@ def reference_logps(model: Any, pairs: list[EncodedPair], cfg: Any, device: torc
     return table
 
 
-def reference_tables(model, enc, venc, train_pairs, val, cfg, out, accelerator, dtype, quiet):
-    """Reference log-probs for training and validation pairs: read from the cache file when it
-    holds every pair for this model and these settings, else computed (each process a share) and
-    added to it. The cache (``cfg.ref_cache``, default ``out/ref_logps.json``) maps a settings key
-    to ``{pair id: [chosen, rejected]}``, so several runs on the same pairs can share one file."""
+def weights_fingerprint(model: Any) -> str:
+    """A hash of every tensor of the model's state (name, dtype, shape and bytes): what the
+    reference log-probs depend on besides the tokens, so that new weights in the same folder, or
+    the same weights in another dtype, never reuse the old model's numbers."""
+    h = hashlib.blake2b(digest_size=16)
+    for name, tensor in model.state_dict().items():
+        t = tensor.detach().contiguous().cpu()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def pair_key(pair: EncodedPair) -> str:
+    """A pair's cache key: the exact token ids scored (prompt, chosen, rejected). It changes with the
+    pair's text, the tokenizer, the prompt template, the EOS rule and truncation."""
+    return content_id(pair.prompt, pair.chosen, pair.rejected)
+
+
+def reference_tables(model, enc, venc, cfg, out, accelerator, dtype, quiet):
+    """Reference log-probs for training and validation pairs: read from the cache file where it holds
+    them, the rest computed (each process a share) and added to it.
+
+    The cache (``cfg.ref_cache``, default ``out/ref_logps.json``) maps a model key (a hash of the
+    weights as loaded, their dtype included) to ``{pair key: [chosen, rejected]}``, where a pair's key
+    is the hash of its token ids (:func:`pair_key`), so several runs on the same pairs share one file
+    and nothing stale is ever read."""
     import torch.distributed as dist
 
-    key = content_id(cfg.model, cfg.eos, cfg.prompt_format, cfg.max_prompt_tokens, cfg.max_completion_tokens)
+    key = content_id(weights_fingerprint(model), str(dtype))
     path = Path(cfg.ref_cache) if cfg.ref_cache else out / "ref_logps.json"
-    ids = [p.id for p in train_pairs] + [p.id for p in val]
-    cache = _read_ref_cache(path)
-    hit = cache.get(key, {})
-    if all(i in hit for i in ids):
-        table = torch.tensor([hit[i] for i in ids], dtype=torch.float64).reshape(len(ids), 2)
-    else:
-        allenc = enc + venc
+    allenc = enc + venc
+    keys = [pair_key(p) for p in allenc]
+    hit = _read_ref_cache(path).get(key, {})
+    table = torch.zeros(len(allenc), 2, dtype=torch.float64)
+    missing = [j for j, k in enumerate(keys) if k not in hit]
+    for j, k in enumerate(keys):
+        if k in hit:
+            table[j] = torch.tensor(hit[k], dtype=torch.float64)
+    if missing:
         rank, world = accelerator.process_index, accelerator.num_processes
-        idx = rank_index(len(allenc), rank, world)
-        part = reference_logps(model, [allenc[i] for i in idx], cfg, accelerator.device, dtype,
+        mine = [missing[i] for i in rank_index(len(missing), rank, world)]
+        part = reference_logps(model, [allenc[j] for j in mine], cfg, accelerator.device, dtype,
                                quiet=quiet or not accelerator.is_main_process)
-        table = torch.zeros(len(allenc), 2, dtype=torch.float64)
-        table[idx] = part
+        computed = torch.zeros(len(allenc), 2, dtype=torch.float64)
+        computed[mine] = part
         if world > 1:
-            table = table.to(accelerator.device)
-            dist.all_reduce(table)
-            table = table.cpu()
+            computed = computed.to(accelerator.device)
+            dist.all_reduce(computed)
+            computed = computed.cpu()
+        table[missing] = computed[missing]
         if accelerator.is_main_process:
             cache = _read_ref_cache(path)  # another run may have added to it meanwhile
-            cache.setdefault(key, {}).update({i: table[j].tolist() for j, i in enumerate(ids)})
+            cache.setdefault(key, {}).update({keys[j]: table[j].tolist() for j in missing})
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_name(path.name + f".tmp{os.getpid()}")
             tmp.write_text(json.dumps({"entries": cache}))
@@ -70,7 +95,7 @@ def reference_tables(model, enc, venc, train_pairs, val, cfg, out, accelerator, 
 
 
 def _read_ref_cache(path: Path) -> dict[str, dict[str, list[float]]]:
-    """The cache's ``{settings key: {pair id: [chosen, rejected]}}``; empty if absent or unreadable."""
+    """The cache's ``{model key: {pair key: [chosen, rejected]}}``; empty if absent or unreadable."""
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError):

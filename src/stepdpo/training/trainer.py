@@ -75,7 +75,7 @@ class TrainConfig:
         max_steps: stop after this many optimizer steps (0 = all epochs).
         seed: data order and initialisation seed.
         ref_cache: file of cached reference log-probs shared between runs (default:
-            ``out/ref_logps.json``); runs on the same pairs with the same model reuse them.
+            ``out/ref_logps.json``), keyed by a hash of the weights and of each pair's token ids.
     """
 
     data: str = ""
@@ -254,7 +254,7 @@ def train(cfg: TrainConfig, quiet: bool = False) -> dict[str, Any]:
                        max_prompt_tokens=cfg.max_prompt_tokens, max_completion_tokens=cfg.max_completion_tokens)
     venc = encode_pairs(tok, val, add_eos=cfg.eos, prompt_format=cfg.prompt_format,
                         max_prompt_tokens=cfg.max_prompt_tokens, max_completion_tokens=cfg.max_completion_tokens)
-    ref, vref = reference_tables(model, enc, venc, train_pairs, val, cfg, out, accelerator, dtype, quiet)
+    ref, vref = reference_tables(model, enc, venc, cfg, out, accelerator, dtype, quiet)
     if cfg.lora_r:
         model = _wrap_lora(model, cfg)
     model.train()
