@@ -262,6 +262,20 @@ class StepPair(_Record):
     def id(self) -> str:
         return content_id(self.prompt, self.initial_reason_steps, self.chosen, self.rejected)
 
+    def dpo_completions(self) -> tuple[str, str]:
+        """The whole continuations after ``initial_reason_steps`` that vanilla DPO compares.
+
+        ``full_chosen`` / ``full_rejected`` where present: the released data stores them as the
+        continuation only, this project's pairs as the whole solution, from which the prior steps
+        are cut. Without them, ``chosen`` / ``rejected`` are the whole solutions already (the pairs
+        ``stepdpo build --format dpo`` writes).
+        """
+        if self.full_chosen is None or self.full_rejected is None:
+            return self.chosen, self.rejected
+        prior = self.initial_reason_steps
+        cut = [t[len(prior):] if prior and t.startswith(prior) else t for t in (self.full_chosen, self.full_rejected)]
+        return cut[0], cut[1]
+
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "StepPair":
         pair = cls(

@@ -18,7 +18,7 @@ from typing import Any, Sequence
 import torch
 
 from stepdpo.records import StepPair
-from stepdpo.text.encoding import encode_completion, encode_prompt
+from stepdpo.text.encoding import encode_pair_text
 from stepdpo.text.prompts import build_prompt
 
 
@@ -36,18 +36,27 @@ class EncodedPair:
 
 
 def encode_pairs(tokenizer: Any, pairs: Sequence[StepPair], *, add_eos: bool, prompt_format: str = "auto",
-                 max_prompt_tokens: int = 1024, max_completion_tokens: int = 512) -> list[EncodedPair]:
+                 max_prompt_tokens: int = 1024, max_completion_tokens: int = 512,
+                 pair_format: str = "step") -> list[EncodedPair]:
     """Tokenize pairs with the project's prompt builder (the text sampling saw).
 
-    The prompt keeps its last ``max_prompt_tokens`` tokens, a completion its first
-    ``max_completion_tokens``. ``add_eos``: whole solutions end with EOS; steps do not (eq. 2).
+    ``pair_format`` ``step`` trains on s_win / s_lose (``chosen`` / ``rejected``); ``dpo`` on whole
+    continuations (:meth:`~stepdpo.records.StepPair.dpo_completions`). The prompt keeps its last
+    ``max_prompt_tokens`` tokens, a completion its first ``max_completion_tokens``. ``add_eos``:
+    whole solutions end with EOS; steps do not (eq. 2). With a named reference template the
+    tokens are those the Step-DPO authors' trainer builds.
     """
+    from stepdpo.text.prompts import REFERENCE_TEMPLATES
+
+    if pair_format not in ("step", "dpo"):
+        raise ValueError(f"unknown pair format {pair_format!r}; use step or dpo")
     out = []
     for pair in pairs:
         prompt = build_prompt(pair.prompt, pair.initial_reason_steps, tokenizer=tokenizer, fmt=prompt_format)
-        p = encode_prompt(tokenizer, prompt)[-max_prompt_tokens:]
-        c = encode_completion(tokenizer, pair.chosen, add_eos)[:max_completion_tokens]
-        r = encode_completion(tokenizer, pair.rejected, add_eos)[:max_completion_tokens]
+        chosen, rejected = (pair.chosen, pair.rejected) if pair_format == "step" else pair.dpo_completions()
+        p, c, r = encode_pair_text(tokenizer, prompt, chosen, rejected, add_eos=add_eos,
+                                   reference_bos=prompt_format in REFERENCE_TEMPLATES)
+        p, c, r = p[-max_prompt_tokens:], c[:max_completion_tokens], r[:max_completion_tokens]
         if not c or not r:
             raise ValueError(f"pair {pair.id}: a completion has no tokens")
         out.append(EncodedPair(p, c, r))

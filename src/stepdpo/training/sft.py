@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 import torch
 
-from stepdpo.text.encoding import encode_completion, encode_prompt
+from stepdpo.text.encoding import encode_pair_text
 
 
 @dataclass
@@ -48,11 +48,11 @@ class SFTConfig:
 
 
 def _encode(tokenizer: Any, pairs: list[tuple[str, str]], max_length: int) -> list[tuple[list[int], int]]:
-    """``(ids, prompt_len)`` per example, truncated to ``max_length``."""
+    """``(ids, prompt_len)`` per example, truncated to ``max_length``. Prompt and solution are
+    tokenized in one piece, as the model reads them (:func:`~stepdpo.text.encoding.encode_pair_text`)."""
     out = []
     for prompt, completion in pairs:
-        p = encode_prompt(tokenizer, prompt)
-        c = encode_completion(tokenizer, completion, add_eos=True)
+        p, c, _ = encode_pair_text(tokenizer, prompt, completion, completion, add_eos=True)
         out.append(((p + c)[:max_length], len(p)))
     return out
 

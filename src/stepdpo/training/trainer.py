@@ -251,9 +251,11 @@ def train(cfg: TrainConfig, quiet: bool = False) -> dict[str, Any]:
         raise ValueError(f"{cfg.data}: no training pairs")
     tok, model, dtype = _load(cfg, device)
     enc = encode_pairs(tok, train_pairs, add_eos=cfg.eos, prompt_format=cfg.prompt_format,
-                       max_prompt_tokens=cfg.max_prompt_tokens, max_completion_tokens=cfg.max_completion_tokens)
+                       max_prompt_tokens=cfg.max_prompt_tokens, max_completion_tokens=cfg.max_completion_tokens,
+                       pair_format=cfg.fmt)
     venc = encode_pairs(tok, val, add_eos=cfg.eos, prompt_format=cfg.prompt_format,
-                        max_prompt_tokens=cfg.max_prompt_tokens, max_completion_tokens=cfg.max_completion_tokens)
+                        max_prompt_tokens=cfg.max_prompt_tokens, max_completion_tokens=cfg.max_completion_tokens,
+                       pair_format=cfg.fmt)
     ref, vref = reference_tables(model, enc, venc, cfg, out, accelerator, dtype, quiet)
     if cfg.lora_r:
         model = _wrap_lora(model, cfg)
