@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 from typer.testing import CliRunner
 
@@ -45,3 +46,27 @@ def test_bad_input_is_one_clear_line(tmp_path):
     assert res.exit_code == 2 and "file not found" in res.output
     res = runner.invoke(app, ["ablate", "--demo", str(tmp_path / "no-demo")])
     assert res.exit_code == 2 and "run `stepdpo demo --out" in res.output
+
+
+def test_inspect_shows_the_trained_tokens(tmp_path, tokenizer):
+    from helpers import toy_pairs
+
+    from stepdpo.recordio import write_records
+    from stepdpo.text.prompts import build_prompt
+
+    ours = tmp_path / "pairs.jsonl"
+    write_records(ours, toy_pairs(2))
+    released = Path(__file__).parent / "data" / "math_step_dpo_10k.jsonl"
+    for path, fmt in ((ours, "auto"), (released, "qwen2-boxed")):
+        res = runner.invoke(app, ["inspect", str(path), "--limit", "2", "--json", "--prompt-format", fmt])
+        assert res.exit_code == 0, res.output
+        items = [json.loads(line) for line in res.stdout.splitlines()]
+        pairs = [json.loads(line) for line in path.read_text().splitlines()][:2]
+        assert len(items) == 2
+        for item, pair in zip(items, pairs):
+            prompt = build_prompt(pair["prompt"], pair["initial_reason_steps"], tokenizer=tokenizer, fmt=fmt)
+            # prompt + chosen is the chosen sequence: the prompt text and the step, nothing added
+            assert item["prompt"] + item["chosen"] == prompt + pair["chosen"]
+            assert item["prompt"] + item["rejected"] == prompt + pair["rejected"]
+    res = runner.invoke(app, ["inspect", str(released), "--limit", "1"])
+    assert res.exit_code == 0 and "── chosen" in res.stdout and "── rejected" in res.stdout

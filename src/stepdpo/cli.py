@@ -71,6 +71,35 @@ def validate(
 
 
 @app.command()
+def inspect(
+    file: Path = typer.Argument(..., help="Pairs (this project's or the released Math-Step-DPO-10K layout)."),
+    model: str = typer.Option("default", help="The model whose tokenizer and template training uses."),
+    limit: int = typer.Option(3, help="Pairs to show."),
+    fmt: str = typer.Option("step", "--format", help="step (s_win / s_lose) or dpo (whole continuations)."),
+    prompt_format: str = typer.Option("auto", help="auto, base, chat, alpaca, deepseek-math or qwen2-boxed."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per pair: prompt, chosen, rejected."),
+) -> None:
+    """Show pairs exactly as training tokenizes them: prompt, chosen and rejected decoded from the ids."""
+    from stepdpo.models import load_tokenizer
+    from stepdpo.recordio import read_records
+    from stepdpo.training.inspect import decoded_pairs, render
+
+    def body():
+        if limit < 1:
+            _fail("--limit must be at least 1")
+        pairs, _ = read_records(file, "step_pair")
+        items = decoded_pairs(load_tokenizer(model), pairs[:limit], pair_format=fmt, prompt_format=prompt_format)
+        for i, item in enumerate(items, 1):
+            if as_json:
+                sys.stdout.write(json.dumps({k: item[k] for k in ("prompt", "chosen", "rejected")},
+                                            ensure_ascii=False) + "\n")
+            else:
+                sys.stdout.write(render(item, i) + "\n")
+
+    _run(body)
+
+
+@app.command()
 def sft(
     out: Path = typer.Option(..., help="Output model folder."),
     model: str = typer.Option("default", help="Model to fine-tune: a folder, a hub id, or 'tiny' for a fresh tiny Qwen2."),
