@@ -76,3 +76,40 @@ def test_repeated_prompts_are_generated_once(model, tokenizer, prompts):
     single = HFGenerator(model, tokenizer, batch_size=64)
     single.generate([prompts[0], prompts[1]], cfg)
     assert gen.stats["prefill_tokens"] == single.stats["prefill_tokens"]
+
+
+def test_every_eos_id_of_the_generation_config_ends_a_completion(model, tokenizer, prompts):
+    """Llama-3 ends a turn with <|eot_id|>, a second id in generation_config.eos_token_id."""
+    import copy
+
+    m = copy.deepcopy(model)
+    plain = HFGenerator(m, tokenizer).generate([prompts[0]], SamplingConfig(max_new_tokens=30))[0][0]
+    ids = tokenizer(plain.text, add_special_tokens=False)["input_ids"]
+    turn_end = ids[5]  # a token greedy decoding writes sixth: make it a second end-of-turn id
+    m.generation_config.eos_token_id = [tokenizer.eos_token_id, turn_end]
+    ended = HFGenerator(m, tokenizer).generate([prompts[0]], SamplingConfig(max_new_tokens=30))[0][0]
+    assert ended.finish_reason == "eos"
+    assert ended.text == tokenizer.decode(ids[: ids.index(turn_end)], skip_special_tokens=True)
+
+
+def test_prefill_computes_the_last_positions_logits_only(gen, prompts, monkeypatch):
+    shapes = []
+    real = gen.model.forward
+
+    def spy(*a, **k):
+        out = real(*a, **k)
+        shapes.append(tuple(out.logits.shape))
+        return out
+
+    monkeypatch.setattr(gen.model, "forward", spy)
+    gen.generate(prompts[:3], SamplingConfig(max_new_tokens=2))
+    assert shapes[0][1] == 1  # (batch, 1, vocab) at prefill, not (batch, prompt length, vocab)
+
+
+def test_no_deprecation_warning_from_decoding(gen, prompts):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        warnings.simplefilter("error", DeprecationWarning)
+        gen.generate(prompts[:2], SamplingConfig(n=2, temperature=1.0, max_new_tokens=8))

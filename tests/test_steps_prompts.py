@@ -72,3 +72,20 @@ def test_prompt_and_step_tokenize_at_the_boundary(tokenizer):
     assert encode_prompt(tokenizer, p) + encode_completion(tokenizer, step, add_eos=False) == encode_prompt(tokenizer, p + step)
     assert encode_completion(tokenizer, step, add_eos=True)[-1] == tokenizer.eos_token_id
     assert tokenizer.eos_token_id not in encode_completion(tokenizer, step, add_eos=False)
+
+
+# Llama-3's template trims each message's content
+LLAMA3 = ("{{ bos_token }}{% for m in messages %}<|start_header_id|>{{ m['role'] }}<|end_header_id|>\n\n"
+          "{{ m['content'] | trim }}<|eot_id|>{% endfor %}"
+          "{% if add_generation_prompt %}<|start_header_id|>assistant<|end_header_id|>\n\n{% endif %}")
+
+
+def test_a_trimming_chat_template_keeps_the_prefix_newline(tokenizer):
+    import copy
+
+    tok = copy.deepcopy(tokenizer)
+    tok.chat_template = LLAMA3
+    p = build_prompt("What is it?", ["Step 1: 2 + 3 = 5.\n"], tokenizer=tok)
+    assert p.endswith("<|start_header_id|>assistant<|end_header_id|>\n\n" + COT_TRIGGER + "Step 1: 2 + 3 = 5.\n")
+    gp, primer = generation_prompt("What is it?", ["Step 1: 2 + 3 = 5.\n"], tokenizer=tok)
+    assert gp.endswith("= 5.\nStep 2:")

@@ -8,6 +8,7 @@ then repeated n times, and decoding continues from it; finished rows leave the b
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import torch
@@ -29,6 +30,20 @@ def _sample(logits: torch.Tensor, cfg: SamplingConfig, gens: list[torch.Generato
     return torch.cat([torch.multinomial(probs[i], 1, generator=g) for i, g in enumerate(gens)])
 
 
+def eos_ids(model: Any, tokenizer: Any) -> set[int]:
+    """Every token that ends a completion: the tokenizer's EOS and each id of the model's generation
+    config (Llama-3 ends a turn with ``<|eot_id|>``, a second id there)."""
+    ids = {tokenizer.eos_token_id}
+    gen = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    ids |= set(gen) if isinstance(gen, (list, tuple)) else {gen}
+    return {int(i) for i in ids if i is not None}
+
+
+def _cache_of(out: Any) -> Any:
+    cache = out.get("cache") if hasattr(out, "get") else None
+    return cache if cache is not None else out.past_key_values
+
+
 class HFGenerator:
     """Generation with a transformers causal LM (any device)."""
 
@@ -43,6 +58,12 @@ class HFGenerator:
             self.model_name = getattr(model.config, "_name_or_path", "model") or "model"
         self.batch_size = batch_size
         self.share_prompt = share_prompt
+        self.eos_ids = eos_ids(self.model, self.tokenizer)
+        params = inspect.signature(self.model.forward).parameters
+        # transformers renamed the cache argument (past_key_values -> cache); use what the model takes
+        self._cache_arg = "cache" if "cache" in params else "past_key_values"
+        keep = next((k for k in ("logits_to_keep", "num_logits_to_keep") if k in params), None)
+        self._last_only = {keep: 1} if keep else {}
         self.stats = {"prompt_tokens": 0, "prefill_tokens": 0, "generated_tokens": 0}
 
     @property
@@ -84,8 +105,10 @@ class HFGenerator:
         # prompt tokens the samples condition on, and prompt tokens actually run through the model
         self.stats["prompt_tokens"] += sum(len(x) for x in batch) * n_after
         self.stats["prefill_tokens"] += sum(len(x) for x in batch)
-        out = self.model(input_ids=ids, attention_mask=attn, position_ids=pos, use_cache=True)
-        cache, logits = out.past_key_values, out.logits[:, -1, :]
+        # at prefill only the last position's logits are needed (a 152k vocabulary over a whole batch of
+        # prompts would be gigabytes)
+        out = self.model(input_ids=ids, attention_mask=attn, position_ids=pos, use_cache=True, **self._last_only)
+        cache, logits = _cache_of(out), out.logits[:, -1, :]
         next_pos = pos[:, -1] + 1
         if n_after > 1:
             cache.batch_repeat_interleave(n_after)
@@ -96,7 +119,7 @@ class HFGenerator:
         tokens: list[list[int]] = [[] for _ in range(rows)]
         done: list[Completion | None] = [None] * rows
         active = list(range(rows))  # row ids still decoding, in cache order
-        eos = {t for t in [tok.eos_token_id] if t is not None}
+        eos = self.eos_ids
         for step in range(cfg.max_new_tokens):
             nxt = _sample(logits, cfg, [gens[r] for r in active] if gens else []).tolist()
             keep = []
@@ -117,8 +140,8 @@ class HFGenerator:
                 active = [active[j] for j in keep]
             attn = torch.cat([attn, attn.new_ones(len(active), 1)], dim=1)
             out = self.model(input_ids=torch.tensor(nxt, device=dev)[:, None], attention_mask=attn,
-                             position_ids=next_pos[:, None], past_key_values=cache, use_cache=True)
-            cache, logits = out.past_key_values, out.logits[:, -1, :]
+                             position_ids=next_pos[:, None], use_cache=True, **{self._cache_arg: cache})
+            cache, logits = _cache_of(out), out.logits[:, -1, :]
             next_pos = next_pos + 1
         self.stats["generated_tokens"] += sum(c.num_tokens for c in done if c is not None)
         return [c if c is not None else self._finish(tokens[r], "length") for r, c in enumerate(done)]
