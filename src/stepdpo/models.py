@@ -2,7 +2,9 @@
 
 ``"default"`` names the embedded default model (:mod:`stepdpo.default_model`), ``"default-long"``
 its long-chain counterpart; anything else is a local folder or a Hugging Face hub id, loaded with
-``AutoModelForCausalLM`` / ``AutoTokenizer``. Tokenizing prompts and completions is in
+``AutoModelForCausalLM`` / ``AutoTokenizer``. ``"smollm2-135m-instruct"`` is a real pretrained
+instruct model built offline from an installed package (:mod:`stepdpo.default_model.smollm2`).
+Tokenizing prompts and completions is in
 :mod:`stepdpo.text.encoding`.
 """
 
@@ -17,12 +19,20 @@ DEFAULT_MODEL = "default"
 LONG_MODEL = "default-long"
 
 
+NAMED_MODELS = (DEFAULT_MODEL, LONG_MODEL, "smollm2-135m-instruct")
+"""Models available offline by name: the embedded tiny ones and SmolLM2-135M-Instruct."""
+
+
 def resolve_model_path(model: str) -> str:
-    """The folder or hub id behind a model name; ``"default"`` builds the embedded model if needed."""
+    """The folder or hub id behind a model name; a named model is built into the cache if needed."""
     if model in (DEFAULT_MODEL, LONG_MODEL):
         from stepdpo.default_model import default_model_path
 
         return str(default_model_path(long=model == LONG_MODEL))
+    if model == "smollm2-135m-instruct":
+        from stepdpo.default_model.smollm2 import smollm2_path
+
+        return str(smollm2_path())
     return model
 
 

