@@ -39,17 +39,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from stepdpo.generation import SamplingConfig  # noqa: E402
-from stepdpo.generation.hf import HFGenerator  # noqa: E402
-from stepdpo.models import load_model, load_tokenizer  # noqa: E402
-from stepdpo.problems import load_problems  # noqa: E402
-from stepdpo.stages.collect import CollectConfig, collect_chunk  # noqa: E402
-from stepdpo.stages.locate.rollout import RolloutJudge  # noqa: E402
-from stepdpo.stages.locate.verifier import VerifierJudge  # noqa: E402
-from stepdpo.stages.rectify import RectifyConfig, rectify_chunk  # noqa: E402
-from stepdpo.tasks.arithmetic import EQUATION, running_values  # noqa: E402
-from stepdpo.text.prompts import generation_prompt  # noqa: E402
-from stepdpo.text.steps import split_steps  # noqa: E402
+from stepdpo.generation import SamplingConfig
+from stepdpo.generation.hf import HFGenerator
+from stepdpo.models import load_model, load_tokenizer
+from stepdpo.problems import load_problems
+from stepdpo.stages.collect import CollectConfig, collect_chunk
+from stepdpo.stages.locate.rollout import RolloutJudge
+from stepdpo.stages.locate.verifier import VerifierJudge
+from stepdpo.stages.rectify import RectifyConfig, rectify_chunk
+from stepdpo.tasks.arithmetic import EQUATION, running_values
+from stepdpo.text.prompts import generation_prompt
+from stepdpo.text.steps import split_steps
 
 
 def oracle_checks(k: int, n: int, search: str, success: float, failure: float) -> float:
@@ -81,14 +81,17 @@ def oracle_figures(kn: list[tuple[int, int]], m: int) -> dict:
     for n in (8, 16, 32, 64):  # the first error uniform over the n steps
         b, lin = (sum(oracle_checks(k, n, q, s, f) for k in range(1, n + 1)) for q in ("binary", "linear"))
         longer[str(n)] = b / lin
-    return {"binary_over_linear": total["binary"] / total["linear"],
-            "binary_over_full": total["binary"] / total["full"],
-            "any_search_over_linear_lower_bound": total["bound"] / total["linear"],
-            "binary_over_linear_by_chain_length_uniform_errors": longer}
+    return {
+        "binary_over_linear": total["binary"] / total["linear"],
+        "binary_over_full": total["binary"] / total["full"],
+        "any_search_over_linear_lower_bound": total["bound"] / total["linear"],
+        "binary_over_linear_by_chain_length_uniform_errors": longer,
+    }
 
 
-def recoverability_probe(gen, tok, sols, truth, m: int, temperature: float, seed: int, values: dict,
-                         max_new_tokens: int = 200) -> dict:
+def recoverability_probe(
+    gen, tok, sols, truth, m: int, temperature: float, seed: int, values: dict, max_new_tokens: int = 200
+) -> dict:
     """Does recoverability track correctness for this model? Samples m continuations after every
     prefix s1..si (i = 0..n-1) of each solution, with no early stopping, and reports: how often a
     correct prefix (i < k) gets no success, how often a wrong one (i >= k) gets one, the accuracy a
@@ -146,17 +149,25 @@ def recoverability_probe(gen, tok, sols, truth, m: int, temperature: float, seed
             right += next((i for i in range(1, len(w)) if not recoverable(w[i], w[0])), len(w)) == truth[s.id]
         return right / ns
 
-    rules = {"at_least_1": scan(lambda w, w0: w >= 1), "at_least_2": scan(lambda w, w0: w >= 2),
-             "at_least_4": scan(lambda w, w0: w >= 4), "at_least_quarter_of_R0": scan(lambda w, w0: w >= w0 / 4),
-             "at_least_half_of_R0": scan(lambda w, w0: w >= w0 / 2)}
-    return {"solutions": len(sols), "m": m, "solvable_share": len(solvable) / max(1, len(sols)),
-            "correct_prefixes_with_no_success": ok_zero / max(1, ok_all),
-            "wrong_prefixes_with_a_success": bad_win / max(1, bad_all),
-            "full_scan_accuracy_by_m": {str(d): v / ns for d, v in by_m.items()},
-            "accuracy_upper_bound_at_m_or_more": 1 - never / ns,
-            "full_scan_accuracy_by_rule": rules,
-            "recoveries_whose_next_step_reads_the_wrong_value": reads_written / max(1, recovered),
-            "recoveries_by_kind": {k: v / max(1, recovered) for k, v in sorted(kinds.items(), key=lambda kv: -kv[1])}}
+    rules = {
+        "at_least_1": scan(lambda w, w0: w >= 1),
+        "at_least_2": scan(lambda w, w0: w >= 2),
+        "at_least_4": scan(lambda w, w0: w >= 4),
+        "at_least_quarter_of_R0": scan(lambda w, w0: w >= w0 / 4),
+        "at_least_half_of_R0": scan(lambda w, w0: w >= w0 / 2),
+    }
+    return {
+        "solutions": len(sols),
+        "m": m,
+        "solvable_share": len(solvable) / max(1, len(sols)),
+        "correct_prefixes_with_no_success": ok_zero / max(1, ok_all),
+        "wrong_prefixes_with_a_success": bad_win / max(1, bad_all),
+        "full_scan_accuracy_by_m": {str(d): v / ns for d, v in by_m.items()},
+        "accuracy_upper_bound_at_m_or_more": 1 - never / ns,
+        "full_scan_accuracy_by_rule": rules,
+        "recoveries_whose_next_step_reads_the_wrong_value": reads_written / max(1, recovered),
+        "recoveries_by_kind": {k: v / max(1, recovered) for k, v in sorted(kinds.items(), key=lambda kv: -kv[1])},
+    }
 
 
 def compensation_kind(steps: list[str], i: int, values: list[int]) -> str:
@@ -211,34 +222,49 @@ def slip_probe(gen, tok, n: int, m: int, temperature: float, seed: int, task: di
         if steps is not None:
             cases.append((p, steps[:k]))
     prompts = [generation_prompt(p.problem, before, tokenizer=tok) for p, before in cases]
-    greedy = gen.generate([q for q, _ in prompts], SamplingConfig(n=1, temperature=0.0,
-                                                                  max_new_tokens=task["max_new_tokens"]))
-    sampled = gen.generate([q for q, _ in prompts], SamplingConfig(n=m, temperature=temperature,
-                                                                   max_new_tokens=task["max_new_tokens"],
-                                                                   seed=seed + 5))
+    greedy = gen.generate(
+        [q for q, _ in prompts], SamplingConfig(n=1, temperature=0.0, max_new_tokens=task["max_new_tokens"])
+    )
+    sampled = gen.generate(
+        [q for q, _ in prompts],
+        SamplingConfig(n=m, temperature=temperature, max_new_tokens=task["max_new_tokens"], seed=seed + 5),
+    )
     reads = sum(_reads(g[0].text, written_value(before[-1])) for (_, before), g in zip(cases, greedy))
-    gold = [sum(bool(grade(primer + c.text, p.answer)) for c in comps)
-            for (p, _), (_, primer), comps in zip(cases, prompts, sampled)]
-    return {"prefixes": len(cases), "next_step_reads_the_wrong_value": reads / max(1, len(cases)),
-            "continuations_reaching_gold": sum(gold) / max(1, m * len(cases)),
-            "prefixes_with_a_continuation_reaching_gold": sum(g > 0 for g in gold) / max(1, len(cases))}
+    gold = [
+        sum(bool(grade(primer + c.text, p.answer)) for c in comps)
+        for (p, _), (_, primer), comps in zip(cases, prompts, sampled)
+    ]
+    return {
+        "prefixes": len(cases),
+        "next_step_reads_the_wrong_value": reads / max(1, len(cases)),
+        "continuations_reaching_gold": sum(gold) / max(1, m * len(cases)),
+        "prefixes_with_a_continuation_reaching_gold": sum(g > 0 for g in gold) / max(1, len(cases)),
+    }
 
 
-def run_judge(gen, sols, truth, search: str, m: int, temperature: float, seed: int, reuse: bool = True,
-              max_new_tokens: int = 200) -> dict:
+def run_judge(
+    gen, sols, truth, search: str, m: int, temperature: float, seed: int, reuse: bool = True, max_new_tokens: int = 200
+) -> dict:
     """Locate the first error of every solution with the rollout judge; score it against the checker."""
-    judge = RolloutJudge(gen, m=m, temperature=temperature, max_new_tokens=max_new_tokens, search=search, seed=seed,
-                         reuse=reuse)
+    judge = RolloutJudge(
+        gen, m=m, temperature=temperature, max_new_tokens=max_new_tokens, search=search, seed=seed, reuse=reuse
+    )
     done, secs = timed(lambda: [e for i in range(0, len(sols), 64) for e in judge.locate(sols[i : i + 64])])
     located = [e for e in done if e.first_error_step is not None]
     right = sum(e.first_error_step == truth[e.solution.id] for e in located)
     early = sum(e.first_error_step < truth[e.solution.id] for e in located)
     n = max(1, len(located))
-    return {"first_error_accuracy": right / n, "first_error_accuracy_ci95": wilson(right, len(located)),
-            "located": len(located), "coverage": len(located) / len(done),
-            "placed_too_early": early / n, "placed_too_late": (len(located) - right - early) / n,
-            "accuracy_counting_abstentions_wrong": right / len(done),
-            "rollouts_per_solution": sum(e.evidence["rollouts"] for e in done) / len(done), "seconds": secs}
+    return {
+        "first_error_accuracy": right / n,
+        "first_error_accuracy_ci95": wilson(right, len(located)),
+        "located": len(located),
+        "coverage": len(located) / len(done),
+        "placed_too_early": early / n,
+        "placed_too_late": (len(located) - right - early) / n,
+        "accuracy_counting_abstentions_wrong": right / len(done),
+        "rollouts_per_solution": sum(e.evidence["rollouts"] for e in done) / len(done),
+        "seconds": secs,
+    }
 
 
 def wilson(hits: int, n: int, z: float = 1.96) -> list[float]:
@@ -252,9 +278,11 @@ def wilson(hits: int, n: int, z: float = 1.96) -> list[float]:
 
 def describe(run: dict) -> str:
     lo, hi = run["first_error_accuracy_ci95"]
-    return (f"accuracy {run['first_error_accuracy']:.3f} [{lo:.2f}, {hi:.2f}] on the {run['located']} located "
-            f"(coverage {run['coverage']:.2f}; too early {run['placed_too_early']:.2f}, too late {run['placed_too_late']:.2f}), "
-            f"{run['rollouts_per_solution']:.1f} rollouts per solution, {run['seconds']:.0f} s")
+    return (
+        f"accuracy {run['first_error_accuracy']:.3f} [{lo:.2f}, {hi:.2f}] on the {run['located']} located "
+        f"(coverage {run['coverage']:.2f}; too early {run['placed_too_early']:.2f}, too late {run['placed_too_late']:.2f}), "
+        f"{run['rollouts_per_solution']:.1f} rollouts per solution, {run['seconds']:.0f} s"
+    )
 
 
 def timed(fn):
@@ -269,37 +297,61 @@ TASKS = {  # problems, policy, tokens per sampled solution, collect temperature 
     # in the slip probe; the searches run, as (search, reuse). The long-chain model's slips are rare
     # tokens that top_p 0.95 cuts off: it collects with top_p 1 and is checked with rollouts at
     # temperature 0.5, where a slip and a second one that cancels it are rare (see the README).
-    "default": {"data": "synthetic", "model": "default", "max_new_tokens": 200,
-                "collect_temperature": 0.8, "collect_top_p": 0.95, "rollout_temperature": 1.0,
-                "sizes": (400, 300, 100, 300), "quick": (120, 80, 30, 100),
-                "searches": [("binary", True), ("linear", True), ("full", True), ("binary", False), ("linear", False)]},
-    "long": {"data": "synthetic-long", "model": "default-long", "max_new_tokens": 400,
-             "collect_temperature": 1.0, "collect_top_p": 1.0, "rollout_temperature": 0.5,
-             "sizes": (300, 200, 10, 100), "quick": (60, 50, 0, 30),
-             "searches": [("binary", True), ("linear", True), ("binary", False), ("linear", False)]},
+    "default": {
+        "data": "synthetic",
+        "model": "default",
+        "max_new_tokens": 200,
+        "collect_temperature": 0.8,
+        "collect_top_p": 0.95,
+        "rollout_temperature": 1.0,
+        "sizes": (400, 300, 100, 300),
+        "quick": (120, 80, 30, 100),
+        "searches": [("binary", True), ("linear", True), ("full", True), ("binary", False), ("linear", False)],
+    },
+    "long": {
+        "data": "synthetic-long",
+        "model": "default-long",
+        "max_new_tokens": 400,
+        "collect_temperature": 1.0,
+        "collect_top_p": 1.0,
+        "rollout_temperature": 0.5,
+        "sizes": (300, 200, 10, 100),
+        "quick": (60, 50, 0, 30),
+        "searches": [("binary", True), ("linear", True), ("binary", False), ("linear", False)],
+    },
 }
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--task", choices=TASKS, default="default",
-                    help="default: the embedded task (3 to 6 steps) and model; long: its long-chain form (20 steps) "
-                         "and the model SFT'd on it")
+    ap.add_argument(
+        "--task",
+        choices=TASKS,
+        default="default",
+        help="default: the embedded task (3 to 6 steps) and model; long: its long-chain form (20 steps) "
+        "and the model SFT'd on it",
+    )
     ap.add_argument("--quick", action="store_true", help="fewer problems; finishes in a few minutes on 2 cores")
     ap.add_argument("--problems", type=int, default=None)
     ap.add_argument("--m", type=int, default=8, help="rollouts per prefix check")
     ap.add_argument("--max-solutions", type=int, default=None)
-    ap.add_argument("--temperature", type=float, default=None,
-                    help="rollout temperature (default: the task's, 1.0 on default, 0.5 on long)")
+    ap.add_argument(
+        "--temperature",
+        type=float,
+        default=None,
+        help="rollout temperature (default: the task's, 1.0 on default, 0.5 on long)",
+    )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--probe-solutions", type=int, default=None, help="solutions in the recoverability probe")
     ap.add_argument("--probe-m", type=int, default=32, help="continuations per prefix in the probe")
     ap.add_argument("--sweep", default="", help="more binary-search runs, as TEMPERATURE:M,... (e.g. 0.3:8,0.3:32)")
     ap.add_argument("--slip-problems", type=int, default=None, help="held-out problems in the slip probe")
-    ap.add_argument("--model", default=None, help="the policy: collects, locates, rectifies (default: the task's "
-                                                  "embedded model)")
-    ap.add_argument("--completer", default=None,
-                    help="model that samples the probe's continuations (default: the policy itself)")
+    ap.add_argument(
+        "--model", default=None, help="the policy: collects, locates, rectifies (default: the task's embedded model)"
+    )
+    ap.add_argument(
+        "--completer", default=None, help="model that samples the probe's continuations (default: the policy itself)"
+    )
     args = ap.parse_args()
     try:
         points = [(float(p.split(":")[0]), int(p.split(":")[1])) for p in args.sweep.split(",") if p.strip()]
@@ -307,8 +359,9 @@ def main() -> None:
         ap.error(f"--sweep {args.sweep!r}: expected TEMPERATURE:M pairs, e.g. 0.3:8,0.3:32")
     task = TASKS[args.task]
     args.model = args.model or task["model"]
-    sizes = dict(zip(("problems", "max_solutions", "probe_solutions", "slip_problems"),
-                     task["quick" if args.quick else "sizes"]))
+    sizes = dict(
+        zip(("problems", "max_solutions", "probe_solutions", "slip_problems"), task["quick" if args.quick else "sizes"])
+    )
     for name, value in sizes.items():
         if getattr(args, name) is None:
             setattr(args, name, value)
@@ -320,19 +373,28 @@ def main() -> None:
     problems = load_problems(task["data"], split="train", limit=args.problems, seed=4242 + args.seed)
 
     # error collection, and its sampling throughput
-    ccfg = CollectConfig(k=4, temperature=task["collect_temperature"], top_p=task["collect_top_p"],
-                         max_new_tokens=max_new, seed=args.seed)
+    ccfg = CollectConfig(
+        k=4,
+        temperature=task["collect_temperature"],
+        top_p=task["collect_top_p"],
+        max_new_tokens=max_new,
+        seed=args.seed,
+    )
     before = dict(gen.stats)
-    results, t_collect = timed(lambda: [r for i in range(0, len(problems), 32)
-                                        for r in collect_chunk(gen, problems[i : i + 32], ccfg)])
+    results, t_collect = timed(
+        lambda: [r for i in range(0, len(problems), 32) for r in collect_chunk(gen, problems[i : i + 32], ccfg)]
+    )
     collect_tokens = gen.stats["generated_tokens"] - before["generated_tokens"]
     wrong = [s for r in results for s in r.records]
     truth = {e.solution.id: e.first_error_step for e in VerifierJudge().locate(wrong)}
     sols = [s for s in wrong if truth[s.id] is not None][: args.max_solutions]
     by_step = {str(k): sum(truth[s.id] == k for s in sols) for k in sorted({truth[s.id] for s in sols})}
-    print(f"collect: {len(problems)} problems x 4 samples, {len(wrong)} wrong, {len(sols)} used; "
-          f"{collect_tokens / t_collect:.0f} tokens/s; first errors by step: "
-          + ", ".join(f"{k}: {v}" for k, v in by_step.items()), flush=True)
+    print(
+        f"collect: {len(problems)} problems x 4 samples, {len(wrong)} wrong, {len(sols)} used; "
+        f"{collect_tokens / t_collect:.0f} tokens/s; first errors by step: "
+        + ", ".join(f"{k}: {v}" for k, v in by_step.items()),
+        flush=True,
+    )
 
     # rollout localization: binary search against linear scans, same m, with and without reuse
     runs = {}
@@ -343,8 +405,11 @@ def main() -> None:
     cost = {k: v["rollouts_per_solution"] for k, v in runs.items()}
     ratio = cost["binary"] / cost["linear/plain"]
     ratio_plain, ratio_reuse = cost["binary/plain"] / cost["linear/plain"], cost["binary"] / cost["linear"]
-    print(f"rollouts per solution, binary search (as shipped) / Math-Shepherd's linear scan: {ratio:.2f}; "
-          f"plain binary / plain linear {ratio_plain:.2f}; both with reuse {ratio_reuse:.2f}", flush=True)
+    print(
+        f"rollouts per solution, binary search (as shipped) / Math-Shepherd's linear scan: {ratio:.2f}; "
+        f"plain binary / plain linear {ratio_plain:.2f}; both with reuse {ratio_reuse:.2f}",
+        flush=True,
+    )
     sweep = []
     for temp, m in points:
         row = {"temperature": temp, "m": m, **run_judge(gen, sols, truth, "binary", m, temp, args.seed, True, max_new)}
@@ -352,43 +417,72 @@ def main() -> None:
         print(f"rollout/binary at temperature {temp}, m {m}: " + describe(row), flush=True)
     # the same searches with a perfect oracle: what the error positions alone allow
     oracle = oracle_figures([(truth[s.id], len(s.steps)) for s in sols], args.m)
-    print(f"perfect oracle on these solutions: binary/linear {oracle['binary_over_linear']:.2f}; a search checking "
-          f"k-1 and k spends at least {oracle['any_search_over_linear_lower_bound']:.2f} of the linear scan; binary/linear with uniform "
-          "errors on longer chains: " + ", ".join(f"{n} steps {r:.2f}" for n, r in
-                                                   oracle["binary_over_linear_by_chain_length_uniform_errors"].items()),
-          flush=True)
+    print(
+        f"perfect oracle on these solutions: binary/linear {oracle['binary_over_linear']:.2f}; a search checking "
+        f"k-1 and k spends at least {oracle['any_search_over_linear_lower_bound']:.2f} of the linear scan; binary/linear with uniform "
+        "errors on longer chains: "
+        + ", ".join(
+            f"{n} steps {r:.2f}" for n, r in oracle["binary_over_linear_by_chain_length_uniform_errors"].items()
+        ),
+        flush=True,
+    )
     completer = gen
     if args.completer:
-        completer = HFGenerator(load_model(args.completer, dtype="fp32", device="cpu"), load_tokenizer(args.completer),
-                                batch_size=128)
+        completer = HFGenerator(
+            load_model(args.completer, dtype="fp32", device="cpu"), load_tokenizer(args.completer), batch_size=128
+        )
     probe = None
     if args.probe_solutions:
-        probe, t_probe = timed(lambda: recoverability_probe(
-            completer, completer.tokenizer, sols[: args.probe_solutions], truth, args.probe_m, args.temperature,
-            args.seed, {p.problem: running_values(p.meta) for p in problems}, max_new))
+        probe, t_probe = timed(
+            lambda: recoverability_probe(
+                completer,
+                completer.tokenizer,
+                sols[: args.probe_solutions],
+                truth,
+                args.probe_m,
+                args.temperature,
+                args.seed,
+                {p.problem: running_values(p.meta) for p in problems},
+                max_new,
+            )
+        )
         probe["completer"] = args.completer or args.model
-        print(f"recoverability probe ({probe['solutions']} solutions, m={args.probe_m}, {t_probe:.0f} s): correct "
-              f"prefixes with no success {probe['correct_prefixes_with_no_success']:.2f}, wrong prefixes with a "
-              f"success {probe['wrong_prefixes_with_a_success']:.2f}; full-scan accuracy by m "
-              + ", ".join(f"{d}: {a:.2f}" for d, a in probe["full_scan_accuracy_by_m"].items())
-              + f"; upper bound at m >= {args.probe_m}: {probe['accuracy_upper_bound_at_m_or_more']:.2f}; full scan "
-              f"at m = {args.probe_m}, a prefix recoverable with successes " + ", ".join(
-                  f"{label} {a:.2f}" for label, a in zip((">= 1:", ">= 2:", ">= 4:", ">= R(0)/4:", ">= R(0)/2:"),
-                                                        probe["full_scan_accuracy_by_rule"].values())) + "; of its "
-              f"successes after a wrong prefix, {probe['recoveries_whose_next_step_reads_the_wrong_value']:.2f} read "
-              "the wrong value first; they get back to the true running value by " + ", ".join(
-                  f"{k.replace('_', ' ')} {v:.2f}" for k, v in probe["recoveries_by_kind"].items()), flush=True)
+        print(
+            f"recoverability probe ({probe['solutions']} solutions, m={args.probe_m}, {t_probe:.0f} s): correct "
+            f"prefixes with no success {probe['correct_prefixes_with_no_success']:.2f}, wrong prefixes with a "
+            f"success {probe['wrong_prefixes_with_a_success']:.2f}; full-scan accuracy by m "
+            + ", ".join(f"{d}: {a:.2f}" for d, a in probe["full_scan_accuracy_by_m"].items())
+            + f"; upper bound at m >= {args.probe_m}: {probe['accuracy_upper_bound_at_m_or_more']:.2f}; full scan "
+            f"at m = {args.probe_m}, a prefix recoverable with successes "
+            + ", ".join(
+                f"{label} {a:.2f}"
+                for label, a in zip(
+                    (">= 1:", ">= 2:", ">= 4:", ">= R(0)/4:", ">= R(0)/2:"),
+                    probe["full_scan_accuracy_by_rule"].values(),
+                )
+            )
+            + "; of its "
+            f"successes after a wrong prefix, {probe['recoveries_whose_next_step_reads_the_wrong_value']:.2f} read "
+            "the wrong value first; they get back to the true running value by "
+            + ", ".join(f"{k.replace('_', ' ')} {v:.2f}" for k, v in probe["recoveries_by_kind"].items()),
+            flush=True,
+        )
     slips, t_slips = timed(lambda: slip_probe(gen, tok, args.slip_problems, 16, args.temperature, args.seed, task))
-    print(f"slip probe ({slips['prefixes']} held-out prefixes ending in a wrong result, {t_slips:.0f} s): the next "
-          f"step reads the wrong value {slips['next_step_reads_the_wrong_value']:.2f} (greedy); continuations reaching "
-          f"the gold answer {slips['continuations_reaching_gold']:.3f}, prefixes with one of 16 reaching it "
-          f"{slips['prefixes_with_a_continuation_reaching_gold']:.2f}", flush=True)
+    print(
+        f"slip probe ({slips['prefixes']} held-out prefixes ending in a wrong result, {t_slips:.0f} s): the next "
+        f"step reads the wrong value {slips['next_step_reads_the_wrong_value']:.2f} (greedy); continuations reaching "
+        f"the gold answer {slips['continuations_reaching_gold']:.3f}, prefixes with one of 16 reaching it "
+        f"{slips['prefixes_with_a_continuation_reaching_gold']:.2f}",
+        flush=True,
+    )
     # rectification throughput
     from stepdpo.records import LocatedError
 
     errs = [LocatedError(s, truth[s.id], "verifier") for s in sols[:64]]
     before = dict(gen.stats)
-    _, t_rect = timed(lambda: list(rectify_chunk(gen, errs, RectifyConfig(n=8, max_new_tokens=max_new, seed=args.seed))))
+    _, t_rect = timed(
+        lambda: list(rectify_chunk(gen, errs, RectifyConfig(n=8, max_new_tokens=max_new, seed=args.seed)))
+    )
     rect_tokens = gen.stats["generated_tokens"] - before["generated_tokens"]
 
     # prompt encoded once for n samples, against copied n times
@@ -399,10 +493,13 @@ def main() -> None:
     timings = {"shared": [], "copied": []}
     for _ in range(3):  # alternate, keep the best of each
         for name, g in (("shared", shared), ("copied", copied)):
-            timings[name].append(timed(lambda: g.generate(prompts, cfg))[1])
-    share = {"shared_s": min(timings["shared"]), "copied_s": min(timings["copied"]),
-             "prefill_tokens_shared": shared.stats["prefill_tokens"] // 3,
-             "prefill_tokens_copied": copied.stats["prefill_tokens"] // 3}
+            timings[name].append(timed(lambda g=g: g.generate(prompts, cfg))[1])
+    share = {
+        "shared_s": min(timings["shared"]),
+        "copied_s": min(timings["copied"]),
+        "prefill_tokens_shared": shared.stats["prefill_tokens"] // 3,
+        "prefill_tokens_copied": copied.stats["prefill_tokens"] // 3,
+    }
     share["time_saved_fraction"] = 1 - share["shared_s"] / share["copied_s"]
     share["prefill_saved_fraction"] = 1 - share["prefill_tokens_shared"] / share["prefill_tokens_copied"]
 
@@ -434,8 +531,10 @@ def main() -> None:
         "collect_tokens_per_s": collect_tokens / t_collect,
         "rectify_tokens_per_s": rect_tokens / t_rect,
         "prompt_sharing": share,
-        "goals": {"first_error_accuracy>=0.90": runs["binary"]["first_error_accuracy"] >= 0.90,
-                  "rollout_ratio<=0.5": ratio <= 0.5},
+        "goals": {
+            "first_error_accuracy>=0.90": runs["binary"]["first_error_accuracy"] >= 0.90,
+            "rollout_ratio<=0.5": ratio <= 0.5,
+        },
     }
     print(json.dumps(result))
 

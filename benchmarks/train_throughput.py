@@ -44,16 +44,56 @@ def make_model(folder: Path, seed: int = 0) -> None:
 
     tok = load_tokenizer("default")
     torch.manual_seed(seed)
-    cfg = tiny_config(len(tok), hidden_size=512, intermediate_size=1536, num_hidden_layers=8, num_attention_heads=8,
-                      num_key_value_heads=4, max_position_embeddings=2048)
+    cfg = tiny_config(
+        len(tok),
+        hidden_size=512,
+        intermediate_size=1536,
+        num_hidden_layers=8,
+        num_attention_heads=8,
+        num_key_value_heads=4,
+        max_position_embeddings=2048,
+    )
     Qwen2ForCausalLM(cfg).save_pretrained(folder)
     tok.save_pretrained(folder)
 
 
 METRICS = ("reward_accuracy", "reward_margin", "chosen_reward", "rejected_reward")
 TRL_NAMES = ("accuracies", "margins", "chosen", "rejected")
-WORDS = ("she has apples and gives away some more marbles then the number of cookies becomes times as large "
-         "so there are left after getting step groups equal splits keeps one books eggs stickers").split()
+WORDS = [
+    "she",
+    "has",
+    "apples",
+    "and",
+    "gives",
+    "away",
+    "some",
+    "more",
+    "marbles",
+    "then",
+    "the",
+    "number",
+    "of",
+    "cookies",
+    "becomes",
+    "times",
+    "as",
+    "large",
+    "so",
+    "there",
+    "are",
+    "left",
+    "after",
+    "getting",
+    "step",
+    "groups",
+    "equal",
+    "splits",
+    "keeps",
+    "one",
+    "books",
+    "eggs",
+    "stickers",
+]
 
 
 def make_pairs(path: Path, n: int, seed: int = 0) -> dict:
@@ -71,7 +111,11 @@ def make_pairs(path: Path, n: int, seed: int = 0) -> dict:
 
     rows, shared, copied = [], 0, 0
     for _ in range(n):
-        row = {"prompt": text(200, 400) + "\n", "chosen": text(20, 60, "Step 1: "), "rejected": text(20, 60, "Step 1: ")}
+        row = {
+            "prompt": text(200, 400) + "\n",
+            "chosen": text(20, 60, "Step 1: "),
+            "rejected": text(20, 60, "Step 1: "),
+        }
         p, c, r = (len(encode_like_trl(tok, row)[k]) for k in range(3))
         rows.append(row)
         shared += p + c + r
@@ -106,7 +150,7 @@ def run_ours(model_dir: str, data: str, steps: int, batch: int, lr: float) -> di
     from stepdpo.training.trainer import TrainConfig, train_step
 
     tok = load_tokenizer(model_dir)
-    rows = [json.loads(l) for l in open(data)][:batch]
+    rows = [json.loads(line) for line in Path(data).read_text().splitlines()][:batch]
     enc = [EncodedPair(*encode_like_trl(tok, r)) for r in rows]
     model = load_model(model_dir, dtype="fp32", device="cpu")
     cfg = TrainConfig(global_batch=batch, max_seq_len=1024, rows_per_micro=4)
@@ -124,8 +168,17 @@ def run_ours(model_dir: str, data: str, steps: int, batch: int, lr: float) -> di
     for step in range(steps):
         if step == 1:
             t0 = time.time()  # the first step warms up allocators; time the rest
-        sums = train_step(model, loss_fn, _batches(enc, list(range(len(enc))), cfg), ref, cfg, acc, len(enc),
-                          torch.device("cpu"), torch.float32)
+        sums = train_step(
+            model,
+            loss_fn,
+            _batches(enc, list(range(len(enc))), cfg),
+            ref,
+            cfg,
+            acc,
+            len(enc),
+            torch.device("cpu"),
+            torch.float32,
+        )
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         sched.step()
@@ -133,8 +186,12 @@ def run_ours(model_dir: str, data: str, steps: int, batch: int, lr: float) -> di
         losses.append(float(sums[0]) / len(enc))
         metrics.append({k: float(v) / len(enc) for k, v in zip(METRICS, sums.tolist()[1:])})
     secs = time.time() - t0
-    return {"pairs_per_s": batch * (steps - 1) / secs, "peak_mem_mb": _rss_mb() - base, "losses": losses,
-            "metrics": metrics}
+    return {
+        "pairs_per_s": batch * (steps - 1) / secs,
+        "peak_mem_mb": _rss_mb() - base,
+        "losses": losses,
+        "metrics": metrics,
+    }
 
 
 def run_trl(model_dir: str, data: str, steps: int, batch: int, lr: float) -> dict:
@@ -146,16 +203,32 @@ def run_trl(model_dir: str, data: str, steps: int, batch: int, lr: float) -> dic
     from stepdpo.models import load_tokenizer
 
     tok = load_tokenizer(model_dir)
-    rows = [json.loads(l) for l in open(data)][:batch]
+    rows = [json.loads(line) for line in Path(data).read_text().splitlines()][:batch]
     # TRL appends EOS to non-conversational completions; it is part of what it trains on
     ds = Dataset.from_list(rows)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
     out = tempfile.mkdtemp()
-    args = DPOConfig(output_dir=out, per_device_train_batch_size=batch, max_steps=steps, learning_rate=lr,
-                     lr_scheduler_type="cosine", warmup_steps=0, beta=0.4, loss_type=["sigmoid"],
-                     precompute_ref_log_probs=True, precompute_ref_batch_size=16, max_length=None,
-                     logging_steps=1, save_strategy="no", report_to=[], use_cpu=True, seed=0,
-                     dataloader_drop_last=False, bf16=False, gradient_checkpointing=False)
+    args = DPOConfig(
+        output_dir=out,
+        per_device_train_batch_size=batch,
+        max_steps=steps,
+        learning_rate=lr,
+        lr_scheduler_type="cosine",
+        warmup_steps=0,
+        beta=0.4,
+        loss_type=["sigmoid"],
+        precompute_ref_log_probs=True,
+        precompute_ref_batch_size=16,
+        max_length=None,
+        logging_steps=1,
+        save_strategy="no",
+        report_to=[],
+        use_cpu=True,
+        seed=0,
+        dataloader_drop_last=False,
+        bf16=False,
+        gradient_checkpointing=False,
+    )
     state = {"losses": [], "metrics": [], "t0": None, "base": None}
 
     class Clock(TrainerCallback):
@@ -173,8 +246,12 @@ def run_trl(model_dir: str, data: str, steps: int, batch: int, lr: float) -> dic
     trainer = DPOTrainer(model=model, args=args, train_dataset=ds, processing_class=tok, callbacks=[Clock()])
     trainer.train()
     secs = time.time() - state["t0"]
-    return {"pairs_per_s": batch * (steps - 1) / secs, "peak_mem_mb": _rss_mb() - state["base"],
-            "losses": state["losses"], "metrics": state["metrics"]}
+    return {
+        "pairs_per_s": batch * (steps - 1) / secs,
+        "peak_mem_mb": _rss_mb() - state["base"],
+        "losses": state["losses"],
+        "metrics": state["metrics"],
+    }
 
 
 def child(which: str, model_dir: str, data: str, steps: int, batch: int, lr: float) -> None:
@@ -203,28 +280,50 @@ def main() -> None:
     env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
     for rnd in range(args.rounds):
         for which in ("ours", "trl"):
-            cmd = [sys.executable, __file__, "--child", which, str(work / "model"), str(work / "pairs.jsonl"),
-                   str(args.steps), str(args.batch), str(args.lr)]
+            cmd = [
+                sys.executable,
+                __file__,
+                "--child",
+                which,
+                str(work / "model"),
+                str(work / "pairs.jsonl"),
+                str(args.steps),
+                str(args.batch),
+                str(args.lr),
+            ]
             proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
-            line = next((l for l in proc.stdout.splitlines() if l.startswith("RESULT ")), None)
+            line = next((line for line in proc.stdout.splitlines() if line.startswith("RESULT ")), None)
             if line is None:
                 print(proc.stdout[-2000:], proc.stderr[-4000:], file=sys.stderr)
                 raise SystemExit(f"{which} run failed")
             res = json.loads(line[7:])
             runs[which].append(res)
-            print(f"round {rnd + 1} {which}: {res['pairs_per_s']:.2f} pairs/s, peak +{res['peak_mem_mb']:.0f} MB, "
-                  f"losses {[round(x, 5) for x in res['losses']]}", flush=True)
+            print(
+                f"round {rnd + 1} {which}: {res['pairs_per_s']:.2f} pairs/s, peak +{res['peak_mem_mb']:.0f} MB, "
+                f"losses {[round(x, 5) for x in res['losses']]}",
+                flush=True,
+            )
     best = {k: max(r["pairs_per_s"] for r in v) for k, v in runs.items()}
     mem = {k: min(r["peak_mem_mb"] for r in v) for k, v in runs.items()}
     n = min(len(runs["ours"][0]["losses"]), len(runs["trl"][0]["losses"]))
     diff = max(abs(a - b) for a, b in zip(runs["ours"][0]["losses"][:n], runs["trl"][0]["losses"][:n]))
-    result = {"speedup": best["ours"] / best["trl"], "loss_max_abs_diff": diff,
-              "peak_mem_ratio": mem["ours"] / mem["trl"] if mem["trl"] > 0 else None,
-              "ideal_speedup": info["ideal_speedup"], "pairs_per_s": best, "peak_mem_mb": mem,
-              "steps": args.steps, "batch": args.batch, "loss_steps_compared": n,
-              "losses": {k: v[0]["losses"] for k, v in runs.items()}}
-    result["goals"] = {"speedup>=1.8": result["speedup"] >= 1.8, "loss_max_abs_diff<=1e-3": diff <= 1e-3,
-                       "peak_mem_ratio<=1.0": result["peak_mem_ratio"] is not None and result["peak_mem_ratio"] <= 1.0}
+    result = {
+        "speedup": best["ours"] / best["trl"],
+        "loss_max_abs_diff": diff,
+        "peak_mem_ratio": mem["ours"] / mem["trl"] if mem["trl"] > 0 else None,
+        "ideal_speedup": info["ideal_speedup"],
+        "pairs_per_s": best,
+        "peak_mem_mb": mem,
+        "steps": args.steps,
+        "batch": args.batch,
+        "loss_steps_compared": n,
+        "losses": {k: v[0]["losses"] for k, v in runs.items()},
+    }
+    result["goals"] = {
+        "speedup>=1.8": result["speedup"] >= 1.8,
+        "loss_max_abs_diff<=1e-3": diff <= 1e-3,
+        "peak_mem_ratio<=1.0": result["peak_mem_ratio"] is not None and result["peak_mem_ratio"] <= 1.0,
+    }
     print(json.dumps(result))
 
 

@@ -38,8 +38,10 @@ def main(model_dir: str, out: str) -> None:
     micro = _batches(enc, mine, cfg)
     train_step(model, make_loss("sigmoid", 0.4), micro, ref, cfg, acc, len(mine), torch.device("cpu"), torch.float32)
     grads = {n: p.grad.detach().clone() for n, p in acc.unwrap_model(model).named_parameters() if p.grad is not None}
-    torch.save({"rank": acc.process_index, "world": acc.num_processes, "n_micro": len(micro), "grads": grads},
-               f"{out}.rank{acc.process_index}.pt")
+    torch.save(
+        {"rank": acc.process_index, "world": acc.num_processes, "n_micro": len(micro), "grads": grads},
+        f"{out}.rank{acc.process_index}.pt",
+    )
 
 
 if __name__ == "__main__":

@@ -16,6 +16,14 @@ def toy_pairs(n: int, seed: int = 0) -> list[StepPair]:
         prior = "".join(canonical_step(p, i) for i in range(1, k))
         chosen = canonical_step(p, k)
         rejected = chosen.replace(" = ", f" = {rng.randint(1, 9)}", 1)
-        out.append(StepPair(prompt=p.problem, initial_reason_steps=COT_TRIGGER + prior, chosen=chosen,
-                            rejected=rejected, answer=p.answer, dataset="synthetic"))
+        out.append(
+            StepPair(
+                prompt=p.problem,
+                initial_reason_steps=COT_TRIGGER + prior,
+                chosen=chosen,
+                rejected=rejected,
+                answer=p.answer,
+                dataset="synthetic",
+            )
+        )
     return out

@@ -24,11 +24,24 @@ def _pair_both_ways(p, k, wrong):
     steps = [canonical_step(p, i) for i in range(1, len(p.meta["ops"]) + 1)]
     bad = steps[k - 1].replace(" = ", f" = {wrong}", 1)
     prior = "".join(steps[: k - 1])
-    step = StepPair(prompt=p.problem, initial_reason_steps=COT_TRIGGER + prior, chosen=steps[k - 1], rejected=bad,
-                    answer=p.answer, full_chosen=COT_TRIGGER + "".join(steps),
-                    full_rejected=COT_TRIGGER + prior + bad + "".join(steps[k:]), meta={"problem_id": p.id})
-    whole = StepPair(prompt=p.problem, initial_reason_steps=COT_TRIGGER, chosen="".join(steps),
-                     rejected=prior + bad + "".join(steps[k:]), answer=p.answer, meta={"problem_id": p.id})
+    step = StepPair(
+        prompt=p.problem,
+        initial_reason_steps=COT_TRIGGER + prior,
+        chosen=steps[k - 1],
+        rejected=bad,
+        answer=p.answer,
+        full_chosen=COT_TRIGGER + "".join(steps),
+        full_rejected=COT_TRIGGER + prior + bad + "".join(steps[k:]),
+        meta={"problem_id": p.id},
+    )
+    whole = StepPair(
+        prompt=p.problem,
+        initial_reason_steps=COT_TRIGGER,
+        chosen="".join(steps),
+        rejected=prior + bad + "".join(steps[k:]),
+        answer=p.answer,
+        meta={"problem_id": p.id},
+    )
     return step, whole
 
 
@@ -79,15 +92,17 @@ def demo_dir(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_demo_then_ablations_resume_and_report(demo_dir):
     res = json.loads((demo_dir / "results.json").read_text())
     assert "stepdpo ablate" in (demo_dir / "report.md").read_text()
     cfg = AblateConfig(demo=str(demo_dir), fractions=[0.5], betas=[1.0], epochs=[], errors=[])
     ab = run_ablations(cfg)
-    rows = [json.loads(l) for l in (demo_dir / "ablations.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in (demo_dir / "ablations.jsonl").read_text().splitlines()]
     assert len(rows) == 2 * 2 * 2  # 2 factor values x 2 methods x 2 seeds
-    assert {r["id"] for r in rows} == {f"{f}/seed{s}/{m}" for f in ("pairs=0.5", "beta=1.0") for s in (0, 1)
-                                       for m in ("dpo", "step_dpo")}
+    assert {r["id"] for r in rows} == {
+        f"{f}/seed{s}/{m}" for f in ("pairs=0.5", "beta=1.0") for s in (0, 1) for m in ("dpo", "step_dpo")
+    }
     half = [r for r in rows if r["factor"] == "pairs"]
     assert all(r["pairs"] < res["pairs"][r["method"]] for r in half)
     beta = ab["factors"]["beta"]
@@ -96,7 +111,7 @@ def test_demo_then_ablations_resume_and_report(demo_dir):
     # a rerun finds everything done: it trains nothing and keeps every row once
     (demo_dir / "ablations.jsonl").open("a").write('{"id": "torn')  # as if killed mid-write
     run_ablations(cfg)
-    again = [json.loads(l) for l in (demo_dir / "ablations.jsonl").read_text().splitlines()]
+    again = [json.loads(line) for line in (demo_dir / "ablations.jsonl").read_text().splitlines()]
     assert again == rows
     report = (demo_dir / "report.md").read_text()
     assert "## Why: ablations" in report and "| beta | 1.0 |" in report

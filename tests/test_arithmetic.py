@@ -68,8 +68,12 @@ def test_a_slipped_step_is_carried_forward_as_written():
     for k in range(2, 4):  # every later step computes on the value the step before it wrote
         x, _, b, y = EQUATION.search(steps[k]).groups()
         assert int(x) == written[k - 1] or int(b) == written[k - 1]
-        assert int(y) == {"+": int(x) + int(b), "-": int(x) - int(b), "*": int(x) * int(b), "/": int(x) // int(b)}[
-            p.meta["ops"][k][0]]
+        assert (
+            int(y)
+            == {"+": int(x) + int(b), "-": int(x) - int(b), "*": int(x) * int(b), "/": int(x) // int(b)}[
+                p.meta["ops"][k][0]
+            ]
+        )
     assert not grade(text, p.answer) and grade(text, str(written[-1]))
     assert slipped_solution(p, 4, 1) is not None  # a slip in the last step has nothing after it
     with pytest.raises(ValueError):

@@ -10,14 +10,30 @@ runner = CliRunner()
 
 def test_help_lists_the_commands():
     out = runner.invoke(app, ["--help"]).output
-    for cmd in ("eval", "sft", "validate", "collect", "locate", "rectify", "build", "pipeline", "merge", "train", "demo", "ablate", "iterate"):
+    for cmd in (
+        "eval",
+        "sft",
+        "validate",
+        "collect",
+        "locate",
+        "rectify",
+        "build",
+        "pipeline",
+        "merge",
+        "train",
+        "demo",
+        "ablate",
+        "iterate",
+    ):
         assert cmd in out
 
 
 def test_validate_reports_every_problem(tmp_path):
     good = {"prompt": "q", "initial_reason_steps": "", "chosen": "Step 1: a", "rejected": "Step 1: b"}
     f = tmp_path / "pairs.jsonl"
-    f.write_text("\n".join([json.dumps(good), "{oops", json.dumps({**good, "rejected": "Step 1: a"}), json.dumps(good)]) + "\n")
+    f.write_text(
+        "\n".join([json.dumps(good), "{oops", json.dumps({**good, "rejected": "Step 1: a"}), json.dumps(good)]) + "\n"
+    )
     res = runner.invoke(app, ["validate", str(f)])
     assert res.exit_code == 1
     assert "pairs.jsonl:2: malformed JSON" in res.output and "pairs.jsonl:3:" in res.output
@@ -26,12 +42,14 @@ def test_validate_reports_every_problem(tmp_path):
 
 
 def test_eval_writes_summary_and_results(tmp_path):
-    res = runner.invoke(app, ["eval", "--limit", "8", "--max-new-tokens", "160", "--backend", "hf", "--out", str(tmp_path)])
+    res = runner.invoke(
+        app, ["eval", "--limit", "8", "--max-new-tokens", "160", "--backend", "hf", "--out", str(tmp_path)]
+    )
     assert res.exit_code == 0, res.output
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["n_problems"] == 8 and 0 <= summary["accuracy"] <= 1
     assert summary["prompt_format"] == "base" and summary["sampling"]["temperature"] == 0.0
-    rows = [json.loads(l) for l in (tmp_path / "results.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
     assert len(rows) == 8 and "first_error_step" in rows[0]["samples"][0]
 
 

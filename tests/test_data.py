@@ -23,8 +23,12 @@ def test_math500_file_loads(shared_data):
 
 def test_bad_gsm8k_row_names_the_line(tmp_path):
     f = tmp_path / "g.jsonl"
-    f.write_text(json.dumps({"question": "q", "answer": "12\n#### 3"}) + "\n" +
-                 json.dumps({"question": "q2", "answer": "no marker"}) + "\n")
+    f.write_text(
+        json.dumps({"question": "q", "answer": "12\n#### 3"})
+        + "\n"
+        + json.dumps({"question": "q2", "answer": "no marker"})
+        + "\n"
+    )
     with pytest.raises(DataError, match="g.jsonl:2: GSM8K answer has no"):
         load_problem_file(f)
     problems, report = load_problem_file(f, skip_invalid=True)

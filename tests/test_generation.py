@@ -21,7 +21,7 @@ def test_greedy_matches_transformers_generate(gen, model, tokenizer, prompts):
     ids = tokenizer(prompts[0], return_tensors="pt")
     ref = model.generate(**ids, max_new_tokens=24, do_sample=False, eos_token_id=None)
     ours = gen.generate([prompts[0]], SamplingConfig(max_new_tokens=24))[0][0]
-    assert ours.text == tokenizer.decode(ref[0, ids["input_ids"].shape[1]:], skip_special_tokens=True)
+    assert ours.text == tokenizer.decode(ref[0, ids["input_ids"].shape[1] :], skip_special_tokens=True)
 
 
 def test_batched_greedy_equals_one_by_one(gen, prompts):

@@ -7,22 +7,25 @@ import pytest
 from stepdpo.text.grading import _Verifier, extract_answer, grade, grade_detailed
 
 
-@pytest.mark.parametrize("completion,reference,expected", [
-    ("Step 1: ...\nThe answer is \\boxed{42}.", "42", True),
-    ("The answer is: 18. I hope it is correct.", "18", True),
-    ("The answer is: 18. I hope it is correct.", "17", False),
-    ("The answer is 12 dollars.", "12", True),
-    ("so the result is \\boxed{0.5}", "50", False),   # no percentage relaxation
-    ("\\boxed{5000}", "50", False),
-    ("\\boxed{(1,2)}", "[1,2]", False),              # intervals keep their brackets
-    ("\\boxed{(1,2]}", "(1,2]", True),
-    ("\\boxed{3\\sqrt{2}}", "\\sqrt{18}", True),      # bare LaTeX reference parses
-    ("\\boxed{\\frac{1}{2}}", "0.5", True),
-    ("#### 1,000", "1000", True),
-    ("we get 12 and then 13", "13", True),           # last-number fallback
-    ("no number here", "3", False),
-    ("\\boxed{\\dfrac{\\sqrt{3}}{2}}", "\\frac{\\sqrt3}{2}", True),
-])
+@pytest.mark.parametrize(
+    "completion,reference,expected",
+    [
+        ("Step 1: ...\nThe answer is \\boxed{42}.", "42", True),
+        ("The answer is: 18. I hope it is correct.", "18", True),
+        ("The answer is: 18. I hope it is correct.", "17", False),
+        ("The answer is 12 dollars.", "12", True),
+        ("so the result is \\boxed{0.5}", "50", False),  # no percentage relaxation
+        ("\\boxed{5000}", "50", False),
+        ("\\boxed{(1,2)}", "[1,2]", False),  # intervals keep their brackets
+        ("\\boxed{(1,2]}", "(1,2]", True),
+        ("\\boxed{3\\sqrt{2}}", "\\sqrt{18}", True),  # bare LaTeX reference parses
+        ("\\boxed{\\frac{1}{2}}", "0.5", True),
+        ("#### 1,000", "1000", True),
+        ("we get 12 and then 13", "13", True),  # last-number fallback
+        ("no number here", "3", False),
+        ("\\boxed{\\dfrac{\\sqrt{3}}{2}}", "\\frac{\\sqrt3}{2}", True),
+    ],
+)
 def test_grade_cases(completion, reference, expected):
     assert grade(completion, reference) is expected
 
@@ -62,17 +65,23 @@ def test_a_worker_that_cannot_start_says_why():
 
 
 def test_every_math500_reference_solution_grades_correct(shared_data):
-    rows = [json.loads(line) for line in open(shared_data / "math500_test.jsonl")]
+    rows = [json.loads(line) for line in (shared_data / "math500_test.jsonl").read_text().splitlines()]
     wrong = [r["unique_id"] for r in rows if not grade(r["solution"], r["answer"])]
     assert wrong == []
     # a shifted answer key is rejected, except where the two answers really are equivalent
-    accepted = [(a["answer"], b["answer"]) for a, b in zip(rows, rows[1:] + rows[:1])
-                if a["answer"] != b["answer"] and grade(a["solution"], b["answer"])]
+    accepted = [
+        (a["answer"], b["answer"])
+        for a, b in zip(rows, rows[1:] + rows[:1])
+        if a["answer"] != b["answer"] and grade(a["solution"], b["answer"])
+    ]
     assert accepted == [("5", "x=5")]
 
 
 def test_gsm8k_solutions_grade_correct(shared_data):
-    rows = [json.loads(line) for line in open(shared_data / "gsm8k_test.jsonl")]
+    rows = [json.loads(line) for line in (shared_data / "gsm8k_test.jsonl").read_text().splitlines()]
     assert all(grade(r["answer"], r["answer"].split("####")[-1].strip()) for r in rows)
-    assert not any(grade(a["answer"], b["answer"].split("####")[-1].strip())
-                   for a, b in zip(rows[:200], rows[1:201]) if a["answer"].split("####")[-1] != b["answer"].split("####")[-1])
+    assert not any(
+        grade(a["answer"], b["answer"].split("####")[-1].strip())
+        for a, b in zip(rows[:200], rows[1:201])
+        if a["answer"].split("####")[-1] != b["answer"].split("####")[-1]
+    )

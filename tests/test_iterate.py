@@ -1,8 +1,11 @@
 import json
 
+import pytest
+
 from stepdpo.experiments.iterate import IterateConfig, run_iterate
 
 
+@pytest.mark.slow
 def test_each_round_starts_from_the_last_model(tmp_path):
     res = run_iterate(IterateConfig(out=str(tmp_path), rounds=2, train_problems=30, eval_problems=20, epochs=1.0))
     rounds = res["rounds"]

@@ -15,8 +15,15 @@ SECRET = "sk-test-secret-value-123"
 
 def _solution(i: int, n_steps: int = 3) -> Solution:
     steps = [f"Step {k}: line {k} of solution {i}\n" for k in range(1, n_steps + 1)]
-    return Solution(id=f"s{i}", problem_id=f"p{i}", problem=f"Problem {i}?", answer="4", completion="".join(steps),
-                    steps=steps, correct=False)
+    return Solution(
+        id=f"s{i}",
+        problem_id=f"p{i}",
+        problem=f"Problem {i}?",
+        answer="4",
+        completion="".join(steps),
+        steps=steps,
+        correct=False,
+    )
 
 
 def _verdicts(*vs):
@@ -54,10 +61,18 @@ def _server(script):
             if status != 200:
                 payload = json.dumps({"error": {"message": "scripted", "type": "x"}}).encode()
             else:
-                payload = json.dumps({"id": "c", "object": "chat.completion", "created": 0, "model": body["model"],
-                                      "choices": [{"index": 0, "finish_reason": "stop",
-                                                   "message": {"role": "assistant", "content": content}}],
-                                      "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}).encode()
+                payload = json.dumps(
+                    {
+                        "id": "c",
+                        "object": "chat.completion",
+                        "created": 0,
+                        "model": body["model"],
+                        "choices": [
+                            {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}
+                        ],
+                        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+                    }
+                ).encode()
             try:
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
@@ -78,23 +93,33 @@ def judge_env(monkeypatch):
 
 
 def _judge(srv, tmp_path, **kw):
-    opts = dict(model="judge-model", base_url=f"http://127.0.0.1:{srv.server_port}/v1", api_key_env="TEST_JUDGE_KEY",
-                concurrency=4, max_attempts=3, backoff=0.01, timeout=2.0, cache=tmp_path / "cache.jsonl")
+    opts = dict(
+        model="judge-model",
+        base_url=f"http://127.0.0.1:{srv.server_port}/v1",
+        api_key_env="TEST_JUDGE_KEY",
+        concurrency=4,
+        max_attempts=3,
+        backoff=0.01,
+        timeout=2.0,
+        cache=tmp_path / "cache.jsonl",
+    )
     opts.update(kw)
     return LLMJudge(**opts)
 
 
 def test_scripted_replies(judge_env, tmp_path):
-    script = Script({
-        0: [(200, _verdicts("correct", "incorrect", "incorrect"), 0)],            # valid
-        1: [(200, "{not json", 0), (200, _verdicts("correct", "correct", "incorrect"), 0)],  # malformed, then ok
-        2: [(200, _verdicts("neutral", "incorrect", "correct"), 0)],              # neutral before the wrong step
-        3: [(429, None, 0), (429, None, 0), (200, _verdicts("incorrect", "correct", "correct"), 0)],
-        4: [(500, None, 0), (200, "```json\n" + _verdicts("correct", "correct", "incorrect") + "\n```", 0)],
-        5: [(200, _verdicts("correct", "correct", "incorrect"), 5.0)],            # always too slow
-        6: [(200, "I think step 2 is wrong.", 0)],                                # never parses
-        7: [(200, _verdicts("correct", "bogus", "incorrect"), 0)],                # invalid verdict
-    })
+    script = Script(
+        {
+            0: [(200, _verdicts("correct", "incorrect", "incorrect"), 0)],  # valid
+            1: [(200, "{not json", 0), (200, _verdicts("correct", "correct", "incorrect"), 0)],  # malformed, then ok
+            2: [(200, _verdicts("neutral", "incorrect", "correct"), 0)],  # neutral before the wrong step
+            3: [(429, None, 0), (429, None, 0), (200, _verdicts("incorrect", "correct", "correct"), 0)],
+            4: [(500, None, 0), (200, "```json\n" + _verdicts("correct", "correct", "incorrect") + "\n```", 0)],
+            5: [(200, _verdicts("correct", "correct", "incorrect"), 5.0)],  # always too slow
+            6: [(200, "I think step 2 is wrong.", 0)],  # never parses
+            7: [(200, _verdicts("correct", "bogus", "incorrect"), 0)],  # invalid verdict
+        }
+    )
     srv = _server(script)
     try:
         judge = _judge(srv, tmp_path)
@@ -102,20 +127,26 @@ def test_scripted_replies(judge_env, tmp_path):
     finally:
         srv.shutdown()
     ks = [e.first_error_step for e in out]
-    assert ks[:5] == [2, 3, 2, 1, 3]       # neutral step 1 is not the error in problem 2
+    assert ks[:5] == [2, 3, 2, 1, 3]  # neutral step 1 is not the error in problem 2
     assert ks[5] is None and out[5].reason == "timeout"
     assert ks[6] is None and out[6].reason.startswith("unparsable_reply")
     assert ks[7] is None and "bogus" in out[7].reason
     assert script.calls.count(3) == 3 and script.calls.count(1) == 2
     assert all(a == f"Bearer {SECRET}" for a in script.auth)
     # the key never reaches an output
-    blob = json.dumps([e.to_dict() for e in out]) + json.dumps(judge.settings()) + (tmp_path / "cache.jsonl").read_text()
+    blob = (
+        json.dumps([e.to_dict() for e in out]) + json.dumps(judge.settings()) + (tmp_path / "cache.jsonl").read_text()
+    )
     assert SECRET not in blob
 
 
 def test_cache_makes_a_rerun_free(judge_env, tmp_path):
-    script = Script({0: [(200, _verdicts("correct", "incorrect", "correct"), 0)],
-                     1: [(200, _verdicts("incorrect", "correct", "correct"), 0)]})
+    script = Script(
+        {
+            0: [(200, _verdicts("correct", "incorrect", "correct"), 0)],
+            1: [(200, _verdicts("incorrect", "correct", "correct"), 0)],
+        }
+    )
     srv = _server(script)
     try:
         first = _judge(srv, tmp_path).locate([_solution(0), _solution(1)])

@@ -35,7 +35,7 @@ CCFG = CollectConfig(k=4, temperature=1.0, max_new_tokens=160, seed=1)
 
 
 def _ids(path):
-    return [json.loads(l)["id"] for l in open(path)]
+    return [json.loads(line)["id"] for line in open(path)]
 
 
 def test_collect_keeps_wrong_solutions_and_records_settings(gen, problems, tmp_path):
@@ -58,7 +58,7 @@ def test_collect_resumes_after_a_kill(gen, problems, tmp_path):
     text = part.read_text()
     part.write_text(text[: len(text) * 2 // 3])
     led = ledger_path(part)
-    led.write_text("".join(l + "\n" for l in led.read_text().splitlines()[:5]))
+    led.write_text("".join(line + "\n" for line in led.read_text().splitlines()[:5]))
     s = run_collect(gen, problems, part, CCFG, quiet=True)
     assert s.resumed == 5
     assert sorted(_ids(part)) == sorted(_ids(full))  # nothing lost, nothing twice
@@ -83,8 +83,13 @@ def test_locate_rectify_build(gen, problems, tmp_path):
         if e.first_error_step:
             p = next(p for p in problems if p.id == e.solution.problem_id)
             assert check_solution(p, e.solution.completion).first_error_step == e.first_error_step
-    r = run_rectify(gen, tmp_path / "located.jsonl", tmp_path / "rect.jsonl",
-                    RectifyConfig(n=8, temperature=1.0, max_new_tokens=160, seed=2), quiet=True)
+    r = run_rectify(
+        gen,
+        tmp_path / "located.jsonl",
+        tmp_path / "rect.jsonl",
+        RectifyConfig(n=8, temperature=1.0, max_new_tokens=160, seed=2),
+        quiet=True,
+    )
     rects, _ = read_records(tmp_path / "rect.jsonl", "rectification")
     assert r.rows_out == len(rects) > 0
     for rect in rects:
@@ -123,7 +128,7 @@ def test_pipeline_from_yaml_and_partial_runs(tmp_path):
     cfg_file.write_text(f"""
 model: default
 limit: 6
-out: {tmp_path / 'run'}
+out: {tmp_path / "run"}
 backend: hf
 collect: {{k: 4, temperature: 1.0, max_new_tokens: 160}}
 locate: {{judge: verifier}}

@@ -11,14 +11,21 @@ from stepdpo.recordio import (
 )
 from stepdpo.records import LocatedError, Problem, Solution, StepPair
 
-PAIR = {"prompt": "What is 2+3*4?", "initial_reason_steps": "Let's think step by step.\nStep 1: 3*4 = 12.\n",
-        "chosen": "Step 2: 2 + 12 = 14.", "rejected": "Step 2: 2 + 12 = 15.", "full_chosen": "x", "full_rejected": "y",
-        "answer": "14", "dataset": "toy"}
+PAIR = {
+    "prompt": "What is 2+3*4?",
+    "initial_reason_steps": "Let's think step by step.\nStep 1: 3*4 = 12.\n",
+    "chosen": "Step 2: 2 + 12 = 14.",
+    "rejected": "Step 2: 2 + 12 = 15.",
+    "full_chosen": "x",
+    "full_rejected": "y",
+    "answer": "14",
+    "dataset": "toy",
+}
 
 
 def _write(tmp_path, name, lines):
     p = tmp_path / name
-    p.write_text("".join((l if isinstance(l, str) else json.dumps(l)) + "\n" for l in lines))
+    p.write_text("".join((line if isinstance(line, str) else json.dumps(line)) + "\n" for line in lines))
     return p
 
 
@@ -34,13 +41,16 @@ def test_released_schema_loads_as_is(tmp_path):
         assert [a.to_dict() for a in again] == [a.to_dict() for a in pairs]
 
 
-@pytest.mark.parametrize("bad,reason,msg", [
-    ("{not json", "malformed_json", "malformed JSON"),
-    ({k: v for k, v in PAIR.items() if k != "chosen"}, "missing_field", "missing field 'chosen'"),
-    (dict(PAIR, rejected="   "), "empty_rejected", "'rejected' is empty"),
-    (dict(PAIR, rejected=PAIR["chosen"]), "chosen_equals_rejected", "same step"),
-    ([1, 2], "not_an_object", "JSON object"),
-])
+@pytest.mark.parametrize(
+    "bad,reason,msg",
+    [
+        ("{not json", "malformed_json", "malformed JSON"),
+        ({k: v for k, v in PAIR.items() if k != "chosen"}, "missing_field", "missing field 'chosen'"),
+        (dict(PAIR, rejected="   "), "empty_rejected", "'rejected' is empty"),
+        (dict(PAIR, rejected=PAIR["chosen"]), "chosen_equals_rejected", "same step"),
+        ([1, 2], "not_an_object", "JSON object"),
+    ],
+)
 def test_bad_rows_name_file_and_line(tmp_path, bad, reason, msg):
     p = _write(tmp_path, "pairs.jsonl", [PAIR, bad, PAIR])
     with pytest.raises(DataError) as e:
@@ -52,8 +62,15 @@ def test_bad_rows_name_file_and_line(tmp_path, bad, reason, msg):
 
 
 def test_solution_and_located_error_round_trip(tmp_path):
-    sol = Solution(id="s1", problem_id="p1", problem="q", answer="3", completion="Step 1: a\nStep 2: b",
-                   steps=["Step 1: a\n", "Step 2: b"], correct=False)
+    sol = Solution(
+        id="s1",
+        problem_id="p1",
+        problem="q",
+        answer="3",
+        completion="Step 1: a\nStep 2: b",
+        steps=["Step 1: a\n", "Step 2: b"],
+        correct=False,
+    )
     err = LocatedError(solution=sol, first_error_step=2, judge="verifier", evidence={"m": 1})
     write_records(tmp_path / "e.jsonl", [err])
     (back,), _ = read_records(tmp_path / "e.jsonl", "located_error")
@@ -84,7 +101,7 @@ def test_append_writer_repairs_a_torn_line(tmp_path):
     assert w.done == {"a", "b"}
     w.write({"id": "c", "v": 3})
     w.close()
-    rows = [json.loads(l) for l in path.read_text().splitlines()]
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
     assert [r["id"] for r in rows] == ["a", "b", "c"]
 
 

@@ -15,13 +15,21 @@ FIXTURE = Path(__file__).parent / "data" / "math_step_dpo_10k.jsonl"
 
 # train.py of dvlab-research/Step-DPO, apply_step_wise_chat_template (the templates without input)
 REF_TEMPLATES = {
-    "alpaca": ("Below is an instruction that describes a task. Write a response that appropriately completes "
-               "the request.\n\n### Instruction:\n{instruction}\n\n### Response:", "\n"),
-    "deepseek-math": ("User: {instruction}\nPlease reason step by step, and put your final answer within "
-                      "\\boxed{{}}.\n\nAssistant:", " "),
-    "qwen2-boxed": ("<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n{instruction}\n"
-                    "Please reason step by step, and put your final answer within \\boxed{{}}.<|im_end|>\n"
-                    "<|im_start|>assistant\n", ""),
+    "alpaca": (
+        "Below is an instruction that describes a task. Write a response that appropriately completes "
+        "the request.\n\n### Instruction:\n{instruction}\n\n### Response:",
+        "\n",
+    ),
+    "deepseek-math": (
+        "User: {instruction}\nPlease reason step by step, and put your final answer within \\boxed{{}}.\n\nAssistant:",
+        " ",
+    ),
+    "qwen2-boxed": (
+        "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n{instruction}\n"
+        "Please reason step by step, and put your final answer within \\boxed{{}}.<|im_end|>\n"
+        "<|im_start|>assistant\n",
+        "",
+    ),
 }
 
 
@@ -84,7 +92,7 @@ def test_the_prefix_is_not_given_a_newline_after_the_marker(tokenizer):
 
 
 def test_a_merge_across_the_boundary_is_tokenized_as_the_model_reads_it(tokenizer):
-    """":\\n" is one piece for Qwen2's pre-tokenizer: "Step 3:" then "\\nThe" apart would be other ids."""
+    """ ":\\n" is one piece for Qwen2's pre-tokenizer: "Step 3:" then "\\nThe" apart would be other ids."""
     pairs, _ = read_records(FIXTURE, "step_pair")
     pair = pairs[0]
     assert pair.chosen.startswith("\n")

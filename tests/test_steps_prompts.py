@@ -11,14 +11,17 @@ from stepdpo.text.steps import COT_TRIGGER, join_steps, split_steps, step_body
 SOLUTION = "Let's think step by step.\nStep 1: 2 + 3 = 5.\nStep 2: 5 * 4 = 20.\nThe answer is \\boxed{20}."
 
 
-@pytest.mark.parametrize("text", [
-    SOLUTION,
-    "Step 1: a\n\nStep 2: b\n",
-    "first line\nsecond line\nthird",
-    "para one\nstill one\n\npara two\n",
-    "",
-    "**Step 1:** bold\n**Step 2:** more",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        SOLUTION,
+        "Step 1: a\n\nStep 2: b\n",
+        "first line\nsecond line\nthird",
+        "para one\nstill one\n\npara two\n",
+        "",
+        "**Step 1:** bold\n**Step 2:** more",
+    ],
+)
 def test_split_join_is_lossless(text):
     assert join_steps(*split_steps(text)) == text
 
@@ -46,9 +49,11 @@ def test_base_prompt_with_prior_steps():
     assert reasoning_prefix([]) == COT_TRIGGER
 
 
-CHATML = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}"
-          "{% if not loop.last or m['role'] != 'assistant' %}<|im_end|>\n{% endif %}{% endfor %}"
-          "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+CHATML = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}"
+    "{% if not loop.last or m['role'] != 'assistant' %}<|im_end|>\n{% endif %}{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
 
 
 def test_chat_prompt_uses_the_tokenizers_template(tokenizer):
@@ -69,15 +74,19 @@ def test_prompt_and_step_tokenize_at_the_boundary(tokenizer):
 
     p = build_prompt("Mia has 5 marbles.", ["Step 1: 5 + 3 = 8 marbles.\n"], fmt="base")
     step = "Step 2: 8 - 2 = 6 marbles.\n"
-    assert encode_prompt(tokenizer, p) + encode_completion(tokenizer, step, add_eos=False) == encode_prompt(tokenizer, p + step)
+    assert encode_prompt(tokenizer, p) + encode_completion(tokenizer, step, add_eos=False) == encode_prompt(
+        tokenizer, p + step
+    )
     assert encode_completion(tokenizer, step, add_eos=True)[-1] == tokenizer.eos_token_id
     assert tokenizer.eos_token_id not in encode_completion(tokenizer, step, add_eos=False)
 
 
 # Llama-3's template trims each message's content
-LLAMA3 = ("{{ bos_token }}{% for m in messages %}<|start_header_id|>{{ m['role'] }}<|end_header_id|>\n\n"
-          "{{ m['content'] | trim }}<|eot_id|>{% endfor %}"
-          "{% if add_generation_prompt %}<|start_header_id|>assistant<|end_header_id|>\n\n{% endif %}")
+LLAMA3 = (
+    "{{ bos_token }}{% for m in messages %}<|start_header_id|>{{ m['role'] }}<|end_header_id|>\n\n"
+    "{{ m['content'] | trim }}<|eot_id|>{% endfor %}"
+    "{% if add_generation_prompt %}<|start_header_id|>assistant<|end_header_id|>\n\n{% endif %}"
+)
 
 
 def test_a_trimming_chat_template_keeps_the_prefix_newline(tokenizer):

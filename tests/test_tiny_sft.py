@@ -1,12 +1,16 @@
 import json
 
+import pytest
 from typer.testing import CliRunner
 
 from stepdpo.cli import app
 from stepdpo.default_model.build import train_tokenizer
 
-TEXTS = ["Step 1: She gets 12 more marbles, so 5 + 12 = 17 marbles.\n", "The answer is \\boxed{17}.",
-         "Below is an instruction that describes a task.\n\n### Instruction:\nMia has 5 marbles."]
+TEXTS = [
+    "Step 1: She gets 12 more marbles, so 5 + 12 = 17 marbles.\n",
+    "The answer is \\boxed{17}.",
+    "Below is an instruction that describes a task.\n\n### Instruction:\nMia has 5 marbles.",
+]
 
 
 def test_tokenizer_reloads_identically(tmp_path):
@@ -30,10 +34,28 @@ def test_default_model_is_a_normal_model_folder(default_model):
 
 
 def test_sft_command_fine_tunes_and_saves(tmp_path):
-    res = CliRunner().invoke(app, ["sft", "--model", "default", "--data", "synthetic", "--limit", "32",
-                                   "--max-steps", "3", "--batch-size", "8", "--lr", "1e-4", "--out", str(tmp_path)])
+    res = CliRunner().invoke(
+        app,
+        [
+            "sft",
+            "--model",
+            "default",
+            "--data",
+            "synthetic",
+            "--limit",
+            "32",
+            "--max-steps",
+            "3",
+            "--batch-size",
+            "8",
+            "--lr",
+            "1e-4",
+            "--out",
+            str(tmp_path),
+        ],
+    )
     assert res.exit_code == 0, res.output
-    log = [json.loads(l) for l in (tmp_path / "sft_log.jsonl").read_text().splitlines()]
+    log = [json.loads(line) for line in (tmp_path / "sft_log.jsonl").read_text().splitlines()]
     assert log[-1]["step"] == 3 and log[-1]["loss"] > 0
     assert (tmp_path / "model.safetensors").exists() and (tmp_path / "tokenizer.json").exists()
 
@@ -54,21 +76,41 @@ def test_long_chain_labels_tokenize_alike_in_the_problem_and_the_steps():
             assert any(seq[j : j + len(ids)] == ids for j in range(len(seq))), (CHAIN_LABELS[i], op, b)
 
 
+@pytest.mark.slow
 def test_sft_command_builds_the_long_chain_model(tmp_path):
     from transformers import AutoConfig
 
-    res = CliRunner().invoke(app, ["sft", "--model", "tiny", "--data", "synthetic-long", "--limit", "64",
-                                   "--max-steps", "2", "--slip-rate", "0.5", "--out", str(tmp_path)])
+    res = CliRunner().invoke(
+        app,
+        [
+            "sft",
+            "--model",
+            "tiny",
+            "--data",
+            "synthetic-long",
+            "--limit",
+            "64",
+            "--max-steps",
+            "2",
+            "--slip-rate",
+            "0.5",
+            "--out",
+            str(tmp_path),
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert AutoConfig.from_pretrained(tmp_path).model_type == "qwen2" and (tmp_path / "tokenizer.json").exists()
-    bad = CliRunner().invoke(app, ["sft", "--model", "tiny", "--data", "synthetic-long", "--slip-rate", "2",
-                                   "--out", str(tmp_path / "x")])
+    bad = CliRunner().invoke(
+        app, ["sft", "--model", "tiny", "--data", "synthetic-long", "--slip-rate", "2", "--out", str(tmp_path / "x")]
+    )
     assert bad.exit_code == 2 and "slip rate" in bad.output and not (tmp_path / "x").exists()
-    other = CliRunner().invoke(app, ["sft", "--model", "tiny", "--data", "synthetic", "--slip-rate", "0.1",
-                                     "--out", str(tmp_path / "y")])
+    other = CliRunner().invoke(
+        app, ["sft", "--model", "tiny", "--data", "synthetic", "--slip-rate", "0.1", "--out", str(tmp_path / "y")]
+    )
     assert other.exit_code == 2 and "long-chain model only" in other.output
 
 
+@pytest.mark.slow
 def test_the_packaged_long_chain_model_solves_held_out_chains_and_slips_anywhere_when_sampled():
     from stepdpo.generation import SamplingConfig
     from stepdpo.generation.hf import HFGenerator
@@ -86,7 +128,10 @@ def test_the_packaged_long_chain_model_solves_held_out_chains_and_slips_anywhere
     assert sum(r.first_error_step is None for r in results) >= 14, [r.message for r in results]
     # sampled, it slips now and then, at any step of the chain (not at one step it cannot read)
     outs = gen.generate([q for q, _ in prompts], SamplingConfig(n=4, temperature=1.0, max_new_tokens=400, seed=0))
-    firsts = [check_solution(p, primer + c.text).first_error_step
-              for p, (_, primer), cs in zip(problems, prompts, outs) for c in cs]
+    firsts = [
+        check_solution(p, primer + c.text).first_error_step
+        for p, (_, primer), cs in zip(problems, prompts, outs)
+        for c in cs
+    ]
     wrong = [k for k in firsts if k is not None]
     assert 8 <= len(wrong) <= 48 and len(set(wrong)) >= 6, sorted(wrong)

@@ -24,15 +24,26 @@ def pair_file(tmp_path_factory):
 
 
 def _cfg(pair_file, default_model, out, **kw):
-    base = dict(data=str(pair_file), model=default_model, out=str(out), lr=1e-3, global_batch=8, max_seq_len=700,
-                rows_per_micro=2, warmup_ratio=0.0, val_fraction=0.2, eval_every=2, dtype="fp32")
+    base = dict(
+        data=str(pair_file),
+        model=default_model,
+        out=str(out),
+        lr=1e-3,
+        global_batch=8,
+        max_seq_len=700,
+        rows_per_micro=2,
+        warmup_ratio=0.0,
+        val_fraction=0.2,
+        eval_every=2,
+        dtype="fp32",
+    )
     base.update(kw)
     return TrainConfig(**base)
 
 
 def test_training_logs_plots_and_saves(pair_file, default_model, tmp_path):
     result = train(_cfg(pair_file, default_model, tmp_path / "run", max_steps=4), quiet=True)
-    rows = [json.loads(l) for l in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2, 3, 4]
     assert rows[0]["train/loss"] == pytest.approx(math.log(2), abs=1e-5)  # policy == reference at step 1
     assert rows[-1]["train/loss"] < rows[0]["train/loss"]
@@ -50,9 +61,9 @@ def test_resume_gives_the_same_model(pair_file, default_model, tmp_path):
     # as if killed after step 2: drop what came later, then resume
     (tmp_path / "b" / "model" / "model.safetensors").unlink()
     log = tmp_path / "b" / "log.jsonl"
-    log.write_text("".join(l + "\n" for l in log.read_text().splitlines()[:2]))
+    log.write_text("".join(line + "\n" for line in log.read_text().splitlines()[:2]))
     train(_cfg(pair_file, default_model, tmp_path / "b", max_steps=4, save_every=2, resume=True), quiet=True)
-    assert [json.loads(l)["step"] for l in log.read_text().splitlines()] == [1, 2, 3, 4]
+    assert [json.loads(line)["step"] for line in log.read_text().splitlines()] == [1, 2, 3, 4]
     a = load_file(tmp_path / "a" / "model" / "model.safetensors")
     b = load_file(tmp_path / "b" / "model" / "model.safetensors")
     assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
@@ -61,16 +72,16 @@ def test_resume_gives_the_same_model(pair_file, default_model, tmp_path):
 def test_prefix_sharing_does_not_change_training(pair_file, default_model, tmp_path):
     train(_cfg(pair_file, default_model, tmp_path / "s", max_steps=2), quiet=True)
     train(_cfg(pair_file, default_model, tmp_path / "u", max_steps=2, prefix_sharing=False), quiet=True)
-    ls = [json.loads(l)["train/loss"] for l in (tmp_path / "s" / "log.jsonl").read_text().splitlines()]
-    lu = [json.loads(l)["train/loss"] for l in (tmp_path / "u" / "log.jsonl").read_text().splitlines()]
+    ls = [json.loads(line)["train/loss"] for line in (tmp_path / "s" / "log.jsonl").read_text().splitlines()]
+    lu = [json.loads(line)["train/loss"] for line in (tmp_path / "u" / "log.jsonl").read_text().splitlines()]
     assert ls == pytest.approx(lu, abs=1e-4)
 
 
 def test_gradient_checkpointing_does_not_change_training(pair_file, default_model, tmp_path):
     train(_cfg(pair_file, default_model, tmp_path / "g", max_steps=2, gradient_checkpointing=True), quiet=True)
     train(_cfg(pair_file, default_model, tmp_path / "n", max_steps=2), quiet=True)
-    lg = [json.loads(l)["train/loss"] for l in (tmp_path / "g" / "log.jsonl").read_text().splitlines()]
-    ln = [json.loads(l)["train/loss"] for l in (tmp_path / "n" / "log.jsonl").read_text().splitlines()]
+    lg = [json.loads(line)["train/loss"] for line in (tmp_path / "g" / "log.jsonl").read_text().splitlines()]
+    ln = [json.loads(line)["train/loss"] for line in (tmp_path / "n" / "log.jsonl").read_text().splitlines()]
     assert lg == pytest.approx(ln, abs=1e-5)
 
 
@@ -89,16 +100,36 @@ def test_held_out_split_is_stable():
     assert {p.id for p in va} <= {p.id for p in vb} and len(a) + len(va) == 50
 
 
+@pytest.mark.slow
 def test_two_processes_synchronise_gradients(default_model, tmp_path):
-    env = {**os.environ, "PYTHONPATH": f"{HERE}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
-           "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    env = {
+        **os.environ,
+        "PYTHONPATH": f"{HERE}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+        "OMP_NUM_THREADS": "1",
+        "CUDA_VISIBLE_DEVICES": "",
+    }
     out = str(tmp_path / "g")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
-           str(HERE / "_ddp_worker.py"), default_model, out]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        "29533",
+        str(HERE / "_ddp_worker.py"),
+        default_model,
+        out,
+    ]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    single = subprocess.run([sys.executable, str(HERE / "_ddp_worker.py"), default_model, out + "-single"], env=env,
-                            capture_output=True, text=True, timeout=300)
+    single = subprocess.run(
+        [sys.executable, str(HERE / "_ddp_worker.py"), default_model, out + "-single"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert single.returncode == 0, single.stderr[-3000:]
     r0, r1 = torch.load(out + ".rank0.pt"), torch.load(out + ".rank1.pt")
     full = torch.load(out + "-single.rank0.pt")
@@ -124,9 +155,9 @@ def test_shared_reference_cache_is_reused_across_runs(pair_file, default_model, 
     train(_cfg(pair_file, default_model, tmp_path / "c", max_steps=2, ref_cache=str(cache), fmt="dpo"), quiet=True)
     assert calls == [1]
     assert len(next(iter(json.loads(cache.read_text())["entries"].values()))) == 2 * before
-    a = [json.loads(l)["train/loss"] for l in (tmp_path / "a" / "log.jsonl").read_text().splitlines()]
+    a = [json.loads(line)["train/loss"] for line in (tmp_path / "a" / "log.jsonl").read_text().splitlines()]
     train(_cfg(pair_file, default_model, tmp_path / "d", max_steps=2, ref_cache=str(cache)), quiet=True)
-    d = [json.loads(l)["train/loss"] for l in (tmp_path / "d" / "log.jsonl").read_text().splitlines()]
+    d = [json.loads(line)["train/loss"] for line in (tmp_path / "d" / "log.jsonl").read_text().splitlines()]
     assert a == pytest.approx(d, abs=1e-9)
 
 
@@ -153,24 +184,52 @@ main_process_port: 29536
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("launcher", ["torchrun", "fsdp"])
 def test_two_processes_follow_the_same_lr_schedule(pair_file, default_model, tmp_path, launcher):
     """The scheduler steps once per optimizer step whatever the number of processes (accelerate would
     otherwise step it once per process, and a 2-process cosine would reach zero halfway), under DDP
     (torchrun) and under FSDP (accelerate launch, its CPU form of configs/accelerate/fsdp.yaml)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
-    args = ["train", "--data", str(pair_file), "--model", default_model, "--global-batch", "4", "--epochs", "1",
-            "--lr", "1e-3", "--val-fraction", "0", "--dtype", "fp32", "--max-seq-len", "700"]
-    one = subprocess.run([sys.executable, "-m", "stepdpo.cli", *args, "--out", str(tmp_path / "one")], env=env,
-                         capture_output=True, text=True, timeout=300)
+    args = [
+        "train",
+        "--data",
+        str(pair_file),
+        "--model",
+        default_model,
+        "--global-batch",
+        "4",
+        "--epochs",
+        "1",
+        "--lr",
+        "1e-3",
+        "--val-fraction",
+        "0",
+        "--dtype",
+        "fp32",
+        "--max-seq-len",
+        "700",
+    ]
+    one = subprocess.run(
+        [sys.executable, "-m", "stepdpo.cli", *args, "--out", str(tmp_path / "one")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert one.returncode == 0, one.stderr[-3000:]
     if launcher == "torchrun":
         launch = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29534"]
     else:
         (tmp_path / "fsdp.yaml").write_text(FSDP_CPU)
         launch = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(tmp_path / "fsdp.yaml")]
-    two = subprocess.run([*launch, "-m", "stepdpo.cli", *args, "--out", str(tmp_path / "two")], env=env,
-                         capture_output=True, text=True, timeout=300)
+    two = subprocess.run(
+        [*launch, "-m", "stepdpo.cli", *args, "--out", str(tmp_path / "two")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert two.returncode == 0, two.stderr[-3000:]
     lr1, lr2 = _lrs(tmp_path / "one"), _lrs(tmp_path / "two")
     assert len(lr1) == 10 and lr2 == pytest.approx(lr1, rel=1e-9)
@@ -193,14 +252,18 @@ def test_new_weights_in_the_same_folder_recompute_the_reference(pair_file, defau
     train(_cfg(pair_file, str(folder), tmp_path / "a", max_steps=1, ref_cache=cache), quiet=True)
     weights = load_file(folder / "model.safetensors")
     gen = torch.Generator().manual_seed(0)
-    save_file({k: v + 0.02 * torch.randn(v.shape, generator=gen) for k, v in weights.items()},
-              str(folder / "model.safetensors"), metadata={"format": "pt"})
+    save_file(
+        {k: v + 0.02 * torch.randn(v.shape, generator=gen) for k, v in weights.items()},
+        str(folder / "model.safetensors"),
+        metadata={"format": "pt"},
+    )
     train(_cfg(pair_file, str(folder), tmp_path / "b", max_steps=1, ref_cache=cache), quiet=True)
     first = json.loads((tmp_path / "b" / "log.jsonl").read_text().splitlines()[0])
     assert first["train/loss"] == pytest.approx(math.log(2), abs=1e-5)
     # the same weights loaded in another dtype are another reference too
-    from stepdpo.training.reference import weights_fingerprint
     from transformers import AutoModelForCausalLM
+
+    from stepdpo.training.reference import weights_fingerprint
 
     m = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
     assert weights_fingerprint(m) != weights_fingerprint(m.to(torch.bfloat16))

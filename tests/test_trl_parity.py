@@ -6,17 +6,23 @@ from pathlib import Path
 
 import pytest
 
-spec = importlib.util.spec_from_file_location("train_throughput",
-                                              Path(__file__).parents[1] / "benchmarks" / "train_throughput.py")
+spec = importlib.util.spec_from_file_location(
+    "train_throughput", Path(__file__).parents[1] / "benchmarks" / "train_throughput.py"
+)
 bench = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(bench)
 
 
 def test_matches_trl_dpotrainer(default_model, tmp_path):
     pytest.importorskip("trl")
-    rows = [{"prompt": "Mia has 5 marbles. She gets 3 more. How many?\n" * (1 + i % 3),
-             "chosen": f"Step 1: 5 + 3 = 8 marbles, and {i} more words here.",
-             "rejected": f"Step 1: 5 + 3 = {9 + i} marbles, wrong."} for i in range(6)]
+    rows = [
+        {
+            "prompt": "Mia has 5 marbles. She gets 3 more. How many?\n" * (1 + i % 3),
+            "chosen": f"Step 1: 5 + 3 = 8 marbles, and {i} more words here.",
+            "rejected": f"Step 1: 5 + 3 = {9 + i} marbles, wrong.",
+        }
+        for i in range(6)
+    ]
     data = tmp_path / "pairs.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
     ours = bench.run_ours(default_model, str(data), steps=3, batch=6, lr=1e-4)

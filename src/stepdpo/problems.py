@@ -49,7 +49,13 @@ def _from_row(row: dict[str, Any], source: str) -> dict[str, Any]:
             raise RecordError("missing_field", "missing field 'answer'")
         solution, answer = gsm8k_solution_to_steps(row["answer"])
         pid = row.get("id") or f"gsm8k-{content_id(row['question'])}"
-        return {"id": pid, "problem": row["question"], "answer": answer, "solution": solution, "source": source or "gsm8k"}
+        return {
+            "id": pid,
+            "problem": row["question"],
+            "answer": answer,
+            "solution": solution,
+            "source": source or "gsm8k",
+        }
     if "problem" in row and "solution" in row:  # MATH
         if not isinstance(row["solution"], str):
             raise RecordError("wrong_type", "field 'solution' must be a string")
@@ -58,12 +64,20 @@ def _from_row(row: dict[str, Any], source: str) -> dict[str, Any]:
             raise RecordError("unparsable_answer", "MATH solution has no \\boxed{} answer and no 'answer' field")
         meta = {k: row[k] for k in ("subject", "level", "type") if k in row}
         pid = row.get("unique_id") or row.get("id") or f"math-{content_id(row['problem'])}"
-        return {"id": pid, "problem": row["problem"], "answer": answer, "solution": row["solution"],
-                "source": source or "math", "meta": meta}
+        return {
+            "id": pid,
+            "problem": row["problem"],
+            "answer": answer,
+            "solution": row["solution"],
+            "source": source or "math",
+            "meta": meta,
+        }
     return row
 
 
-def load_problem_file(path: str | Path, *, skip_invalid: bool = False, source: str = "") -> tuple[list[Problem], ReadReport]:
+def load_problem_file(
+    path: str | Path, *, skip_invalid: bool = False, source: str = ""
+) -> tuple[list[Problem], ReadReport]:
     """Problems from a local file in GSM8K, MATH or problem-record format."""
     src = source or Path(path).stem
     return read_records(path, "problem", skip_invalid=skip_invalid, convert=lambda r: _from_row(r, src))
@@ -83,8 +97,9 @@ def load_hub_problems(name: str, config: str | None, split: str, source: str) ->
     return out
 
 
-def load_problems(spec: str, *, split: str = "test", limit: int | None = None, seed: int | None = None,
-                  skip_invalid: bool = False) -> list[Problem]:
+def load_problems(
+    spec: str, *, split: str = "test", limit: int | None = None, seed: int | None = None, skip_invalid: bool = False
+) -> list[Problem]:
     """Problems named by ``spec`` (see the module docstring); ``limit`` keeps the first N."""
     from stepdpo.tasks import TASKS
 
@@ -104,6 +119,10 @@ def load_problems(spec: str, *, split: str = "test", limit: int | None = None, s
         parts = spec[4:].split(":")
         problems = load_hub_problems(parts[0], parts[1] if len(parts) > 1 else None, split, parts[0].split("/")[-1])
     else:
-        raise DataError(spec, None, "no such file, and not one of synthetic, synthetic-long, gsm8k, math500, math, "
-                        "hub:ORG/NAME", "missing_file")
+        raise DataError(
+            spec,
+            None,
+            "no such file, and not one of synthetic, synthetic-long, gsm8k, math500, math, hub:ORG/NAME",
+            "missing_file",
+        )
     return problems[:limit] if limit else problems

@@ -11,9 +11,10 @@ import json
 import os
 import tempfile
 from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 from stepdpo.records import RECORD_TYPES, RecordError, detect_kind
 
@@ -175,7 +176,7 @@ class AppendWriter:
         self.key = key
         self.done: set[str] = set()
         self._repair_and_scan()
-        self._fh = open(self.path, "a", encoding="utf-8")
+        self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115  (held open for appends, closed by close())
 
     def _repair_and_scan(self) -> None:
         if not self.path.exists():
@@ -207,7 +208,7 @@ class AppendWriter:
     def close(self) -> None:
         self._fh.close()
 
-    def __enter__(self) -> "AppendWriter":
+    def __enter__(self) -> AppendWriter:
         return self
 
     def __exit__(self, *exc: Any) -> None:

@@ -82,7 +82,7 @@ class Problem(_Record):
     meta: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Problem":
+    def from_dict(cls, d: dict[str, Any]) -> Problem:
         problem = _check_str(d, "problem", nonempty=True)
         answer = _check_str(d, "answer", nonempty=True)
         pid = _check_str(d, "id", required=False) or content_id(problem, answer)
@@ -120,7 +120,7 @@ class Solution(_Record):
     meta: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Solution":
+    def from_dict(cls, d: dict[str, Any]) -> Solution:
         steps = d.get("steps")
         if not isinstance(steps, list) or not steps:
             raise RecordError("empty_steps", "field 'steps' must be a non-empty list")
@@ -185,7 +185,7 @@ class LocatedError(_Record):
         return out
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "LocatedError":
+    def from_dict(cls, d: dict[str, Any]) -> LocatedError:
         if not isinstance(d.get("solution"), dict):
             raise RecordError("missing_field", "missing field 'solution'")
         sol = Solution.from_dict(d["solution"])
@@ -227,14 +227,20 @@ class Rectification(_Record):
         return out
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Rectification":
+    def from_dict(cls, d: dict[str, Any]) -> Rectification:
         if not isinstance(d.get("error"), dict):
             raise RecordError("missing_field", "missing field 'error'")
         cands = d.get("candidates")
-        if not isinstance(cands, list) or not all(isinstance(c, dict) and isinstance(c.get("step"), str) for c in cands):
+        if not isinstance(cands, list) or not all(
+            isinstance(c, dict) and isinstance(c.get("step"), str) for c in cands
+        ):
             raise RecordError("wrong_type", "field 'candidates' must be a list of {step, continuation}")
-        return cls(error=LocatedError.from_dict(d["error"]), candidates=cands, sampled=int(d.get("sampled", 0)),
-                   generator=dict(d.get("generator") or {}))
+        return cls(
+            error=LocatedError.from_dict(d["error"]),
+            candidates=cands,
+            sampled=int(d.get("sampled", 0)),
+            generator=dict(d.get("generator") or {}),
+        )
 
 
 @dataclass
@@ -273,11 +279,11 @@ class StepPair(_Record):
         if self.full_chosen is None or self.full_rejected is None:
             return self.chosen, self.rejected
         prior = self.initial_reason_steps
-        cut = [t[len(prior):] if prior and t.startswith(prior) else t for t in (self.full_chosen, self.full_rejected)]
+        cut = [t[len(prior) :] if prior and t.startswith(prior) else t for t in (self.full_chosen, self.full_rejected)]
         return cut[0], cut[1]
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "StepPair":
+    def from_dict(cls, d: dict[str, Any]) -> StepPair:
         pair = cls(
             prompt=_check_str(d, "prompt", nonempty=True),  # type: ignore[arg-type]
             initial_reason_steps=_check_str(d, "initial_reason_steps"),  # type: ignore[arg-type]

@@ -43,16 +43,25 @@ def train_tokenizer(texts: list[str], vocab_size: int = 640) -> Any:
     from transformers import Qwen2Tokenizer
     from transformers.models.qwen2.tokenization_qwen2 import PRETOKENIZE_REGEX
 
-    tok = Tokenizer(models.BPE(unk_token=None, continuing_subword_prefix="", end_of_word_suffix="", fuse_unk=False,
-                               byte_fallback=False))
+    tok = Tokenizer(
+        models.BPE(
+            unk_token=None, continuing_subword_prefix="", end_of_word_suffix="", fuse_unk=False, byte_fallback=False
+        )
+    )
     tok.normalizer = normalizers.NFC()
-    tok.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Split(Regex(PRETOKENIZE_REGEX), behavior="isolated", invert=False),
-        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
-    ])
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(PRETOKENIZE_REGEX), behavior="isolated", invert=False),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
     tok.train_from_iterator(texts, trainer=trainer)
     spec = json.loads(tok.to_str())["model"]
     merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in spec["merges"]]
@@ -63,15 +72,32 @@ def tiny_config(vocab_size: int, **overrides: Any) -> Any:
     """A small Qwen2 config (about 2.5 M parameters by default)."""
     from transformers import Qwen2Config
 
-    kw = dict(vocab_size=vocab_size, hidden_size=192, intermediate_size=576, num_hidden_layers=4,
-              num_attention_heads=6, num_key_value_heads=2, max_position_embeddings=1024, rope_theta=10000.0,
-              tie_word_embeddings=True, bos_token_id=None, eos_token_id=0, pad_token_id=0)
+    kw = dict(
+        vocab_size=vocab_size,
+        hidden_size=192,
+        intermediate_size=576,
+        num_hidden_layers=4,
+        num_attention_heads=6,
+        num_key_value_heads=2,
+        max_position_embeddings=1024,
+        rope_theta=10000.0,
+        tie_word_embeddings=True,
+        bos_token_id=None,
+        eos_token_id=0,
+        pad_token_id=0,
+    )
     kw.update(overrides)
     return Qwen2Config(**kw)
 
 
-def build_default_model(out: str | Path, seed: int = 0, n_problems: int = 6000, schedule_steps: int = 1500,
-                        stop_after: int = 750, quiet: bool = False) -> Path:
+def build_default_model(
+    out: str | Path,
+    seed: int = 0,
+    n_problems: int = 6000,
+    schedule_steps: int = 1500,
+    stop_after: int = 750,
+    quiet: bool = False,
+) -> Path:
     """Build the embedded default from scratch: tokenizer, tiny Qwen2, SFT on synthetic solutions.
 
     The packaged model is step 750 of a 1500-step cosine schedule (batch 32, peak lr 3e-3): about
@@ -80,13 +106,36 @@ def build_default_model(out: str | Path, seed: int = 0, n_problems: int = 6000, 
     from stepdpo.training.sft import SFTConfig
 
     problems = generate_problems(n_problems, seed=get_task("synthetic").train_seed)
-    return _build(out, problems, seed, [(None, SFTConfig(max_steps=schedule_steps, stop_after=stop_after,
-                                                         batch_size=32, lr=3e-3, warmup_ratio=0.05, seed=seed))],
-                  quiet)
+    return _build(
+        out,
+        problems,
+        seed,
+        [
+            (
+                None,
+                SFTConfig(
+                    max_steps=schedule_steps,
+                    stop_after=stop_after,
+                    batch_size=32,
+                    lr=3e-3,
+                    warmup_ratio=0.05,
+                    seed=seed,
+                ),
+            )
+        ],
+        quiet,
+    )
 
 
-def build_long_model(out: str | Path, seed: int = 0, n_problems: int = 8000, schedule_steps: int = 1400,
-                     slip_rate: float = 0.3, slip_steps: int | None = None, quiet: bool = False) -> Path:
+def build_long_model(
+    out: str | Path,
+    seed: int = 0,
+    n_problems: int = 8000,
+    schedule_steps: int = 1400,
+    slip_rate: float = 0.3,
+    slip_steps: int | None = None,
+    quiet: bool = False,
+) -> Path:
     """Build the long-chain model: the same tiny Qwen2, SFT on the task's long-chain form, in two
     phases (batch 16, seed ``seed`` for both):
 
@@ -105,17 +154,21 @@ def build_long_model(out: str | Path, seed: int = 0, n_problems: int = 8000, sch
     from stepdpo.training.sft import SFTConfig
 
     problems = generate_chain_problems(n_problems, seed=get_task("synthetic-long").train_seed)
-    phases = [(None, SFTConfig(max_steps=schedule_steps, batch_size=16, lr=3e-3, warmup_ratio=0.05, seed=seed,
-                               log_every=100))]
+    phases = [
+        (None, SFTConfig(max_steps=schedule_steps, batch_size=16, lr=3e-3, warmup_ratio=0.05, seed=seed, log_every=100))
+    ]
     if slip_rate > 0:
         steps = slip_steps if slip_steps is not None else max(1, schedule_steps * 3 // 14)
-        phases.append((slipped_demonstrations(problems, slip_rate, seed=seed),
-                       SFTConfig(max_steps=steps, batch_size=16, lr=3e-4, warmup_ratio=0.05, seed=seed, log_every=50)))
+        phases.append(
+            (
+                slipped_demonstrations(problems, slip_rate, seed=seed),
+                SFTConfig(max_steps=steps, batch_size=16, lr=3e-4, warmup_ratio=0.05, seed=seed, log_every=50),
+            )
+        )
     return _build(out, problems, seed, phases, quiet)
 
 
-def _build(out: str | Path, problems: list, seed: int, phases: list[tuple[list[str] | None, Any]],
-           quiet: bool) -> Path:
+def _build(out: str | Path, problems: list, seed: int, phases: list[tuple[list[str] | None, Any]], quiet: bool) -> Path:
     """A tokenizer trained on ``problems`` and their reference solutions, and a fresh tiny Qwen2 SFT'd
     in ``phases``, each ``(solutions, SFTConfig)`` (solutions None: the reference ones); saved."""
     import torch

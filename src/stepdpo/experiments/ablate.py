@@ -103,8 +103,11 @@ def select(pairs: list[StepPair], factor: str, value: Any) -> list[StepPair]:
     """The pairs a run trains on. Shares of the errors are drawn by problem, so DPO and Step-DPO
     see the same errors and a smaller share is a subset of a larger one."""
     if factor == "pairs":
-        return [p for p in pairs if int(content_id(p.meta.get("problem_id", p.prompt), "ablate"), 16) % 10_000
-                < value * 10_000]
+        return [
+            p
+            for p in pairs
+            if int(content_id(p.meta.get("problem_id", p.prompt), "ablate"), 16) % 10_000 < value * 10_000
+        ]
     if factor == "errors":
         if value not in ERROR_SUBSETS:
             raise ValueError(f"unknown error subset {value!r}; expected one of {', '.join(ERROR_SUBSETS)}")
@@ -118,8 +121,12 @@ def _in_last_step(pair: StepPair) -> bool:
 
 
 def conditions(cfg: AblateConfig) -> list[tuple[str, Any]]:
-    return ([("pairs", f) for f in cfg.fractions] + [("beta", b) for b in cfg.betas]
-            + [("epochs", e) for e in cfg.epochs] + [("errors", s) for s in cfg.errors])
+    return (
+        [("pairs", f) for f in cfg.fractions]
+        + [("beta", b) for b in cfg.betas]
+        + [("epochs", e) for e in cfg.epochs]
+        + [("errors", s) for s in cfg.errors]
+    )
 
 
 def run_ablations(cfg: AblateConfig, quiet: bool = True) -> dict[str, Any]:
@@ -137,8 +144,7 @@ def run_ablations(cfg: AblateConfig, quiet: bool = True) -> dict[str, Any]:
     seeds = cfg.seeds if cfg.seeds is not None else results["seeds"]
     pairs = {m: read_records(demo / "data" / f, "step_pair")[0] for m, (f, _) in FILES.items()}
     log = AppendWriter(demo / "ablations.jsonl", key="id")
-    todo = [(c, m, s) for c in conditions(cfg) for m in METHODS for s in seeds
-            if _run_id(c, m, s) not in log.done]
+    todo = [(c, m, s) for c in conditions(cfg) for m in METHODS for s in seeds if _run_id(c, m, s) not in log.done]
     t0 = time.time()
     held = {s: heldout_problems(dcfg, s) for s in seeds}
     for (factor, value), method, seed in tqdm(todo, desc="ablations", unit="run", disable=quiet):
@@ -158,8 +164,18 @@ def run_ablations(cfg: AblateConfig, quiet: bool = True) -> dict[str, Any]:
         acc = evaluate_model(dcfg, model, held[seed], run / "eval")
         if not cfg.keep_models:
             shutil.rmtree(model, ignore_errors=True)
-        log.write({"id": _run_id((factor, value), method, seed), "factor": factor, "value": value,
-                   "method": method, "seed": seed, "pairs": n, "accuracy": acc, "seconds": round(time.time() - t, 1)})
+        log.write(
+            {
+                "id": _run_id((factor, value), method, seed),
+                "factor": factor,
+                "value": value,
+                "method": method,
+                "seed": seed,
+                "pairs": n,
+                "accuracy": acc,
+                "seconds": round(time.time() - t, 1),
+            }
+        )
     log.close()
     rows = [json.loads(line) for line in (demo / "ablations.jsonl").read_text(encoding="utf-8").splitlines()]
     out = {
@@ -191,8 +207,9 @@ def summarize(rows: list[dict], results: dict, dcfg: DemoConfig, seeds: list[int
     base = {"pairs": 1.0, "beta": dcfg.beta, "epochs": dcfg.epochs, "errors": "all"}
     out: dict[str, list[dict]] = {}
     for factor, default in base.items():
-        values = [default] + sorted({r["value"] for r in rows if r["factor"] == factor} - {default},
-                                    key=lambda v: (isinstance(v, str), v))
+        values = [default] + sorted(
+            {r["value"] for r in rows if r["factor"] == factor} - {default}, key=lambda v: (isinstance(v, str), v)
+        )
         entries = []
         for v in values:
             acc: dict[str, dict[int, float]] = {m: {} for m in METHODS}
@@ -245,7 +262,7 @@ def analyze(demo: Path, held: dict[int, list[Problem]]) -> dict[str, Any]:
             j = 0
             while j < min(len(cs), len(rs)) and cs[j] == rs[j]:
                 j += 1
-            ntok = lambda steps: sum(len(tok(x, add_special_tokens=False)["input_ids"]) for x in steps)  # noqa: E731
+            ntok = lambda steps: sum(len(tok(x, add_special_tokens=False)["input_ids"]) for x in steps)
             after.append(ntok(cs[j + 1 :]) + ntok(rs[j + 1 :]))
             shared.append(2 * ntok(cs[:j]))
         pairs_info[m] = {
@@ -289,8 +306,11 @@ def heldout_errors(demo: Path, held: dict[int, list[Problem]]) -> dict[str, Any]
                     kinds[error_kind(res.message) if res.first_error_step else "answer or stopping"] += 1
                     where["first step" if k == 1 else "last step" if k >= n else "middle"] += 1
         if by_len:
-            out[m] = {"accuracy_by_steps": {n: statistics.fmean(v) for n, v in sorted(by_len.items())},
-                      "errors_by_kind": dict(kinds.most_common()), "errors_by_position": dict(where)}
+            out[m] = {
+                "accuracy_by_steps": {n: statistics.fmean(v) for n, v in sorted(by_len.items())},
+                "errors_by_kind": dict(kinds.most_common()),
+                "errors_by_position": dict(where),
+            }
     return out
 
 
@@ -313,9 +333,16 @@ def plot(res: dict[str, Any], path: Path) -> None:
             ys = [100 * e[m]["mean"] for e in entries]
             lo = [100 * (e[m]["mean"] - e[m]["ci95"][0]) for e in entries]
             hi = [100 * (e[m]["ci95"][1] - e[m]["mean"]) for e in entries]
-            ax.errorbar([x + (j - 0.5) * 0.12 for x in xs], ys, yerr=[lo, hi], marker="o", capsize=3,
-                        label=LABELS[m].replace("SFT + ", ""), color=f"C{j}",
-                        linestyle="none" if f == "errors" else "-")  # subsets are not a scale
+            ax.errorbar(
+                [x + (j - 0.5) * 0.12 for x in xs],
+                ys,
+                yerr=[lo, hi],
+                marker="o",
+                capsize=3,
+                label=LABELS[m].replace("SFT + ", ""),
+                color=f"C{j}",
+                linestyle="none" if f == "errors" else "-",
+            )  # subsets are not a scale
         ax.set_xticks(xs, [str(e["value"]) + ("*" if e["baseline"] else "") for e in entries])
         ax.set_title(titles[f], fontsize=10)
         ax.grid(alpha=0.3)
@@ -325,5 +352,3 @@ def plot(res: dict[str, Any], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
-
-

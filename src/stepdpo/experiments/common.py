@@ -78,9 +78,17 @@ def ood_pairs(pairs: list[StepPair], rect_path: Path) -> list[StepPair]:
         problem = Problem(id=pid, problem=p.prompt, answer=p.answer or "", meta=meta[pid])
         chosen = canonical_step(problem, k, style="solver")
         if chosen.strip() != p.rejected.strip():
-            out.append(StepPair(prompt=p.prompt, initial_reason_steps=p.initial_reason_steps, chosen=chosen,
-                                rejected=p.rejected, answer=p.answer, dataset=p.dataset,
-                                meta={**p.meta, "format": "step_ood"}))
+            out.append(
+                StepPair(
+                    prompt=p.prompt,
+                    initial_reason_steps=p.initial_reason_steps,
+                    chosen=chosen,
+                    rejected=p.rejected,
+                    answer=p.answer,
+                    dataset=p.dataset,
+                    meta={**p.meta, "format": "step_ood"},
+                )
+            )
     return out
 
 
@@ -88,10 +96,23 @@ def train_config(cfg: DemoConfig, data: Path, fmt: str, run: Path, seed: int, **
     """The training settings every demo (and ablation) run shares."""
     from stepdpo.training.trainer import TrainConfig
 
-    tc = TrainConfig(data=str(data), out=str(run), model="default", fmt=fmt, lr=cfg.lr, beta=cfg.beta,
-                     epochs=cfg.epochs, global_batch=cfg.global_batch, max_seq_len=1024, warmup_ratio=0.1,
-                     val_fraction=0.1, eval_every=4, seed=seed, dtype="fp32",
-                     ref_cache=str(Path(cfg.out) / "data" / "ref_logps.json"))
+    tc = TrainConfig(
+        data=str(data),
+        out=str(run),
+        model="default",
+        fmt=fmt,
+        lr=cfg.lr,
+        beta=cfg.beta,
+        epochs=cfg.epochs,
+        global_batch=cfg.global_batch,
+        max_seq_len=1024,
+        warmup_ratio=0.1,
+        val_fraction=0.1,
+        eval_every=4,
+        seed=seed,
+        dtype="fp32",
+        ref_cache=str(Path(cfg.out) / "data" / "ref_logps.json"),
+    )
     return replace(tc, **overrides)
 
 
@@ -100,8 +121,9 @@ def heldout_problems(cfg: DemoConfig, seed: int) -> list[Problem]:
     from stepdpo.problems import load_problems
     from stepdpo.tasks import get_task
 
-    return load_problems("synthetic", split="test", limit=cfg.eval_problems,
-                         seed=get_task("synthetic").heldout_seed + seed)
+    return load_problems(
+        "synthetic", split="test", limit=cfg.eval_problems, seed=get_task("synthetic").heldout_seed + seed
+    )
 
 
 def evaluate_model(cfg: DemoConfig, model: str, held: list[Problem], out: Path) -> float:
@@ -109,18 +131,39 @@ def evaluate_model(cfg: DemoConfig, model: str, held: list[Problem], out: Path) 
     from stepdpo.generation.hf import HFGenerator
     from stepdpo.stages.evaluate import EvalConfig, evaluate, save_result
 
-    res = evaluate(HFGenerator(model, batch_size=128, device="cpu", dtype="fp32"), held,
-                   EvalConfig(max_new_tokens=cfg.max_new_tokens), data_name="synthetic", quiet=True)
+    res = evaluate(
+        HFGenerator(model, batch_size=128, device="cpu", dtype="fp32"),
+        held,
+        EvalConfig(max_new_tokens=cfg.max_new_tokens),
+        data_name="synthetic",
+        quiet=True,
+    )
     save_result(res, out)
     return res.summary["accuracy"]
 
 
-def synthetic_pipeline(model: str, limit: int, out: str | Path, judge: str = "verifier", max_new_tokens: int = 200,
-                       k: int = 4, n: int = 8, data_seed: int | None = None) -> PipelineConfig:
+def synthetic_pipeline(
+    model: str,
+    limit: int,
+    out: str | Path,
+    judge: str = "verifier",
+    max_new_tokens: int = 200,
+    k: int = 4,
+    n: int = 8,
+    data_seed: int | None = None,
+) -> PipelineConfig:
     """The pipeline the demo and ``iterate`` run on the embedded synthetic task (CPU, transformers)."""
-    return PipelineConfig(model=model, data="synthetic", split="train", limit=limit, data_seed=data_seed, out=str(out),
-                          backend="hf", batch_size=128,
-                          collect=CollectConfig(k=k, max_new_tokens=max_new_tokens),
-                          locate=LocateConfig(judge=judge, max_new_tokens=max_new_tokens),
-                          rectify=RectifyConfig(n=n, max_new_tokens=max_new_tokens),
-                          build=BuildConfig(max_per_error=1, max_per_problem=4))
+    return PipelineConfig(
+        model=model,
+        data="synthetic",
+        split="train",
+        limit=limit,
+        data_seed=data_seed,
+        out=str(out),
+        backend="hf",
+        batch_size=128,
+        collect=CollectConfig(k=k, max_new_tokens=max_new_tokens),
+        locate=LocateConfig(judge=judge, max_new_tokens=max_new_tokens),
+        rectify=RectifyConfig(n=n, max_new_tokens=max_new_tokens),
+        build=BuildConfig(max_per_error=1, max_per_problem=4),
+    )

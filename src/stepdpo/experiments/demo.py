@@ -44,15 +44,25 @@ def run_demo(cfg: DemoConfig, quiet: bool = True) -> dict[str, Any]:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     t = time.time()
-    pcfg = synthetic_pipeline("default", cfg.train_problems, out / "data", judge=cfg.judge,
-                              max_new_tokens=cfg.max_new_tokens, k=cfg.k, n=cfg.n)
+    pcfg = synthetic_pipeline(
+        "default",
+        cfg.train_problems,
+        out / "data",
+        judge=cfg.judge,
+        max_new_tokens=cfg.max_new_tokens,
+        k=cfg.k,
+        n=cfg.n,
+    )
     stages = run_pipeline(pcfg, quiet=quiet)
     times["data pipeline"] = time.time() - t
     _say(f"[{times['data pipeline']:.0f} s] data: " + "; ".join(f"{s.stage} {s.rows_out}" for s in stages))
     step_pairs, _ = read_records(out / "data" / "pairs.jsonl", "step_pair")
     write_records(out / "data" / "pairs_ood.jsonl", ood_pairs(step_pairs, out / "data" / "rectified.jsonl"))
-    data = {"dpo": ("pairs_dpo.jsonl", "dpo"), "step_dpo": ("pairs.jsonl", "step"),
-            "step_dpo_ood": ("pairs_ood.jsonl", "step")}
+    data = {
+        "dpo": ("pairs_dpo.jsonl", "dpo"),
+        "step_dpo": ("pairs.jsonl", "step"),
+        "step_dpo_ood": ("pairs_ood.jsonl", "step"),
+    }
     acc: dict[str, list[float]] = {m: [] for m in METHODS}
     logs: dict[str, list] = {}
     for seed in cfg.seeds:
@@ -63,7 +73,7 @@ def run_demo(cfg: DemoConfig, quiet: bool = True) -> dict[str, Any]:
             run = out / f"seed{seed}" / method
             tc = train_config(cfg, out / "data" / fname, fmt, run, seed)
             models[method] = train(tc, quiet=quiet)["model"]
-            logs.setdefault(method, [json.loads(l) for l in (run / "log.jsonl").read_text().splitlines()])
+            logs.setdefault(method, [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()])
             times[f"train {method}"] = times.get(f"train {method}", 0) + time.time() - t
         for method in METHODS:
             t = time.time()
@@ -75,7 +85,7 @@ def run_demo(cfg: DemoConfig, quiet: bool = True) -> dict[str, Any]:
         "accuracy": {m: mean_ci(v) for m, v in acc.items()},
         "gain_over_sft": {m: mean_ci([a - b for a, b in zip(acc[m], acc["sft"])]) for m in METHODS if m != "sft"},
         "step_dpo_minus_dpo": mean_ci([a - b for a, b in zip(acc["step_dpo"], acc["dpo"])]),
-        "pairs": {m: sum(1 for _ in open(out / "data" / f)) for m, (f, _) in data.items()},
+        "pairs": {m: len((out / "data" / f).read_text().splitlines()) for m, (f, _) in data.items()},
         "data_stages": [s.to_dict() for s in stages],
         "stage_seconds": {k: round(v, 1) for k, v in times.items()},
         "config": asdict(cfg),
@@ -95,8 +105,12 @@ def _plots(out: Path, acc: dict[str, list[float]], logs: dict[str, list]) -> Non
 
     from stepdpo.training.logs import plot_curves
 
-    plot_curves({"DPO": logs["dpo"], "Step-DPO": logs["step_dpo"]}, out / "curves.png",
-                keys=("reward_accuracy", "reward_margin"), title="Validation reward accuracy and margin (seed 0)")
+    plot_curves(
+        {"DPO": logs["dpo"], "Step-DPO": logs["step_dpo"]},
+        out / "curves.png",
+        keys=("reward_accuracy", "reward_margin"),
+        title="Validation reward accuracy and margin (seed 0)",
+    )
     fig, ax = plt.subplots(figsize=(6, 3.2))
     means = [statistics.fmean(acc[m]) * 100 for m in METHODS]
     short = {"sft": "SFT", "dpo": "+ DPO", "step_dpo": "+ Step-DPO", "step_dpo_ood": "+ Step-DPO\n(OOD s_win)"}
@@ -109,5 +123,3 @@ def _plots(out: Path, acc: dict[str, list[float]], logs: dict[str, list]) -> Non
     fig.tight_layout()
     fig.savefig(out / "accuracy.png", dpi=110)
     plt.close(fig)
-
-

@@ -69,24 +69,50 @@ def run_iterate(cfg: IterateConfig, quiet: bool = True) -> dict[str, Any]:
     print(f"round 0: accuracy {rounds[0]['accuracy']:.3f}", flush=True)
     for r in range(1, cfg.rounds + 1):
         rdir = out / f"round{r}"
-        pcfg = synthetic_pipeline(model, cfg.train_problems, rdir / "data", judge=cfg.judge,
-                                  max_new_tokens=cfg.max_new_tokens, data_seed=get_task("synthetic").train_seed + 100 * r)
+        pcfg = synthetic_pipeline(
+            model,
+            cfg.train_problems,
+            rdir / "data",
+            judge=cfg.judge,
+            max_new_tokens=cfg.max_new_tokens,
+            data_seed=get_task("synthetic").train_seed + 100 * r,
+        )
         stages = run_pipeline(pcfg, quiet=quiet)
         pairs = stages[-2].rows_out  # the step pairs
         if pairs == 0:
             print(f"round {r}: no pairs (the model made no locatable, rectifiable errors); stopping", flush=True)
             break
-        tc = TrainConfig(data=str(rdir / "data" / "pairs.jsonl"), out=str(rdir / "train"), model=model, fmt="step",
-                         lr=cfg.lr, beta=cfg.beta, epochs=cfg.epochs, global_batch=32, max_seq_len=1024,
-                         val_fraction=0.1, seed=cfg.seed, dtype="fp32")
+        tc = TrainConfig(
+            data=str(rdir / "data" / "pairs.jsonl"),
+            out=str(rdir / "train"),
+            model=model,
+            fmt="step",
+            lr=cfg.lr,
+            beta=cfg.beta,
+            epochs=cfg.epochs,
+            global_batch=32,
+            max_seq_len=1024,
+            val_fraction=0.1,
+            seed=cfg.seed,
+            dtype="fp32",
+        )
         model = train(tc, quiet=quiet)["model"]
-        rounds.append({"round": r, "model": model, "accuracy": accuracy(model), "pairs": pairs,
-                       "wrong_solutions": stages[0].rows_out})
+        rounds.append(
+            {
+                "round": r,
+                "model": model,
+                "accuracy": accuracy(model),
+                "pairs": pairs,
+                "wrong_solutions": stages[0].rows_out,
+            }
+        )
         print(f"round {r}: {pairs} pairs, accuracy {rounds[-1]['accuracy']:.3f}", flush=True)
     result = {"rounds": rounds, "config": asdict(cfg), "wall_s": round(time.time() - t0, 1)}
     (out / "iterate.json").write_text(json.dumps(result, indent=2) + "\n")
     table = ["| round | model | pairs | held-out accuracy |", "|---|---|---|---|"]
     table += [f"| {x['round']} | {x['model']} | {x['pairs']} | {100 * x['accuracy']:.1f} % |" for x in rounds]
-    (out / "iterate.md").write_text("# Iterative Step-DPO on the embedded default\n\n"
-                                    f"Held-out problems: {len(held)}, greedy.\n\n" + "\n".join(table) + "\n")
+    (out / "iterate.md").write_text(
+        "# Iterative Step-DPO on the embedded default\n\n"
+        f"Held-out problems: {len(held)}, greedy.\n\n" + "\n".join(table) + "\n"
+    )
     return result

@@ -49,8 +49,14 @@ class SamplingOptions:
     seed: int = 0
 
     def sampling(self, n: int, stop: list[str] | None = None) -> SamplingConfig:
-        return SamplingConfig(n=n, temperature=self.temperature, top_p=self.top_p,
-                              max_new_tokens=self.max_new_tokens, stop=list(stop or []), seed=self.seed)
+        return SamplingConfig(
+            n=n,
+            temperature=self.temperature,
+            top_p=self.top_p,
+            max_new_tokens=self.max_new_tokens,
+            stop=list(stop or []),
+            seed=self.seed,
+        )
 
 
 @dataclass

@@ -47,8 +47,16 @@ def _cache_of(out: Any) -> Any:
 class HFGenerator:
     """Generation with a transformers causal LM (any device)."""
 
-    def __init__(self, model: str | Any, tokenizer: Any | None = None, *, dtype: str = "auto", device: str = "auto",
-                 batch_size: int = 16, share_prompt: bool = True):
+    def __init__(
+        self,
+        model: str | Any,
+        tokenizer: Any | None = None,
+        *,
+        dtype: str = "auto",
+        device: str = "auto",
+        batch_size: int = 16,
+        share_prompt: bool = True,
+    ):
         if isinstance(model, str):
             self.model_name = model_name(model)
             self.model = load_model(model, dtype=dtype, device=device)
@@ -84,14 +92,23 @@ class HFGenerator:
         per_batch = max(1, self.batch_size // max(1, sampling.n)) if sampling.n > 1 else self.batch_size
         for start in range(0, len(order), per_batch):
             idx = order[start : start + per_batch]
-            gens = [torch.Generator(device=self.device).manual_seed(row_seed(sampling.seed, unique[i], j))
-                    for i in idx for j in range(sampling.n)] if sampling.temperature > 0 else []
+            gens = (
+                [
+                    torch.Generator(device=self.device).manual_seed(row_seed(sampling.seed, unique[i], j))
+                    for i in idx
+                    for j in range(sampling.n)
+                ]
+                if sampling.temperature > 0
+                else []
+            )
             outs = self._generate_batch([encoded[i] for i in idx], sampling, gens)
             for j, i in enumerate(idx):
                 results[unique[i]] = outs[j * sampling.n : (j + 1) * sampling.n]
         return [list(results[p]) for p in prompts]
 
-    def _generate_batch(self, batch: list[list[int]], cfg: SamplingConfig, gens: list[torch.Generator]) -> list[Completion]:
+    def _generate_batch(
+        self, batch: list[list[int]], cfg: SamplingConfig, gens: list[torch.Generator]
+    ) -> list[Completion]:
         tok, dev, n = self.tokenizer, self.device, cfg.n
         if not self.share_prompt and n > 1:
             batch, n_after = [ids for ids in batch for _ in range(n)], 1
@@ -139,8 +156,13 @@ class HFGenerator:
                 nxt = [nxt[j] for j in keep]
                 active = [active[j] for j in keep]
             attn = torch.cat([attn, attn.new_ones(len(active), 1)], dim=1)
-            out = self.model(input_ids=torch.tensor(nxt, device=dev)[:, None], attention_mask=attn,
-                             position_ids=next_pos[:, None], use_cache=True, **{self._cache_arg: cache})
+            out = self.model(
+                input_ids=torch.tensor(nxt, device=dev)[:, None],
+                attention_mask=attn,
+                position_ids=next_pos[:, None],
+                use_cache=True,
+                **{self._cache_arg: cache},
+            )
             cache, logits = _cache_of(out), out.logits[:, -1, :]
             next_pos = next_pos + 1
         self.stats["generated_tokens"] += sum(c.num_tokens for c in done if c is not None)

@@ -15,16 +15,31 @@ from stepdpo.models import model_name, resolve_model_path
 class VLLMGenerator:
     """Generation with a vLLM engine; the same calls as :class:`~stepdpo.generation.hf.HFGenerator`."""
 
-    def __init__(self, model: str, *, dtype: str = "auto", gpu_memory_utilization: float = 0.85,
-                 tensor_parallel_size: int = 1, max_model_len: int | None = None, seed: int = 0, **_: Any):
+    def __init__(
+        self,
+        model: str,
+        *,
+        dtype: str = "auto",
+        gpu_memory_utilization: float = 0.85,
+        tensor_parallel_size: int = 1,
+        max_model_len: int | None = None,
+        seed: int = 0,
+        **_: Any,
+    ):
         try:
             from vllm import LLM
         except ImportError as e:
             raise ImportError("the vLLM backend needs vllm: pip install 'stepdpo[vllm]'") from e
         self.model_name = model_name(model)
-        self.llm = LLM(model=resolve_model_path(model), dtype=dtype if dtype != "fp32" else "float32",
-                       gpu_memory_utilization=gpu_memory_utilization, tensor_parallel_size=tensor_parallel_size,
-                       max_model_len=max_model_len, enable_prefix_caching=True, seed=seed)
+        self.llm = LLM(
+            model=resolve_model_path(model),
+            dtype=dtype if dtype != "fp32" else "float32",
+            gpu_memory_utilization=gpu_memory_utilization,
+            tensor_parallel_size=tensor_parallel_size,
+            max_model_len=max_model_len,
+            enable_prefix_caching=True,
+            seed=seed,
+        )
         self.tokenizer = self.llm.get_tokenizer()
         self.stats = {"prompt_tokens": 0, "prefill_tokens": 0, "generated_tokens": 0}
 
@@ -36,9 +51,17 @@ class VLLMGenerator:
 
         asked, prompts = prompts, list(dict.fromkeys(prompts))  # a repeated prompt would repeat its samples
         # one seed per prompt, so that results do not depend on batching, sharding or resuming
-        params = [SamplingParams(n=sampling.n, temperature=sampling.temperature, top_p=sampling.top_p,
-                                 max_tokens=sampling.max_new_tokens, stop=list(sampling.stop) or None,
-                                 seed=row_seed(sampling.seed, p, 0) % (2**31)) for p in prompts]
+        params = [
+            SamplingParams(
+                n=sampling.n,
+                temperature=sampling.temperature,
+                top_p=sampling.top_p,
+                max_tokens=sampling.max_new_tokens,
+                stop=list(sampling.stop) or None,
+                seed=row_seed(sampling.seed, p, 0) % (2**31),
+            )
+            for p in prompts
+        ]
         # token ids, not text, so that BOS handling matches training (encode_prompt)
         inputs = [TokensPrompt(prompt_token_ids=encode_prompt(self.tokenizer, p)) for p in prompts]
         outputs = self.llm.generate(inputs, params, use_tqdm=False)

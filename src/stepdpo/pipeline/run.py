@@ -26,28 +26,70 @@ STAGES = ("collect", "locate", "rectify", "build")
 FILES = {"collect": "errors.jsonl", "locate": "located.jsonl", "rectify": "rectified.jsonl", "build": "pairs.jsonl"}
 
 
-def run_collect(generator: Any, problems: list, out: str | Path, cfg: CollectConfig,
-                shard: tuple[int, int] | None = None, quiet: bool = False) -> StageSummary:
+def run_collect(
+    generator: Any,
+    problems: list,
+    out: str | Path,
+    cfg: CollectConfig,
+    shard: tuple[int, int] | None = None,
+    quiet: bool = False,
+) -> StageSummary:
     chunk = max(1, 64 // max(1, cfg.k))
-    return run_stage("collect", problems, lambda ps: collect_chunk(generator, ps, cfg), out,
-                     settings=collect_settings(generator, cfg), shard=shard, chunk_size=chunk, quiet=quiet)
+    return run_stage(
+        "collect",
+        problems,
+        lambda ps: collect_chunk(generator, ps, cfg),
+        out,
+        settings=collect_settings(generator, cfg),
+        shard=shard,
+        chunk_size=chunk,
+        quiet=quiet,
+    )
 
 
-def run_locate(judge: Any, inp: str | Path, out: str | Path, shard: tuple[int, int] | None = None,
-               quiet: bool = False, chunk_size: int = 16) -> StageSummary:
+def run_locate(
+    judge: Any,
+    inp: str | Path,
+    out: str | Path,
+    shard: tuple[int, int] | None = None,
+    quiet: bool = False,
+    chunk_size: int = 16,
+) -> StageSummary:
     from stepdpo.stages.locate import locate_chunk
 
     solutions, _ = read_records(inp, "solution")
-    return run_stage("locate", solutions, lambda ss: locate_chunk(judge, ss), out, settings=judge.settings(),
-                     shard=shard, chunk_size=chunk_size, quiet=quiet)
+    return run_stage(
+        "locate",
+        solutions,
+        lambda ss: locate_chunk(judge, ss),
+        out,
+        settings=judge.settings(),
+        shard=shard,
+        chunk_size=chunk_size,
+        quiet=quiet,
+    )
 
 
-def run_rectify(generator: Any, inp: str | Path, out: str | Path, cfg: RectifyConfig,
-                shard: tuple[int, int] | None = None, quiet: bool = False) -> StageSummary:
+def run_rectify(
+    generator: Any,
+    inp: str | Path,
+    out: str | Path,
+    cfg: RectifyConfig,
+    shard: tuple[int, int] | None = None,
+    quiet: bool = False,
+) -> StageSummary:
     errors, _ = read_records(inp, "located_error")
     chunk = max(1, 64 // max(1, cfg.n))
-    return run_stage("rectify", errors, lambda es: rectify_chunk(generator, es, cfg), out,
-                     settings=rectify_settings(generator, cfg), shard=shard, chunk_size=chunk, quiet=quiet)
+    return run_stage(
+        "rectify",
+        errors,
+        lambda es: rectify_chunk(generator, es, cfg),
+        out,
+        settings=rectify_settings(generator, cfg),
+        shard=shard,
+        chunk_size=chunk,
+        quiet=quiet,
+    )
 
 
 def run_build(inp: str | Path, out: str | Path, cfg: BuildConfig) -> StageSummary:
@@ -57,8 +99,14 @@ def run_build(inp: str | Path, out: str | Path, cfg: BuildConfig) -> StageSummar
     rects, _ = read_records(inp, "rectification")
     pairs, dropped = build_pairs(rects, cfg)
     write_records(out, pairs)
-    return StageSummary(stage=f"build ({cfg.fmt})", rows_in=len(rects), rows_out=len(pairs), dropped=dropped,
-                        wall_s=time.time() - t0, output=str(out))
+    return StageSummary(
+        stage=f"build ({cfg.fmt})",
+        rows_in=len(rects),
+        rows_out=len(pairs),
+        dropped=dropped,
+        wall_s=time.time() - t0,
+        output=str(out),
+    )
 
 
 @dataclass
@@ -88,7 +136,7 @@ class PipelineConfig:
     build: BuildConfig = field(default_factory=BuildConfig)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "PipelineConfig":
+    def from_dict(cls, d: dict[str, Any]) -> PipelineConfig:
         sections = {"collect": CollectConfig, "locate": LocateConfig, "rectify": RectifyConfig, "build": BuildConfig}
         known = {f.name for f in fields(cls)}
         unknown = set(d) - known
@@ -107,7 +155,7 @@ class PipelineConfig:
         return cls(**kw)
 
     @classmethod
-    def from_yaml(cls, path: str | Path) -> "PipelineConfig":
+    def from_yaml(cls, path: str | Path) -> PipelineConfig:
         import yaml
 
         try:
@@ -122,8 +170,13 @@ class PipelineConfig:
             raise ValueError(f"{path}: {e}") from e
 
 
-def run_pipeline(cfg: PipelineConfig, start: str = "collect", stop: str = "build",
-                 shard: tuple[int, int] | None = None, quiet: bool = False) -> list[StageSummary]:
+def run_pipeline(
+    cfg: PipelineConfig,
+    start: str = "collect",
+    stop: str = "build",
+    shard: tuple[int, int] | None = None,
+    quiet: bool = False,
+) -> list[StageSummary]:
     """Run the stages from ``start`` to ``stop`` (inclusive); returns each stage's summary."""
     if start not in STAGES or stop not in STAGES or STAGES.index(start) > STAGES.index(stop):
         raise ValueError(f"--from/--to must be stages in order: {', '.join(STAGES)}")
@@ -135,8 +188,9 @@ def run_pipeline(cfg: PipelineConfig, start: str = "collect", stop: str = "build
     if any(s in todo for s in ("collect", "rectify")) or ("locate" in todo and cfg.locate.judge == "rollout"):
         from stepdpo.generation import load_generator
 
-        generator = load_generator(cfg.model, backend=cfg.backend,
-                                   **({"batch_size": cfg.batch_size} if cfg.backend != "vllm" else {}))
+        generator = load_generator(
+            cfg.model, backend=cfg.backend, **({"batch_size": cfg.batch_size} if cfg.backend != "vllm" else {})
+        )
     summaries = []
     for stage in todo:
         if stage == "collect":
@@ -149,13 +203,21 @@ def run_pipeline(cfg: PipelineConfig, start: str = "collect", stop: str = "build
             # later stages read the shard's own file, so they need no further sharding
             s = run_locate(judge, shard_path(path["collect"], shard), shard_path(path["locate"], shard), None, quiet)
         elif stage == "rectify":
-            s = run_rectify(generator, shard_path(path["locate"], shard), shard_path(path["rectify"], shard),
-                            cfg.rectify, None, quiet)
+            s = run_rectify(
+                generator,
+                shard_path(path["locate"], shard),
+                shard_path(path["rectify"], shard),
+                cfg.rectify,
+                None,
+                quiet,
+            )
         else:
             rect = shard_path(path["rectify"], shard)
             s = run_build(rect, shard_path(path["build"], shard), cfg.build)
             summaries.append(s)
-            s = run_build(rect, shard_path(out / "pairs_dpo.jsonl", shard), BuildConfig(**{**asdict(cfg.build), "fmt": "dpo"}))
+            s = run_build(
+                rect, shard_path(out / "pairs_dpo.jsonl", shard), BuildConfig(**{**asdict(cfg.build), "fmt": "dpo"})
+            )
         summaries.append(s)
         if not quiet:
             print(s.text())

@@ -18,9 +18,10 @@ import hashlib
 import json
 import time
 from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 from stepdpo.recordio import AppendWriter, read_records, write_records
 from stepdpo.records import content_id
@@ -73,15 +74,24 @@ class StageSummary:
     output: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"stage": self.stage, "rows_in": self.rows_in, "rows_out": self.rows_out, "resumed": self.resumed,
-                "dropped": dict(self.dropped), "counters": dict(self.counters), "wall_s": round(self.wall_s, 2),
-                "output": self.output}
+        return {
+            "stage": self.stage,
+            "rows_in": self.rows_in,
+            "rows_out": self.rows_out,
+            "resumed": self.resumed,
+            "dropped": dict(self.dropped),
+            "counters": dict(self.counters),
+            "wall_s": round(self.wall_s, 2),
+            "output": self.output,
+        }
 
     def text(self) -> str:
         drops = ", ".join(f"{k}: {v}" for k, v in self.dropped.most_common()) or "none"
         extra = ", ".join(f"{k}: {v}" for k, v in sorted(self.counters.items()))
-        line = (f"{self.stage}: {self.rows_in} in, {self.rows_out} out, dropped {sum(self.dropped.values())} ({drops})"
-                f"{'; ' + extra if extra else ''}; {self.wall_s:.1f} s")
+        line = (
+            f"{self.stage}: {self.rows_in} in, {self.rows_out} out, dropped {sum(self.dropped.values())} ({drops})"
+            f"{'; ' + extra if extra else ''}; {self.wall_s:.1f} s"
+        )
         return line + (f" (resumed: {self.resumed} inputs were already done)" if self.resumed else "")
 
 
@@ -126,8 +136,9 @@ def run_stage(
                 for rec in res.records:
                     if rec.id not in writer.done:
                         writer.write(rec)
-                ledger.write({"key": lkey, "out": len(res.records), "dropped": dict(res.dropped),
-                              "counters": dict(res.counters)})
+                ledger.write(
+                    {"key": lkey, "out": len(res.records), "dropped": dict(res.dropped), "counters": dict(res.counters)}
+                )
                 bar.update(1)
         bar.close()
     # the summary covers this run and earlier runs into the same output

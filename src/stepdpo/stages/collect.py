@@ -8,8 +8,9 @@ carries the model, prompt format and sampling settings that produced it.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from typing import Any, Iterable
+from typing import Any
 
 from stepdpo.generation import Generator, SamplingOptions
 from stepdpo.records import Problem, Solution, content_id
@@ -41,9 +42,17 @@ def make_solution(problem: Problem, text: str, sample_index: int, generator_info
     g = grade_detailed(text, problem.answer)
     return Solution(
         id=content_id(problem.id, problem.problem, sample_index, generator_info),
-        problem_id=problem.id, problem=problem.problem, answer=problem.answer, completion="".join(steps),
-        steps=steps, correct=g.correct, predicted=g.predicted, dataset=problem.source,
-        reference=problem.solution, generator=generator_info, meta=dict(problem.meta),
+        problem_id=problem.id,
+        problem=problem.problem,
+        answer=problem.answer,
+        completion="".join(steps),
+        steps=steps,
+        correct=g.correct,
+        predicted=g.predicted,
+        dataset=problem.source,
+        reference=problem.solution,
+        generator=generator_info,
+        meta=dict(problem.meta),
     )
 
 

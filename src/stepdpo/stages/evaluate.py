@@ -43,8 +43,9 @@ class EvalResult:
     rows: list[dict[str, Any]] = field(default_factory=list)
 
 
-def evaluate(generator: Generator, problems: list[Problem], cfg: EvalConfig, *, data_name: str = "",
-             quiet: bool = False) -> EvalResult:
+def evaluate(
+    generator: Generator, problems: list[Problem], cfg: EvalConfig, *, data_name: str = "", quiet: bool = False
+) -> EvalResult:
     """Accuracy of ``generator`` on ``problems``; with n > 1 also pass@n and majority-free mean."""
     from tqdm.auto import tqdm
 
@@ -66,14 +67,26 @@ def evaluate(generator: Generator, problems: list[Problem], cfg: EvalConfig, *, 
             for c in comps:
                 text = primer + c.text
                 g = grade_detailed(text, p.answer)
-                s = {"completion": text, "predicted": g.predicted, "correct": g.correct, "tokens": c.num_tokens,
-                     "finish_reason": c.finish_reason}
+                s = {
+                    "completion": text,
+                    "predicted": g.predicted,
+                    "correct": g.correct,
+                    "tokens": c.num_tokens,
+                    "finish_reason": c.finish_reason,
+                }
                 if checker_for is not None:
                     s["first_error_step"] = checker_for[p.id](p, text, False)[0]
                 samples.append(s)
                 gen_tokens += c.num_tokens
-            rows.append({"id": p.id, "problem": p.problem, "answer": p.answer, "samples": samples,
-                         "accuracy": sum(s["correct"] for s in samples) / len(samples)})
+            rows.append(
+                {
+                    "id": p.id,
+                    "problem": p.problem,
+                    "answer": p.answer,
+                    "samples": samples,
+                    "accuracy": sum(s["correct"] for s in samples) / len(samples),
+                }
+            )
         bar.update(len(chunk))
     bar.close()
     wall = time.time() - t0
@@ -95,7 +108,9 @@ def evaluate(generator: Generator, problems: list[Problem], cfg: EvalConfig, *, 
     if checker_for is not None:
         all_s = [s for r in rows for s in r["samples"]]
         summary["steps_all_correct"] = sum(s["first_error_step"] is None for s in all_s) / len(all_s)
-        summary["right_answer_wrong_step"] = sum(s["correct"] and s["first_error_step"] is not None for s in all_s) / len(all_s)
+        summary["right_answer_wrong_step"] = sum(
+            s["correct"] and s["first_error_step"] is not None for s in all_s
+        ) / len(all_s)
     return EvalResult(summary, rows)
 
 

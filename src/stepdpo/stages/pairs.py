@@ -84,18 +84,35 @@ def build_pairs(rects: list[Rectification], cfg: BuildConfig) -> tuple[list[Step
             full_chosen = prior + full_chosen if not full_chosen.startswith(prior) else full_chosen
             full_rejected = sol.completion
             if cfg.fmt == "step":
-                pair = StepPair(prompt=sol.problem, initial_reason_steps=COT_TRIGGER + prior, chosen=chosen,
-                                rejected=rejected, full_chosen=COT_TRIGGER + full_chosen,
-                                full_rejected=COT_TRIGGER + full_rejected, answer=sol.answer, dataset=sol.dataset,
-                                meta={"format": "step", "first_error_step": err.first_error_step,
-                                      "judge": err.judge, "problem_id": sol.problem_id})
+                pair = StepPair(
+                    prompt=sol.problem,
+                    initial_reason_steps=COT_TRIGGER + prior,
+                    chosen=chosen,
+                    rejected=rejected,
+                    full_chosen=COT_TRIGGER + full_chosen,
+                    full_rejected=COT_TRIGGER + full_rejected,
+                    answer=sol.answer,
+                    dataset=sol.dataset,
+                    meta={
+                        "format": "step",
+                        "first_error_step": err.first_error_step,
+                        "judge": err.judge,
+                        "problem_id": sol.problem_id,
+                    },
+                )
             else:
                 if full_chosen.strip() == full_rejected.strip():
                     dropped["chosen_equals_rejected"] += 1
                     continue
-                pair = StepPair(prompt=sol.problem, initial_reason_steps=COT_TRIGGER, chosen=full_chosen,
-                                rejected=full_rejected, answer=sol.answer, dataset=sol.dataset,
-                                meta={"format": "dpo", "problem_id": sol.problem_id})
+                pair = StepPair(
+                    prompt=sol.problem,
+                    initial_reason_steps=COT_TRIGGER,
+                    chosen=full_chosen,
+                    rejected=full_rejected,
+                    answer=sol.answer,
+                    dataset=sol.dataset,
+                    meta={"format": "dpo", "problem_id": sol.problem_id},
+                )
             if pair.id in seen:
                 dropped["duplicate"] += 1
                 continue

@@ -10,8 +10,9 @@ registered task. Register your own with :func:`register`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from stepdpo.records import Problem
 from stepdpo.tasks import arithmetic
@@ -84,7 +85,27 @@ def step_checker(source: str, meta: dict[str, Any]) -> StepCheck | None:
     return None
 
 
-register(Task("synthetic", arithmetic.TASK_NAME, arithmetic.generate_problems, _arithmetic_check,
-              train_seed=1000, heldout_seed=2000, train_size=6000, needs_meta=("start", "ops")))
-register(Task("synthetic-long", arithmetic.TASK_NAME, arithmetic.generate_chain_problems, _arithmetic_check,
-              train_seed=1, heldout_seed=2, train_size=8000, needs_meta=("start", "ops")))
+register(
+    Task(
+        "synthetic",
+        arithmetic.TASK_NAME,
+        arithmetic.generate_problems,
+        _arithmetic_check,
+        train_seed=1000,
+        heldout_seed=2000,
+        train_size=6000,
+        needs_meta=("start", "ops"),
+    )
+)
+register(
+    Task(
+        "synthetic-long",
+        arithmetic.TASK_NAME,
+        arithmetic.generate_chain_problems,
+        _arithmetic_check,
+        train_seed=1,
+        heldout_seed=2,
+        train_size=8000,
+        needs_meta=("start", "ops"),
+    )
+)

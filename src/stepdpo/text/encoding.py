@@ -46,8 +46,9 @@ def _common_prefix(a: list[int], b: list[int]) -> int:
     return n
 
 
-def encode_pair_text(tokenizer: Any, prompt: str, chosen: str, rejected: str, *, add_eos: bool,
-                     reference_bos: bool = False) -> tuple[list[int], list[int], list[int]]:
+def encode_pair_text(
+    tokenizer: Any, prompt: str, chosen: str, rejected: str, *, add_eos: bool, reference_bos: bool = False
+) -> tuple[list[int], list[int], list[int]]:
     """Token ids ``(prompt, chosen, rejected)`` such that ``prompt + chosen`` are exactly the ids of
     the text ``prompt + chosen`` tokenized in one piece (and likewise for rejected), as the
     sequences are at sampling time.

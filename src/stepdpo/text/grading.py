@@ -116,6 +116,7 @@ def _plain_number(s: str) -> Fraction | None:
 
 # ---- the math-verify worker -------------------------------------------------------------------
 
+
 class _Verifier:
     """A math-verify worker process (``python -m stepdpo.text._verify_worker``), killed and restarted
     when one check exceeds the time limit. Safe to call from any thread."""
@@ -132,7 +133,7 @@ class _Verifier:
         env = dict(os.environ)
         here = str(Path(__file__).resolve().parents[1])
         env["PYTHONPATH"] = os.pathsep.join(p for p in (here, env.get("PYTHONPATH", "")) if p)
-        log = tempfile.TemporaryFile()  # the worker's stderr, read only to say why it did not start
+        log = tempfile.TemporaryFile()  # noqa: SIM115  (the worker's stderr, read only to say why it did not start)
         self._proc = subprocess.Popen(
             [sys.executable, "-m", self.module],
             stdin=subprocess.PIPE,

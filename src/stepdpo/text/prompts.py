@@ -131,7 +131,7 @@ def build_prompt(
     # newline; put it back, or step k would be glued to the end of step k-1
     kept = assistant_prefix.rstrip()
     if not text.endswith(assistant_prefix) and text.endswith(kept):
-        text += assistant_prefix[len(kept):]
+        text += assistant_prefix[len(kept) :]
     return text
 
 

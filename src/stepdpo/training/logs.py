@@ -20,8 +20,8 @@ class TrainLog:
             return
         path = self.out / "log.jsonl"
         if resume and path.exists():
-            self.rows = [json.loads(l) for l in path.read_text().splitlines() if l.strip()]
-        self._fh = open(path, "a" if resume else "w", encoding="utf-8")
+            self.rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        self._fh = open(path, "a" if resume else "w", encoding="utf-8")  # noqa: SIM115  (held open for the run)
         try:
             from torch.utils.tensorboard import SummaryWriter
 
@@ -50,8 +50,9 @@ class TrainLog:
             plot_curves({"run": self.rows}, self.out / "curves.png")
 
 
-def plot_curves(runs: dict[str, list[dict[str, Any]]], path: str | Path, keys: tuple[str, ...] = CURVES,
-                title: str = "") -> Path:
+def plot_curves(
+    runs: dict[str, list[dict[str, Any]]], path: str | Path, keys: tuple[str, ...] = CURVES, title: str = ""
+) -> Path:
     """One panel per metric, train (thin) and validation (bold) curves for each run."""
     import matplotlib
 

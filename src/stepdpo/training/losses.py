@@ -29,13 +29,26 @@ class PreferenceLoss(nn.Module):
     def pair_loss(self, h: torch.Tensor, **kw) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def forward(self, policy_chosen: torch.Tensor, policy_rejected: torch.Tensor, ref_chosen: torch.Tensor,
-                ref_rejected: torch.Tensor, chosen_tokens: torch.Tensor | None = None,
-                rejected_tokens: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(
+        self,
+        policy_chosen: torch.Tensor,
+        policy_rejected: torch.Tensor,
+        ref_chosen: torch.Tensor,
+        ref_rejected: torch.Tensor,
+        chosen_tokens: torch.Tensor | None = None,
+        rejected_tokens: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(losses, chosen_rewards, rejected_rewards)``, each of shape (pairs,)."""
         h = (policy_chosen - ref_chosen) - (policy_rejected - ref_rejected)
-        losses = self.pair_loss(h, pc=policy_chosen, pr=policy_rejected, rc=ref_chosen, rr=ref_rejected,
-                                nc=chosen_tokens, nr=rejected_tokens)
+        losses = self.pair_loss(
+            h,
+            pc=policy_chosen,
+            pr=policy_rejected,
+            rc=ref_chosen,
+            rr=ref_rejected,
+            nc=chosen_tokens,
+            nr=rejected_tokens,
+        )
         return (losses, *self.rewards(policy_chosen, policy_rejected, ref_chosen, ref_rejected))
 
 
@@ -65,7 +78,9 @@ class RobustLoss(PreferenceLoss):
         self.eps = label_smoothing
 
     def pair_loss(self, h, **kw):
-        return (-(1 - self.eps) * F.logsigmoid(self.beta * h) + self.eps * F.logsigmoid(-self.beta * h)) / (1 - 2 * self.eps)
+        return (-(1 - self.eps) * F.logsigmoid(self.beta * h) + self.eps * F.logsigmoid(-self.beta * h)) / (
+            1 - 2 * self.eps
+        )
 
 
 class HingeLoss(PreferenceLoss):

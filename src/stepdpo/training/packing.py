@@ -12,8 +12,9 @@ compute goes to padding, and the LM head runs only at positions that predict com
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 
@@ -35,9 +36,16 @@ class EncodedPair:
         return (p if shared else 2 * p) + len(self.chosen) + len(self.rejected)
 
 
-def encode_pairs(tokenizer: Any, pairs: Sequence[StepPair], *, add_eos: bool, prompt_format: str = "auto",
-                 max_prompt_tokens: int = 1024, max_completion_tokens: int = 512,
-                 pair_format: str = "step") -> list[EncodedPair]:
+def encode_pairs(
+    tokenizer: Any,
+    pairs: Sequence[StepPair],
+    *,
+    add_eos: bool,
+    prompt_format: str = "auto",
+    max_prompt_tokens: int = 1024,
+    max_completion_tokens: int = 512,
+    pair_format: str = "step",
+) -> list[EncodedPair]:
     """Tokenize pairs with the project's prompt builder (the text sampling saw).
 
     ``pair_format`` ``step`` trains on s_win / s_lose (``chosen`` / ``rejected``); ``dpo`` on whole
@@ -54,8 +62,9 @@ def encode_pairs(tokenizer: Any, pairs: Sequence[StepPair], *, add_eos: bool, pr
     for pair in pairs:
         prompt = build_prompt(pair.prompt, pair.initial_reason_steps, tokenizer=tokenizer, fmt=prompt_format)
         chosen, rejected = (pair.chosen, pair.rejected) if pair_format == "step" else pair.dpo_completions()
-        p, c, r = encode_pair_text(tokenizer, prompt, chosen, rejected, add_eos=add_eos,
-                                   reference_bos=prompt_format in REFERENCE_TEMPLATES)
+        p, c, r = encode_pair_text(
+            tokenizer, prompt, chosen, rejected, add_eos=add_eos, reference_bos=prompt_format in REFERENCE_TEMPLATES
+        )
         p, c, r = p[-max_prompt_tokens:], c[:max_completion_tokens], r[:max_completion_tokens]
         if not c or not r:
             raise ValueError(f"pair {pair.id}: a completion has no tokens")
@@ -98,7 +107,7 @@ class PackedBatch:
     n_pairs: int
     n_tokens: int
 
-    def to(self, device: torch.device, dtype: torch.dtype) -> "PackedBatch":
+    def to(self, device: torch.device, dtype: torch.dtype) -> PackedBatch:
         moved = {k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in self.__dict__.items()}
         moved["attention_mask"] = moved["attention_mask"].to(dtype)
         return PackedBatch(**moved)
@@ -108,7 +117,9 @@ class PackedBatch:
         return torch.bincount(self.segment, minlength=2 * self.n_pairs)
 
 
-def collate(pairs: Sequence[EncodedPair], rows: list[list[int]], *, shared: bool = True, pad_id: int = 0) -> PackedBatch:
+def collate(
+    pairs: Sequence[EncodedPair], rows: list[list[int]], *, shared: bool = True, pad_id: int = 0
+) -> PackedBatch:
     """Build a :class:`PackedBatch`; ``rows`` lists the pairs (indices into ``pairs``) of each row.
 
     With ``shared=False`` each pair is packed as two sequences ``[prompt|chosen]`` and
@@ -158,8 +169,17 @@ def collate(pairs: Sequence[EncodedPair], rows: list[list[int]], *, shared: bool
         allowed[r, torch.arange(o, width), torch.arange(o, width)] = True  # padding sees itself only
     mask = torch.zeros((n, 1, width, width))
     mask.masked_fill_(~allowed[:, None], torch.finfo(torch.float32).min)
-    return PackedBatch(ids, pos, mask, torch.tensor(pred_row), torch.tensor(pred_pos), torch.tensor(targets),
-                       torch.tensor(segment), len(order), int(sum(pairs[i].length(shared) for i in order)))
+    return PackedBatch(
+        ids,
+        pos,
+        mask,
+        torch.tensor(pred_row),
+        torch.tensor(pred_pos),
+        torch.tensor(targets),
+        torch.tensor(segment),
+        len(order),
+        int(sum(pairs[i].length(shared) for i in order)),
+    )
 
 
 def _decoder_and_head(model: Any) -> tuple[Any, Any] | None:
@@ -182,12 +202,20 @@ def completion_logps(model: Any, batch: PackedBatch) -> tuple[torch.Tensor, torc
     parts = _decoder_and_head(model)
     if parts is not None:
         dec, head = parts
-        hidden = dec(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
-                     position_ids=batch.position_ids, use_cache=False).last_hidden_state
+        hidden = dec(
+            input_ids=batch.input_ids,
+            attention_mask=batch.attention_mask,
+            position_ids=batch.position_ids,
+            use_cache=False,
+        ).last_hidden_state
         logits = head(hidden[batch.pred_row, batch.pred_pos]).float()
     else:
-        out = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
-                    position_ids=batch.position_ids, use_cache=False)
+        out = model(
+            input_ids=batch.input_ids,
+            attention_mask=batch.attention_mask,
+            position_ids=batch.position_ids,
+            use_cache=False,
+        )
         logits = out.logits[batch.pred_row, batch.pred_pos].float()
     token_logps = torch.log_softmax(logits, dim=-1).gather(-1, batch.targets[:, None]).squeeze(-1)
     sums = torch.zeros(2 * batch.n_pairs, device=token_logps.device, dtype=token_logps.dtype)

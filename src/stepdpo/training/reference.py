@@ -20,8 +20,9 @@ from stepdpo.training.packing import EncodedPair, completion_logps, micro_batche
 
 
 @torch.no_grad()
-def reference_logps(model: Any, pairs: list[EncodedPair], cfg: Any, device: torch.device,
-                    dtype: torch.dtype, quiet: bool = True) -> torch.Tensor:
+def reference_logps(
+    model: Any, pairs: list[EncodedPair], cfg: Any, device: torch.device, dtype: torch.dtype, quiet: bool = True
+) -> torch.Tensor:
     """(pairs, 2) reference log-probs of chosen and rejected, computed once before training."""
     from tqdm.auto import tqdm
 
@@ -75,8 +76,14 @@ def reference_tables(model, enc, venc, cfg, out, accelerator, dtype, quiet):
     if missing:
         rank, world = accelerator.process_index, accelerator.num_processes
         mine = [missing[i] for i in rank_index(len(missing), rank, world)]
-        part = reference_logps(model, [allenc[j] for j in mine], cfg, accelerator.device, dtype,
-                               quiet=quiet or not accelerator.is_main_process)
+        part = reference_logps(
+            model,
+            [allenc[j] for j in mine],
+            cfg,
+            accelerator.device,
+            dtype,
+            quiet=quiet or not accelerator.is_main_process,
+        )
         computed = torch.zeros(len(allenc), 2, dtype=torch.float64)
         computed[mine] = part
         if world > 1:

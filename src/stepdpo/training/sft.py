@@ -10,8 +10,9 @@ from __future__ import annotations
 import math
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -69,8 +70,14 @@ def _collate(batch: list[tuple[list[int], int]], pad_id: int, device: torch.devi
     return {"input_ids": input_ids.to(device), "labels": labels.to(device), "attention_mask": attn.to(device)}
 
 
-def sft_train(model: Any, tokenizer: Any, pairs: list[tuple[str, str]], cfg: SFTConfig,
-              quiet: bool = False, on_log: Callable[[int, Any], None] | None = None) -> list[dict]:
+def sft_train(
+    model: Any,
+    tokenizer: Any,
+    pairs: list[tuple[str, str]],
+    cfg: SFTConfig,
+    quiet: bool = False,
+    on_log: Callable[[int, Any], None] | None = None,
+) -> list[dict]:
     """Fine-tune ``model`` in place on ``(prompt, solution)`` pairs; returns the log rows.
 
     ``on_log(step, model)`` is called at every log step (e.g. to save a checkpoint)."""

@@ -119,7 +119,7 @@ class TrainConfig:
         return self.add_eos if self.add_eos is not None else self.fmt == "dpo"
 
     @classmethod
-    def from_yaml(cls, path: str | Path, **overrides: Any) -> "TrainConfig":
+    def from_yaml(cls, path: str | Path, **overrides: Any) -> TrainConfig:
         import yaml
 
         data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
@@ -204,8 +204,13 @@ def _load(cfg: TrainConfig, device: torch.device):
 def _wrap_lora(model, cfg: TrainConfig):
     from peft import LoraConfig, get_peft_model
 
-    lcfg = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
-                      target_modules="all-linear", task_type="CAUSAL_LM")
+    lcfg = LoraConfig(
+        r=cfg.lora_r,
+        lora_alpha=cfg.lora_alpha,
+        lora_dropout=cfg.lora_dropout,
+        target_modules="all-linear",
+        task_type="CAUSAL_LM",
+    )
     return get_peft_model(model, lcfg)
 
 
@@ -223,8 +228,10 @@ def make_accelerator() -> Any:
     accelerator = Accelerator(cpu=not has_accelerator, step_scheduler_with_optimizer=False)
     launched = int(os.environ.get("WORLD_SIZE", "1"))
     if launched > 1 and accelerator.num_processes != launched:
-        raise RuntimeError(f"launched as {launched} processes, but accelerate joined {accelerator.num_processes}: "
-                           "each would train alone; check the launcher's settings")
+        raise RuntimeError(
+            f"launched as {launched} processes, but accelerate joined {accelerator.num_processes}: "
+            "each would train alone; check the launcher's settings"
+        )
     return accelerator
 
 
@@ -250,20 +257,33 @@ def train(cfg: TrainConfig, quiet: bool = False) -> dict[str, Any]:
     if not train_pairs:
         raise ValueError(f"{cfg.data}: no training pairs")
     tok, model, dtype = _load(cfg, device)
-    enc = encode_pairs(tok, train_pairs, add_eos=cfg.eos, prompt_format=cfg.prompt_format,
-                       max_prompt_tokens=cfg.max_prompt_tokens, max_completion_tokens=cfg.max_completion_tokens,
-                       pair_format=cfg.fmt)
-    venc = encode_pairs(tok, val, add_eos=cfg.eos, prompt_format=cfg.prompt_format,
-                        max_prompt_tokens=cfg.max_prompt_tokens, max_completion_tokens=cfg.max_completion_tokens,
-                       pair_format=cfg.fmt)
+    enc = encode_pairs(
+        tok,
+        train_pairs,
+        add_eos=cfg.eos,
+        prompt_format=cfg.prompt_format,
+        max_prompt_tokens=cfg.max_prompt_tokens,
+        max_completion_tokens=cfg.max_completion_tokens,
+        pair_format=cfg.fmt,
+    )
+    venc = encode_pairs(
+        tok,
+        val,
+        add_eos=cfg.eos,
+        prompt_format=cfg.prompt_format,
+        max_prompt_tokens=cfg.max_prompt_tokens,
+        max_completion_tokens=cfg.max_completion_tokens,
+        pair_format=cfg.fmt,
+    )
     ref, vref = reference_tables(model, enc, venc, cfg, out, accelerator, dtype, quiet)
     if cfg.lora_r:
         model = _wrap_lora(model, cfg)
     model.train()
     steps_per_epoch = math.ceil(len(enc) / cfg.global_batch)
     total = cfg.max_steps or max(1, math.ceil(cfg.epochs * steps_per_epoch))
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr,
-                            weight_decay=cfg.weight_decay)
+    opt = torch.optim.AdamW(
+        [p for p in model.parameters() if p.requires_grad], lr=cfg.lr, weight_decay=cfg.weight_decay
+    )
     sched = get_cosine_schedule_with_warmup(opt, int(cfg.warmup_ratio * total), total)
     # the forward must run inside the wrapper accelerate puts around it (DDP's gradient sync)
     model, opt, sched = accelerator.prepare(CompletionLogProbs(model), opt, sched)
@@ -279,7 +299,9 @@ def train(cfg: TrainConfig, quiet: bool = False) -> dict[str, Any]:
 
         step_cfg = replace(cfg, rows_per_micro=1 << 30)
     t0, seen = time.time(), 0
-    bar = tqdm(range(start, total), initial=start, total=total, desc="train", disable=quiet or not accelerator.is_main_process)
+    bar = tqdm(
+        range(start, total), initial=start, total=total, desc="train", disable=quiet or not accelerator.is_main_process
+    )
     for step in bar:
         epoch, k = divmod(step, steps_per_epoch)
         order = list(range(len(enc)))
@@ -297,14 +319,29 @@ def train(cfg: TrainConfig, quiet: bool = False) -> dict[str, Any]:
         opt.zero_grad(set_to_none=True)
         sums = accelerator.reduce(sums, "sum")
         seen += n_global
-        row = {"step": step + 1, "epoch": step / steps_per_epoch, "lr": sched.get_last_lr()[0],
-               **_metrics(sums, n_global, "train/"), "pairs_per_s": seen / (time.time() - t0)}
+        row = {
+            "step": step + 1,
+            "epoch": step / steps_per_epoch,
+            "lr": sched.get_last_lr()[0],
+            **_metrics(sums, n_global, "train/"),
+            "pairs_per_s": seen / (time.time() - t0),
+        }
         if accelerator.is_main_process:
             bar.set_postfix(loss=f"{row['train/loss']:.4f}", acc=f"{row['train/reward_accuracy']:.2f}")
         last = step + 1 == total
         if venc and ((cfg.eval_every and (step + 1) % cfg.eval_every == 0) or last):
-            vs = accelerator.reduce(evaluate_pairs(model, loss_fn, _rank_slice(venc, rank, world),
-                                                   vref[rank_index(len(venc), rank, world)], cfg, device, dtype), "sum")
+            vs = accelerator.reduce(
+                evaluate_pairs(
+                    model,
+                    loss_fn,
+                    _rank_slice(venc, rank, world),
+                    vref[rank_index(len(venc), rank, world)],
+                    cfg,
+                    device,
+                    dtype,
+                ),
+                "sum",
+            )
             row.update(_metrics(vs, len(venc), "val/"))
         if (step + 1) % cfg.log_every == 0 or last or "val/loss" in row:
             log.write(row)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Protocol
+from typing import Any, Protocol
 
 from stepdpo.records import LocatedError, Solution
 from stepdpo.stages.base import ItemResult
@@ -101,10 +102,24 @@ class LocateConfig:
 def judge_from_config(cfg: LocateConfig, generator: Any, out: Path) -> Judge:
     """The judge ``cfg`` describes; the llm judge's reply cache defaults to a file beside ``out``."""
     if cfg.judge == "rollout":
-        return make_judge("rollout", generator, m=cfg.m, search=cfg.search, early_stop=cfg.early_stop,
-                          temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens, seed=cfg.seed)
+        return make_judge(
+            "rollout",
+            generator,
+            m=cfg.m,
+            search=cfg.search,
+            early_stop=cfg.early_stop,
+            temperature=cfg.temperature,
+            max_new_tokens=cfg.max_new_tokens,
+            seed=cfg.seed,
+        )
     if cfg.judge == "llm":
         cache = cfg.cache or str(out.with_name("llm_judge_cache.jsonl"))
-        return make_judge("llm", model=cfg.llm_model, base_url=cfg.base_url, api_key_env=cfg.api_key_env,
-                          concurrency=cfg.concurrency, cache=cache)
+        return make_judge(
+            "llm",
+            model=cfg.llm_model,
+            base_url=cfg.base_url,
+            api_key_env=cfg.api_key_env,
+            concurrency=cfg.concurrency,
+            cache=cache,
+        )
     return make_judge(cfg.judge)

@@ -52,8 +52,9 @@ class JudgeReplyError(ValueError):
 
 def build_messages(sol: Solution) -> list[dict[str, str]]:
     steps = "\n".join(f"{i}. {step_body(s)}" for i, s in enumerate(sol.steps, 1))
-    user = USER_PROMPT.format(problem=sol.problem, reference=sol.reference or f"(final answer: {sol.answer})",
-                              steps=steps, n=len(sol.steps))
+    user = USER_PROMPT.format(
+        problem=sol.problem, reference=sol.reference or f"(final answer: {sol.answer})", steps=steps, n=len(sol.steps)
+    )
     return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
 
 
@@ -69,7 +70,9 @@ def parse_verdicts(reply: str, n_steps: int) -> list[str]:
         raise JudgeReplyError(f"malformed JSON ({e.msg})") from e
     steps = data.get("steps") if isinstance(data, dict) else None
     if not isinstance(steps, list) or len(steps) != n_steps:
-        raise JudgeReplyError(f"expected {n_steps} step verdicts, got {len(steps) if isinstance(steps, list) else 'none'}")
+        raise JudgeReplyError(
+            f"expected {n_steps} step verdicts, got {len(steps) if isinstance(steps, list) else 'none'}"
+        )
     verdicts = []
     for i, item in enumerate(steps, 1):
         v = str(item.get("verdict", "")).strip().lower() if isinstance(item, dict) else ""
@@ -89,16 +92,28 @@ class LLMJudge:
 
     name = "llm"
 
-    def __init__(self, model: str = "gpt-4o", base_url: str | None = None, api_key_env: str = "OPENAI_API_KEY",
-                 concurrency: int = 8, max_attempts: int = 5, timeout: float = 60.0, backoff: float = 1.0,
-                 cache: str | Path | None = None, json_mode: bool = True, temperature: float = 0.0):
+    def __init__(
+        self,
+        model: str = "gpt-4o",
+        base_url: str | None = None,
+        api_key_env: str = "OPENAI_API_KEY",
+        concurrency: int = 8,
+        max_attempts: int = 5,
+        timeout: float = 60.0,
+        backoff: float = 1.0,
+        cache: str | Path | None = None,
+        json_mode: bool = True,
+        temperature: float = 0.0,
+    ):
         try:
             from openai import OpenAI
         except ImportError as e:
             raise ImportError("the llm judge needs the openai client: pip install 'stepdpo[judge]'") from e
         key = os.environ.get(api_key_env)
         if not key:
-            raise ValueError(f"the llm judge reads its API key from the environment variable {api_key_env}, which is not set")
+            raise ValueError(
+                f"the llm judge reads its API key from the environment variable {api_key_env}, which is not set"
+            )
         self.model, self.base_url, self.api_key_env = model, base_url, api_key_env
         self.concurrency, self.max_attempts, self.backoff = concurrency, max_attempts, backoff
         self.json_mode, self.temperature, self.timeout = json_mode, temperature, timeout
@@ -178,8 +193,13 @@ class LLMJudge:
 
     def _result(self, sol: Solution, verdicts: list[str], cached: bool = False) -> LocatedError:
         k = first_error(verdicts)
-        return LocatedError(sol, k, self.name, evidence={"verdicts": verdicts, "cached": cached},
-                            reason=None if k is not None else "judge_found_no_error")
+        return LocatedError(
+            sol,
+            k,
+            self.name,
+            evidence={"verdicts": verdicts, "cached": cached},
+            reason=None if k is not None else "judge_found_no_error",
+        )
 
     def locate(self, solutions: list[Solution]) -> list[LocatedError]:
         with ThreadPoolExecutor(max_workers=max(1, self.concurrency)) as pool:

@@ -37,9 +37,20 @@ class RolloutJudge:
 
     name = "rollout"
 
-    def __init__(self, generator: Generator, m: int = 8, temperature: float = 1.0, top_p: float = 1.0,
-                 max_new_tokens: int = 512, search: str = "binary", early_stop: bool = True,
-                 prompt_format: str = "auto", seed: int = 0, abstain: bool = True, reuse: bool = True):
+    def __init__(
+        self,
+        generator: Generator,
+        m: int = 8,
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+        max_new_tokens: int = 512,
+        search: str = "binary",
+        early_stop: bool = True,
+        prompt_format: str = "auto",
+        seed: int = 0,
+        abstain: bool = True,
+        reuse: bool = True,
+    ):
         if search not in ("binary", "linear", "full"):
             raise ValueError(f"unknown search {search!r}; use binary, linear or full")
         if m < 1:
@@ -52,22 +63,41 @@ class RolloutJudge:
         self._root: dict[tuple[str, str], tuple[int, int]] = {}  # problem -> (successes, rollouts) from scratch
 
     def settings(self) -> dict[str, Any]:
-        return {"judge": self.name, "model": self.generator.model_name, "m": self.m, "search": self.search,
-                "early_stop": self.early_stop, "temperature": self.temperature, "top_p": self.top_p,
-                "max_new_tokens": self.max_new_tokens, "prompt_format": self.fmt, "seed": self.seed,
-                "abstain": self.abstain, "reuse": self.reuse}
+        return {
+            "judge": self.name,
+            "model": self.generator.model_name,
+            "m": self.m,
+            "search": self.search,
+            "early_stop": self.early_stop,
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "max_new_tokens": self.max_new_tokens,
+            "prompt_format": self.fmt,
+            "seed": self.seed,
+            "abstain": self.abstain,
+            "reuse": self.reuse,
+        }
 
     def _sample(self, queries: list[tuple[Solution, int]], n: int) -> list[list[str]]:
         """For each prefix (solution, i): those of n continuations that reach the answer (their
         text from step i+1 on)."""
         self._round += 1
-        sampling = SamplingConfig(n=n, temperature=self.temperature, top_p=self.top_p,
-                                  max_new_tokens=self.max_new_tokens, seed=self.seed + 7919 * self._round)
-        prompts = [generation_prompt(s.problem, s.steps[:i], tokenizer=self.generator.tokenizer, fmt=self.fmt)
-                   for s, i in queries]
+        sampling = SamplingConfig(
+            n=n,
+            temperature=self.temperature,
+            top_p=self.top_p,
+            max_new_tokens=self.max_new_tokens,
+            seed=self.seed + 7919 * self._round,
+        )
+        prompts = [
+            generation_prompt(s.problem, s.steps[:i], tokenizer=self.generator.tokenizer, fmt=self.fmt)
+            for s, i in queries
+        ]
         outs = self.generator.generate([p for p, _ in prompts], sampling)
-        return [[primer + c.text for c in comps if grade(primer + c.text, s.answer)]
-                for (s, _), (_, primer), comps in zip(queries, prompts, outs)]
+        return [
+            [primer + c.text for c in comps if grade(primer + c.text, s.answer)]
+            for (s, _), (_, primer), comps in zip(queries, prompts, outs)
+        ]
 
     def _check(self, queries: list[tuple[Solution, int]]) -> list[tuple[list[str], int]]:
         """``(successful continuations, rollouts spent)`` for each prefix."""
@@ -98,8 +128,9 @@ class RolloutJudge:
         for s in solutions:
             key = (s.problem, s.answer)
             if key not in self._root and key not in todo:
-                todo[key] = Solution(id="", problem_id="", problem=s.problem, answer=s.answer, completion="x",
-                                     steps=["x"], correct=False)
+                todo[key] = Solution(
+                    id="", problem_id="", problem=s.problem, answer=s.answer, completion="x", steps=["x"], correct=False
+                )
         for key, (wins, cost) in zip(todo, self._check([(s, 0) for s in todo.values()])):
             self._root[key] = (wins if self.reuse else wins[:1], cost)  # without reuse, one tells solvable
         return self._root
@@ -117,8 +148,13 @@ class RolloutJudge:
                 root_cost[j] = root[key][1] if key in fresh else 0
                 fresh.discard(key)
                 if not root[key][0]:
-                    out[j] = LocatedError(s, None, self.name, reason="unsolvable_by_policy",
-                                          evidence={"rollouts": root_cost[j], "m": self.m, "search": self.search})
+                    out[j] = LocatedError(
+                        s,
+                        None,
+                        self.name,
+                        reason="unsolvable_by_policy",
+                        evidence={"rollouts": root_cost[j], "m": self.m, "search": self.search},
+                    )
                 start[j] = self._depth(s, 0, root[key][0])
         todo = [j for j in range(len(solutions)) if out[j] is None]
         for j, err in zip(todo, self._search([solutions[j] for j in todo], [start[j] for j in todo])):
@@ -168,9 +204,17 @@ class RolloutJudge:
                     if not wins and hi[j] == n[j]:
                         hi[j] = i
         return [
-            LocatedError(s, hi[j], self.name,
-                         evidence={"rollouts": spent[j], "m": self.m, "search": self.search,
-                                   "successes_after_prefix": {str(i): w for i, w in sorted(checks[j].items())}})
+            LocatedError(
+                s,
+                hi[j],
+                self.name,
+                evidence={
+                    "rollouts": spent[j],
+                    "m": self.m,
+                    "search": self.search,
+                    "successes_after_prefix": {str(i): w for i, w in sorted(checks[j].items())},
+                },
+            )
             for j, s in enumerate(solutions)
         ]
 

@@ -23,21 +23,37 @@ step and the gold answer has none. This is ground truth for step localization (S
 from stepdpo.tasks.arithmetic.chain import generate_chain_problems, make_chain_problem
 from stepdpo.tasks.arithmetic.checker import EQUATION, CheckResult, check_solution
 from stepdpo.tasks.arithmetic.common import (
-           CHAIN_LABELS,
-           TASK_NAME,
-           apply_op,
-           canonical_solution,
-           canonical_step,
-           distinct_problems,
-           running_values,
+    CHAIN_LABELS,
+    TASK_NAME,
+    apply_op,
+    canonical_solution,
+    canonical_step,
+    distinct_problems,
+    running_values,
 )
 from stepdpo.tasks.arithmetic.slips import (
-           SLIP_SIZES,
-           slipped_demonstrations,
-           slipped_solution,
+    SLIP_SIZES,
+    slipped_demonstrations,
+    slipped_solution,
 )
 from stepdpo.tasks.arithmetic.stories import generate_problems, make_problem
 
-__all__ = ["CHAIN_LABELS", "EQUATION", "SLIP_SIZES", "TASK_NAME", "CheckResult", "apply_op", "canonical_solution",
-           "canonical_step", "check_solution", "distinct_problems", "generate_chain_problems", "generate_problems",
-           "make_chain_problem", "make_problem", "running_values", "slipped_demonstrations", "slipped_solution"]
+__all__ = [
+    "CHAIN_LABELS",
+    "EQUATION",
+    "SLIP_SIZES",
+    "TASK_NAME",
+    "CheckResult",
+    "apply_op",
+    "canonical_solution",
+    "canonical_step",
+    "check_solution",
+    "distinct_problems",
+    "generate_chain_problems",
+    "generate_problems",
+    "make_chain_problem",
+    "make_problem",
+    "running_values",
+    "slipped_demonstrations",
+    "slipped_solution",
+]

@@ -42,26 +42,32 @@ def _sample_chain_ops(rng: random.Random, n_ops: int) -> tuple[int, list[tuple[s
     return 0, ops
 
 
-
-
 def make_chain_problem(rng: random.Random, pid: str, min_steps: int = 20, max_steps: int = 20) -> Problem:
     """One problem in the long-chain form: a start value and lettered operations, one per line."""
     if not 1 <= min_steps <= max_steps <= len(CHAIN_LABELS):
         raise ValueError(f"the long-chain form has 1 to {len(CHAIN_LABELS)} steps")
     start, ops = _sample_chain_ops(rng, rng.randint(min_steps, max_steps))
-    lines = [f"Start with {start}.", *(f" ({CHAIN_LABELS[i]}) {op}{b}" for i, (op, b) in enumerate(ops)),
-             "What is the final number?"]
+    lines = [
+        f"Start with {start}.",
+        *(f" ({CHAIN_LABELS[i]}) {op}{b}" for i, (op, b) in enumerate(ops)),
+        "What is the final number?",
+    ]
     meta = {"start": start, "ops": [[op, b] for op, b in ops], "form": "chain"}
-    problem = Problem(id=pid, problem="\n".join(lines), answer=str(running_values(meta)[-1]), source=TASK_NAME,
-                      meta=meta)
+    problem = Problem(
+        id=pid, problem="\n".join(lines), answer=str(running_values(meta)[-1]), source=TASK_NAME, meta=meta
+    )
     problem.solution = canonical_solution(problem)
     return problem
 
 
-def generate_chain_problems(n: int, seed: int = 1, min_steps: int = 20, max_steps: int = 20,
-                            exclude: set[str] | None = None) -> list[Problem]:
+def generate_chain_problems(
+    n: int, seed: int = 1, min_steps: int = 20, max_steps: int = 20, exclude: set[str] | None = None
+) -> list[Problem]:
     """``n`` distinct long-chain problems from ``seed``; texts in ``exclude`` are skipped."""
-    return distinct_problems(lambda rng, pid: make_chain_problem(rng, pid, min_steps, max_steps), n,
-                     random.Random(f"chain-{seed}"), f"chain-{seed}", exclude)
-
-
+    return distinct_problems(
+        lambda rng, pid: make_chain_problem(rng, pid, min_steps, max_steps),
+        n,
+        random.Random(f"chain-{seed}"),
+        f"chain-{seed}",
+        exclude,
+    )

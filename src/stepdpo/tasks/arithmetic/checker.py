@@ -49,7 +49,11 @@ def _check_step(step: str, k: int, values: list[int], ops: list, answer: int) ->
         return f"expected {x} {op} {b} = {y}"
     boxed = _BOXED.findall(step)
     if boxed and (k < len(ops) or int(boxed[-1]) != answer):
-        return f"states the final answer {boxed[-1]} too early" if k < len(ops) else f"final answer {boxed[-1]} is not {answer}"
+        return (
+            f"states the final answer {boxed[-1]} too early"
+            if k < len(ops)
+            else f"final answer {boxed[-1]} is not {answer}"
+        )
     return None
 
 

@@ -76,5 +76,3 @@ def canonical_step(problem: Problem, k: int, style: str = "sft", values: list[in
 def canonical_solution(problem: Problem, style: str = "sft") -> str:
     """The whole step-by-step solution (without the "Let's think step by step." opener)."""
     return "".join(canonical_step(problem, k, style) for k in range(1, len(problem.meta["ops"]) + 1))
-
-

@@ -42,8 +42,9 @@ def slipped_solution(problem: Problem, k: int, slip: int) -> list[str] | None:
 SLIP_SIZES = (-3, -2, -1, 1, 2, 3)
 
 
-def slipped_demonstrations(problems: list[Problem], rate: float, seed: int = 0,
-                           sizes: tuple[int, ...] = SLIP_SIZES) -> list[str]:
+def slipped_demonstrations(
+    problems: list[Problem], rate: float, seed: int = 0, sizes: tuple[int, ...] = SLIP_SIZES
+) -> list[str]:
     """Reference solutions for SFT in which a fraction ``rate`` carry one slip.
 
     Each chosen solution misstates the result of one step, picked uniformly along the chain, by a
@@ -67,5 +68,3 @@ def slipped_demonstrations(problems: list[Problem], rate: float, seed: int = 0,
                     break
         texts.append(text)
     return texts
-
-

@@ -31,6 +31,8 @@ _OPS = {
     "*": ["Then the number of {item} becomes {b} times as large.", "Then {p} ends up with {b} times as many {item}."],
     "/": ["Then {p} splits the {item} into {b} equal groups and keeps one group."],
 }
+
+
 def _sample_ops(rng: random.Random, n_ops: int) -> tuple[int, list[tuple[str, int]]]:
     """A start value and ``n_ops`` operations keeping every value a positive integer below 200."""
     while True:
@@ -68,9 +70,14 @@ def make_problem(rng: random.Random, pid: str, min_steps: int = 3, max_steps: in
     return problem
 
 
-def generate_problems(n: int, seed: int = 0, min_steps: int = 3, max_steps: int = 6, exclude: set[str] | None = None) -> list[Problem]:
+def generate_problems(
+    n: int, seed: int = 0, min_steps: int = 3, max_steps: int = 6, exclude: set[str] | None = None
+) -> list[Problem]:
     """``n`` distinct problems from ``seed``; texts in ``exclude`` (e.g. a training split) are skipped."""
-    return distinct_problems(lambda rng, pid: make_problem(rng, pid, min_steps, max_steps), n,
-                     random.Random(f"stepdpo-arith-{seed}"), f"arith-{seed}", exclude)
-
-
+    return distinct_problems(
+        lambda rng, pid: make_problem(rng, pid, min_steps, max_steps),
+        n,
+        random.Random(f"stepdpo-arith-{seed}"),
+        f"arith-{seed}",
+        exclude,
+    )
