@@ -1,18 +1,23 @@
 """Training throughput: ``stepdpo train`` against TRL's DPOTrainer on Step-DPO-shaped data.
 
-Both trainers get the same model (a Qwen2 of ~26 M parameters, large enough that compute
-dominates on a CPU), the same pairs (prompts of 200 to 400 tokens, steps of 20 to 60 tokens,
-lengths varying as in real data), the same batch, learning rate, schedule and number of steps.
-TRL runs at its best setting for this comparison: its own precomputed reference log-probs. Each
-run is a separate process (so that peak memory is its own), ours and TRL's alternating.
+Both trainers get the same model, the same pairs (prompts of 200 to 400 tokens, steps of 20 to 60
+tokens, lengths varying as in real data), the same batch, learning rate, schedule and number of
+steps, and, with LoRA, the same seeded adapter. TRL runs at its best setting for this comparison:
+its own precomputed reference log-probs. Each run is a separate process (so that peak memory is
+its own), ours and TRL's alternating. The harness is tests/trl_harness.py.
 
-Figures: pairs per second and peak memory (peak RSS growth over the loaded model and data) of
-each, ``speedup`` (ours / TRL), ``peak_mem_ratio`` (ours / TRL), ``loss_max_abs_diff`` (the
-losses of the first steps, same initial weights and data; every step sees the whole batch, so
-data order cannot differ), and the ideal speedup from prefix sharing alone, the token ratio
-(2P + C + R) / (P + C + R).
+Models: by default a randomly initialised Qwen2 of ~26 M parameters (large enough that compute
+dominates on a CPU), full fine-tuning; ``--model NAME`` any model folder or name, e.g.
+``smollm2-135m-instruct`` (a real Llama architecture with a 49k vocabulary), trained in full and
+with LoRA (``--lora R``; 0 for full fine-tuning only).
 
-    python benchmarks/train_throughput.py [--quick]
+Figures, per mode (full, lora): pairs per second and peak memory (peak RSS growth over the loaded
+model and data) of each, ``speedup`` (ours / TRL), ``peak_mem_ratio`` (ours / TRL),
+``loss_max_abs_diff`` (the losses of the first steps, same initial weights and data; every step
+sees the whole batch, so data order cannot differ), and ``token_ratio``, the speedup that prefix
+sharing alone would give if time were proportional to tokens: (2P + C + R) / (P + C + R).
+
+    python benchmarks/train_throughput.py [--quick] [--model smollm2-135m-instruct]
 
 The last line printed is one JSON object.
 """
@@ -23,15 +28,16 @@ import argparse
 import json
 import os
 import random
-import resource
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "tests"))
+
+from trl_harness import encode_like_trl, run_ours, run_trl  # noqa: E402
 
 
 def make_model(folder: Path, seed: int = 0) -> None:
@@ -57,8 +63,6 @@ def make_model(folder: Path, seed: int = 0) -> None:
     tok.save_pretrained(folder)
 
 
-METRICS = ("reward_accuracy", "reward_margin", "chosen_reward", "rejected_reward")
-TRL_NAMES = ("accuracies", "margins", "chosen", "rejected")
 WORDS = [
     "she",
     "has",
@@ -96,11 +100,12 @@ WORDS = [
 ]
 
 
-def make_pairs(path: Path, n: int, seed: int = 0) -> dict:
-    """Text pairs: prompt 200-400 tokens, chosen and rejected steps 20-60 tokens (tokenizer counts)."""
+def make_pairs(path: Path, n: int, model: str, seed: int = 0) -> dict:
+    """Text pairs: prompt 200-400 tokens, chosen and rejected steps 20-60 tokens (``model``'s
+    tokenizer counts)."""
     from stepdpo.models import load_tokenizer
 
-    tok = load_tokenizer("default")
+    tok = load_tokenizer(model)
     rng = random.Random(seed)
 
     def text(lo: int, hi: int, lead: str = "") -> str:
@@ -121,163 +126,19 @@ def make_pairs(path: Path, n: int, seed: int = 0) -> dict:
         shared += p + c + r
         copied += 2 * p + c + r
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return {"ideal_speedup": copied / shared, "pairs": n}
+    return {"token_ratio": copied / shared, "pairs": n}
 
 
-def encode_like_trl(tok, row: dict) -> tuple[list[int], list[int], list[int]]:
-    """Prompt, chosen and rejected ids as TRL makes them: completions are where prompt+completion
-    tokenization leaves the prompt's, with EOS appended (TRL adds it to non-chat completions)."""
-    p = tok(row["prompt"])["input_ids"]
-    pc, pr = tok(row["prompt"] + row["chosen"])["input_ids"], tok(row["prompt"] + row["rejected"])["input_ids"]
-    assert pc[: len(p)] == p and pr[: len(p)] == p, "prompt tokens change at the boundary"
-    return p, pc[len(p) :] + [tok.eos_token_id], pr[len(p) :] + [tok.eos_token_id]
-
-
-def _rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def run_ours(model_dir: str, data: str, steps: int, batch: int, lr: float) -> dict:
-    import torch
-    from accelerate import Accelerator
-    from transformers import get_cosine_schedule_with_warmup
-
-    from stepdpo.models import load_model, load_tokenizer
-    from stepdpo.training.losses import make_loss
-    from stepdpo.training.packing import EncodedPair
-    from stepdpo.training.packing import micro_batches as _batches
-    from stepdpo.training.reference import reference_logps
-    from stepdpo.training.trainer import TrainConfig, train_step
-
-    tok = load_tokenizer(model_dir)
-    rows = [json.loads(line) for line in Path(data).read_text().splitlines()][:batch]
-    enc = [EncodedPair(*encode_like_trl(tok, r)) for r in rows]
-    model = load_model(model_dir, dtype="fp32", device="cpu")
-    cfg = TrainConfig(global_batch=batch, max_seq_len=1024, rows_per_micro=4)
-    acc = Accelerator(cpu=True)
-    ref = reference_logps(model, enc, cfg, torch.device("cpu"), torch.float32)
-    model.train()
-    from stepdpo.training.packing import CompletionLogProbs
-
-    model = CompletionLogProbs(model)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr)
-    sched = get_cosine_schedule_with_warmup(opt, 0, steps)
-    loss_fn = make_loss("sigmoid", 0.4)
-    base = _rss_mb()
-    losses, metrics, t0 = [], [], None
-    for step in range(steps):
-        if step == 1:
-            t0 = time.time()  # the first step warms up allocators; time the rest
-        sums = train_step(
-            model,
-            loss_fn,
-            _batches(enc, list(range(len(enc))), cfg),
-            ref,
-            cfg,
-            acc,
-            len(enc),
-            torch.device("cpu"),
-            torch.float32,
-        )
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        opt.zero_grad(set_to_none=True)
-        losses.append(float(sums[0]) / len(enc))
-        metrics.append({k: float(v) / len(enc) for k, v in zip(METRICS, sums.tolist()[1:])})
-    secs = time.time() - t0
-    return {
-        "pairs_per_s": batch * (steps - 1) / secs,
-        "peak_mem_mb": _rss_mb() - base,
-        "losses": losses,
-        "metrics": metrics,
-    }
-
-
-def run_trl(model_dir: str, data: str, steps: int, batch: int, lr: float) -> dict:
-    import torch
-    from datasets import Dataset
-    from transformers import AutoModelForCausalLM, TrainerCallback
-    from trl import DPOConfig, DPOTrainer
-
-    from stepdpo.models import load_tokenizer
-
-    tok = load_tokenizer(model_dir)
-    rows = [json.loads(line) for line in Path(data).read_text().splitlines()][:batch]
-    # TRL appends EOS to non-conversational completions; it is part of what it trains on
-    ds = Dataset.from_list(rows)
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
-    out = tempfile.mkdtemp()
-    args = DPOConfig(
-        output_dir=out,
-        per_device_train_batch_size=batch,
-        max_steps=steps,
-        learning_rate=lr,
-        lr_scheduler_type="cosine",
-        warmup_steps=0,
-        beta=0.4,
-        loss_type=["sigmoid"],
-        precompute_ref_log_probs=True,
-        precompute_ref_batch_size=16,
-        max_length=None,
-        logging_steps=1,
-        save_strategy="no",
-        report_to=[],
-        use_cpu=True,
-        seed=0,
-        dataloader_drop_last=False,
-        bf16=False,
-        gradient_checkpointing=False,
-    )
-    state = {"losses": [], "metrics": [], "t0": None, "base": None}
-
-    class Clock(TrainerCallback):
-        def on_step_begin(self, a, s, c, **kw):
-            if s.global_step == 0:
-                state["base"] = _rss_mb()
-            if s.global_step == 1:
-                state["t0"] = time.time()
-
-        def on_log(self, a, s, c, logs=None, **kw):
-            if logs and "loss" in logs:
-                state["losses"].append(float(logs["loss"]))
-                state["metrics"].append({k: float(logs[f"rewards/{t}"]) for k, t in zip(METRICS, TRL_NAMES)})
-
-    trainer = DPOTrainer(model=model, args=args, train_dataset=ds, processing_class=tok, callbacks=[Clock()])
-    trainer.train()
-    secs = time.time() - state["t0"]
-    return {
-        "pairs_per_s": batch * (steps - 1) / secs,
-        "peak_mem_mb": _rss_mb() - state["base"],
-        "losses": state["losses"],
-        "metrics": state["metrics"],
-    }
-
-
-def child(which: str, model_dir: str, data: str, steps: int, batch: int, lr: float) -> None:
+def child(which: str, model_dir: str, data: str, steps: int, batch: int, lr: float, lora_r: int) -> None:
     fn = run_ours if which == "ours" else run_trl
-    print("RESULT " + json.dumps(fn(model_dir, data, steps, batch, lr)), flush=True)
+    print("RESULT " + json.dumps(fn(model_dir, data, steps, batch, lr, lora_r)), flush=True)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--steps", type=int, default=6)
-    ap.add_argument("--batch", type=int, default=32)
-    ap.add_argument("--rounds", type=int, default=2, help="alternating runs of each trainer")
-    ap.add_argument("--lr", type=float, default=1e-5)
-    ap.add_argument("--child", nargs=6, help=argparse.SUPPRESS)
-    args = ap.parse_args()
-    if args.child:
-        which, model_dir, data, steps, batch, lr = args.child
-        return child(which, model_dir, data, int(steps), int(batch), float(lr))
-    if args.quick:
-        args.steps, args.batch, args.rounds = 4, 16, 1
-    work = Path(tempfile.mkdtemp(prefix="stepdpo-bench-"))
-    make_model(work / "model")
-    info = make_pairs(work / "pairs.jsonl", args.batch)
+def compare(model_dir: str, data: Path, args: argparse.Namespace, lora_r: int) -> dict:
+    """Alternating runs of both trainers in one mode (full fine-tuning, or LoRA of rank ``lora_r``)."""
     runs: dict[str, list[dict]] = {"ours": [], "trl": []}
     env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
+    mode = f"lora r={lora_r}" if lora_r else "full"
     for rnd in range(args.rounds):
         for which in ("ours", "trl"):
             cmd = [
@@ -285,44 +146,106 @@ def main() -> None:
                 __file__,
                 "--child",
                 which,
-                str(work / "model"),
-                str(work / "pairs.jsonl"),
+                model_dir,
+                str(data),
                 str(args.steps),
                 str(args.batch),
                 str(args.lr),
+                str(lora_r),
             ]
             proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
-            line = next((line for line in proc.stdout.splitlines() if line.startswith("RESULT ")), None)
+            line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
             if line is None:
                 print(proc.stdout[-2000:], proc.stderr[-4000:], file=sys.stderr)
-                raise SystemExit(f"{which} run failed")
+                raise SystemExit(f"{which} run failed ({mode})")
             res = json.loads(line[7:])
             runs[which].append(res)
             print(
-                f"round {rnd + 1} {which}: {res['pairs_per_s']:.2f} pairs/s, peak +{res['peak_mem_mb']:.0f} MB, "
-                f"losses {[round(x, 5) for x in res['losses']]}",
+                f"{mode}, round {rnd + 1}, {which}: {res['pairs_per_s']:.2f} pairs/s, "
+                f"peak +{res['peak_mem_mb']:.0f} MB, losses {[round(x, 5) for x in res['losses']]}",
                 flush=True,
             )
     best = {k: max(r["pairs_per_s"] for r in v) for k, v in runs.items()}
     mem = {k: min(r["peak_mem_mb"] for r in v) for k, v in runs.items()}
     n = min(len(runs["ours"][0]["losses"]), len(runs["trl"][0]["losses"]))
     diff = max(abs(a - b) for a, b in zip(runs["ours"][0]["losses"][:n], runs["trl"][0]["losses"][:n]))
-    result = {
+    return {
         "speedup": best["ours"] / best["trl"],
         "loss_max_abs_diff": diff,
         "peak_mem_ratio": mem["ours"] / mem["trl"] if mem["trl"] > 0 else None,
-        "ideal_speedup": info["ideal_speedup"],
         "pairs_per_s": best,
         "peak_mem_mb": mem,
-        "steps": args.steps,
-        "batch": args.batch,
         "loss_steps_compared": n,
         "losses": {k: v[0]["losses"] for k, v in runs.items()},
     }
-    result["goals"] = {
-        "speedup>=1.8": result["speedup"] >= 1.8,
-        "loss_max_abs_diff<=1e-3": diff <= 1e-3,
-        "peak_mem_ratio<=1.0": result["peak_mem_ratio"] is not None and result["peak_mem_ratio"] <= 1.0,
+
+
+# (steps, batch, rounds), sized to finish in about 15 minutes on two cores (--quick: under 5)
+SIZES = {
+    ("random", False): (6, 32, 2),
+    ("random", True): (4, 16, 1),
+    ("real", False): (4, 8, 1),
+    ("real", True): (3, 4, 1),
+}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--model", default=None, help="a model folder or name (default: a random 26 M Qwen2)")
+    ap.add_argument(
+        "--lora",
+        type=int,
+        default=None,
+        help="LoRA rank of the second mode, 0 for full fine-tuning only (default: 16 with --model, else 0)",
+    )
+    ap.add_argument("--steps", type=int, default=None)
+    ap.add_argument("--batch", type=int, default=None)
+    ap.add_argument("--rounds", type=int, default=None, help="alternating runs of each trainer")
+    ap.add_argument("--lr", type=float, default=1e-5)
+    ap.add_argument("--child", nargs=7, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        which, model_dir, data, steps, batch, lr, lora_r = args.child
+        return child(which, model_dir, data, int(steps), int(batch), float(lr), int(lora_r))
+    kind = "real" if args.model else "random"
+    steps, batch, rounds = SIZES[(kind, args.quick)]
+    args.steps, args.batch, args.rounds = args.steps or steps, args.batch or batch, args.rounds or rounds
+    lora_r = args.lora if args.lora is not None else (16 if args.model else 0)
+    work = Path(tempfile.mkdtemp(prefix="stepdpo-bench-"))
+    if args.model:
+        from stepdpo.models import resolve_model_path
+
+        model_dir = resolve_model_path(args.model)
+    else:
+        make_model(work / "model")
+        model_dir = str(work / "model")
+    info = make_pairs(work / "pairs.jsonl", args.batch, model_dir)
+    modes = {"full": compare(model_dir, work / "pairs.jsonl", args, 0)}
+    if lora_r:
+        modes["lora"] = compare(model_dir, work / "pairs.jsonl", args, lora_r)
+    for name, m in modes.items():
+        m["share_of_token_ratio"] = m["speedup"] / info["token_ratio"]
+        print(
+            f"{name}: speedup {m['speedup']:.2f}x (token ratio {info['token_ratio']:.2f}x), loss difference "
+            f"{m['loss_max_abs_diff']:.2e}, peak memory ours/TRL {m['peak_mem_ratio']:.2f}",
+            flush=True,
+        )
+    goal = 2.0 if args.model else 1.8
+    goals = {}
+    for name, m in modes.items():
+        goals[f"{name}: speedup>={goal}"] = m["speedup"] >= goal
+        goals[f"{name}: loss_max_abs_diff<=1e-3"] = m["loss_max_abs_diff"] <= 1e-3
+        goals[f"{name}: peak_mem_ratio<=1.0"] = m["peak_mem_ratio"] is not None and m["peak_mem_ratio"] <= 1.0
+    result = {
+        "model": args.model or "random-qwen2-26m",
+        "token_ratio": info["token_ratio"],
+        **modes["full"],
+        "modes": modes,
+        "steps": args.steps,
+        "batch": args.batch,
+        "lora_r": lora_r,
+        "goals": goals,
     }
     print(json.dumps(result))
 

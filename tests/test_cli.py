@@ -82,7 +82,7 @@ def test_inspect_shows_the_trained_tokens(tmp_path, tokenizer):
         pairs = [json.loads(line) for line in path.read_text().splitlines()][:2]
         assert len(items) == 2
         for item, pair in zip(items, pairs):
-            prompt = build_prompt(pair["prompt"], pair["initial_reason_steps"], tokenizer=tokenizer, fmt=fmt)
+            prompt = build_prompt(pair["prompt"], pair["initial_reason_steps"], tokenizer=tokenizer, prompt_format=fmt)
             # prompt + chosen is the chosen sequence: the prompt text and the step, nothing added
             assert item["prompt"] + item["chosen"] == prompt + pair["chosen"]
             assert item["prompt"] + item["rejected"] == prompt + pair["rejected"]

@@ -102,7 +102,7 @@ def test_locate_rectify_build(gen, problems, tmp_path):
     for pair in pairs:
         assert pair.initial_reason_steps.startswith("Let's think step by step.\n")
         assert pair.chosen != pair.rejected and pair.full_chosen.startswith(pair.initial_reason_steps)
-    dpo, _ = build_pairs(rects, BuildConfig(fmt="dpo"))
+    dpo, _ = build_pairs(rects, BuildConfig(pair_format="dpo"))
     assert dpo and all(p.chosen.startswith("Step 1:") for p in dpo)
 
 
@@ -142,5 +142,5 @@ rectify: {{n: 4, temperature: 1.0, max_new_tokens: 160}}
     assert (tmp_path / "run" / "pairs.jsonl").exists() and (tmp_path / "run" / "pairs_dpo.jsonl").exists()
     bad = tmp_path / "bad.yaml"
     bad.write_text("collect: {kk: 3}\n")
-    with pytest.raises(ValueError, match="bad.yaml: unknown option"):
+    with pytest.raises(ValueError, match="bad.yaml: section .collect.: unknown option"):
         PipelineConfig.from_yaml(bad)

@@ -70,7 +70,7 @@ def test_each_reference_template_trains_on_the_reference_tokens(tokenizer, templ
     for tok in _tokenizers(tokenizer):
         for row, pair in zip(rows(), pairs):
             prompt = reference_prompt(row, template)
-            assert build_prompt(pair.prompt, pair.initial_reason_steps, tokenizer=tok, fmt=template) == prompt
+            assert build_prompt(pair.prompt, pair.initial_reason_steps, tokenizer=tok, prompt_format=template) == prompt
             (enc,) = encode_pairs(tok, [pair], add_eos=False, prompt_format=template)
             cp, ca = reference_tokens(tok, prompt, row["chosen"])
             rp, ra = reference_tokens(tok, prompt, row["rejected"])
@@ -84,7 +84,7 @@ def test_each_reference_template_trains_on_the_reference_tokens(tokenizer, templ
 def test_the_prefix_is_not_given_a_newline_after_the_marker(tokenizer):
     pairs, _ = read_records(FIXTURE, "step_pair")
     for fmt in ("base", "qwen2-boxed"):
-        text = build_prompt(pairs[0].prompt, pairs[0].initial_reason_steps, tokenizer=tokenizer, fmt=fmt)
+        text = build_prompt(pairs[0].prompt, pairs[0].initial_reason_steps, tokenizer=tokenizer, prompt_format=fmt)
         assert text.endswith("\nStep 3:") and not text.endswith("Step 3:\n")
         (enc,) = encode_pairs(tokenizer, [pairs[0]], add_eos=False, prompt_format=fmt)
         # the chosen sequence is the text as sampling continues it, in one piece
@@ -96,7 +96,7 @@ def test_a_merge_across_the_boundary_is_tokenized_as_the_model_reads_it(tokenize
     pairs, _ = read_records(FIXTURE, "step_pair")
     pair = pairs[0]
     assert pair.chosen.startswith("\n")
-    text = build_prompt(pair.prompt, pair.initial_reason_steps, tokenizer=tokenizer, fmt="base")
+    text = build_prompt(pair.prompt, pair.initial_reason_steps, tokenizer=tokenizer, prompt_format="base")
     apart = tokenizer(text)["input_ids"] + tokenizer(pair.chosen, add_special_tokens=False)["input_ids"]
     joint = tokenizer(text + pair.chosen)["input_ids"]
     (enc,) = encode_pairs(tokenizer, [pair], add_eos=False, prompt_format="base")

@@ -37,15 +37,15 @@ def test_split_markers_and_fallbacks():
 
 def test_base_prompt_with_prior_steps():
     steps = split_steps(SOLUTION)[1]
-    p = build_prompt("What is it?", steps[:1], fmt="base")
+    p = build_prompt("What is it?", steps[:1], prompt_format="base")
     assert p == BASE_TEMPLATE.format(problem="What is it?") + COT_TRIGGER + "Step 1: 2 + 3 = 5.\n"
     # the Step-DPO schema's initial_reason_steps string gives the same text
-    assert build_prompt("What is it?", COT_TRIGGER + "Step 1: 2 + 3 = 5.\n", fmt="base") == p
-    assert build_prompt("What is it?", "Step 1: 2 + 3 = 5.", fmt="base") == p
-    gp, primer = generation_prompt("What is it?", steps[:1], fmt="base")
+    assert build_prompt("What is it?", COT_TRIGGER + "Step 1: 2 + 3 = 5.\n", prompt_format="base") == p
+    assert build_prompt("What is it?", "Step 1: 2 + 3 = 5.", prompt_format="base") == p
+    gp, primer = generation_prompt("What is it?", steps[:1], prompt_format="base")
     assert primer == "Step 2:" and gp == p + "Step 2:"
-    assert generation_prompt("What is it?", fmt="base")[1] == "Step 1:"
-    assert generation_prompt("What is it?", COT_TRIGGER, fmt="base")[1] == "Step 1:"
+    assert generation_prompt("What is it?", prompt_format="base")[1] == "Step 1:"
+    assert generation_prompt("What is it?", COT_TRIGGER, prompt_format="base")[1] == "Step 1:"
     assert reasoning_prefix([]) == COT_TRIGGER
 
 
@@ -64,15 +64,15 @@ def test_chat_prompt_uses_the_tokenizers_template(tokenizer):
     p = build_prompt("What is it?", ["Step 1: 2 + 3 = 5.\n"], tokenizer=tok)
     assert p.startswith("<|im_start|>user\nWhat is it?\nPlease reason step by step")
     assert p.endswith("<|im_start|>assistant\n" + COT_TRIGGER + "Step 1: 2 + 3 = 5.\n")
-    assert build_prompt("What is it?", tokenizer=tokenizer) == build_prompt("What is it?", fmt="base")
+    assert build_prompt("What is it?", tokenizer=tokenizer) == build_prompt("What is it?", prompt_format="base")
     with pytest.raises(ValueError):
-        build_prompt("x", tokenizer=tokenizer, fmt="chat")
+        build_prompt("x", tokenizer=tokenizer, prompt_format="chat")
 
 
 def test_prompt_and_step_tokenize_at_the_boundary(tokenizer):
     from stepdpo.text.encoding import encode_completion, encode_prompt
 
-    p = build_prompt("Mia has 5 marbles.", ["Step 1: 5 + 3 = 8 marbles.\n"], fmt="base")
+    p = build_prompt("Mia has 5 marbles.", ["Step 1: 5 + 3 = 8 marbles.\n"], prompt_format="base")
     step = "Step 2: 8 - 2 = 6 marbles.\n"
     assert encode_prompt(tokenizer, p) + encode_completion(tokenizer, step, add_eos=False) == encode_prompt(
         tokenizer, p + step

@@ -67,7 +67,9 @@ def test_long_chain_labels_tokenize_alike_in_the_problem_and_the_steps():
     from stepdpo.text.prompts import build_prompt
 
     problems = generate_chain_problems(200, seed=3)
-    tok = train_tokenizer([build_prompt(p.problem, fmt="base") + p.solution for p in problems], vocab_size=400)
+    tok = train_tokenizer(
+        [build_prompt(p.problem, prompt_format="base") + p.solution for p in problems], vocab_size=400
+    )
     p = problems[0]
     problem_ids, solution_ids = tok(p.problem)["input_ids"], tok(p.solution)["input_ids"]
     for i, (op, b) in enumerate(p.meta["ops"]):

@@ -152,7 +152,9 @@ def test_shared_reference_cache_is_reused_across_runs(pair_file, default_model, 
     assert calls == []
     # other tokens (whole solutions end with EOS) are computed and added; the first entries stay
     before = len(next(iter(json.loads(cache.read_text())["entries"].values())))
-    train(_cfg(pair_file, default_model, tmp_path / "c", max_steps=2, ref_cache=str(cache), fmt="dpo"), quiet=True)
+    train(
+        _cfg(pair_file, default_model, tmp_path / "c", max_steps=2, ref_cache=str(cache), pair_format="dpo"), quiet=True
+    )
     assert calls == [1]
     assert len(next(iter(json.loads(cache.read_text())["entries"].values()))) == 2 * before
     a = [json.loads(line)["train/loss"] for line in (tmp_path / "a" / "log.jsonl").read_text().splitlines()]

@@ -1,16 +1,9 @@
 """Loss and reward metrics of the first steps match TRL's DPOTrainer on the same data and weights."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
-
-spec = importlib.util.spec_from_file_location(
-    "train_throughput", Path(__file__).parents[1] / "benchmarks" / "train_throughput.py"
-)
-bench = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(bench)
+import trl_harness as bench
 
 
 def test_matches_trl_dpotrainer(default_model, tmp_path):

@@ -178,7 +178,7 @@ def _build(out: str | Path, problems: list, seed: int, phases: list[tuple[list[s
     from stepdpo.training.sft import sft_train
 
     out = Path(out)
-    prompts = [build_prompt(p.problem, fmt="base") for p in problems]
+    prompts = [build_prompt(p.problem, prompt_format="base") for p in problems]
     tokenizer = train_tokenizer([pr + p.solution for pr, p in zip(prompts, problems)])
     torch.manual_seed(seed)
     model = Qwen2ForCausalLM(tiny_config(len(tokenizer)))

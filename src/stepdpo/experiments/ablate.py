@@ -24,7 +24,7 @@ import shutil
 import statistics
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,7 @@ from stepdpo.experiments.common import (
     mean_ci,
     train_config,
 )
+from stepdpo.options import option
 from stepdpo.recordio import AppendWriter, read_records, write_records
 from stepdpo.records import Problem, StepPair, content_id
 from stepdpo.text.steps import split_steps
@@ -48,26 +49,19 @@ ERROR_SUBSETS = ("last_step", "mid_chain")
 
 @dataclass
 class AblateConfig:
-    """Options of ``stepdpo ablate``.
+    """Options of ``stepdpo ablate``."""
 
-    Attributes:
-        demo: a finished ``stepdpo demo`` output folder; results go there too.
-        fractions: shares of the errors to train on (the demo trains on all).
-        betas: values of beta (the demo's is the baseline).
-        epochs: numbers of epochs (the demo's is the baseline).
-        errors: error subsets: ``last_step`` (the first wrong step is the solution's last) and
-            ``mid_chain`` (steps follow the first wrong one).
-        seeds: seeds to run (default: the demo's).
-        keep_models: keep each run's model folder (by default only its logs and results stay).
-    """
-
-    demo: str = "runs/demo"
-    fractions: list[float] = field(default_factory=lambda: [0.25, 0.5])
-    betas: list[float] = field(default_factory=lambda: [0.1, 1.0])
-    epochs: list[float] = field(default_factory=lambda: [1.0, 6.0])
-    errors: list[str] = field(default_factory=lambda: list(ERROR_SUBSETS))
-    seeds: list[int] | None = None
-    keep_models: bool = False
+    demo: str = option("runs/demo", "A finished `stepdpo demo` output folder; results go there too.")
+    fractions: list[float] = option([0.25, 0.5], "Shares of the errors to train on (the demo trains on all).")
+    betas: list[float] = option([0.1, 1.0], "Values of beta (the demo's is the baseline).")
+    epochs: list[float] = option([1.0, 6.0], "Numbers of epochs (the demo's is the baseline).")
+    errors: list[str] = option(
+        list(ERROR_SUBSETS),
+        "Error subsets: last_step (the first wrong step is the solution's last), mid_chain (steps follow it).",
+        choices=ERROR_SUBSETS,
+    )
+    seeds: list[int] | None = option(None, "Seeds to run, comma-separated (default: the demo's).")
+    keep_models: bool = option(False, "Keep each run's model folder (by default only its logs and results stay).")
 
 
 def error_position(pair: StepPair) -> tuple[int, int]:

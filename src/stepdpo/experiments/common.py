@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import math
 import statistics
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from stepdpo.options import option
 from stepdpo.pipeline.run import PipelineConfig
 from stepdpo.recordio import read_records
 from stepdpo.records import Problem, StepPair
@@ -26,35 +27,28 @@ T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8
 
 @dataclass
 class DemoConfig:
-    """Options of ``stepdpo demo``.
+    """Options of ``stepdpo demo`` (presets in :data:`DEMO_PRESETS`)."""
 
-    Attributes:
-        out: output folder.
-        seeds: training seeds; each also draws its own held-out problems.
-        train_problems: problems to collect errors on.
-        eval_problems: held-out problems per seed.
-        k: solutions sampled per problem (collect).
-        n: continuations per error (rectify).
-        judge: localization judge (verifier: the exact checker; rollout: no judge at all).
-        lr: learning rate of DPO and Step-DPO.
-        beta: beta of eq. 2.
-        epochs: training epochs.
-        global_batch: pairs per optimizer step.
-        max_new_tokens: sampling length limit.
-    """
+    out: str = option("runs/demo", "Output folder: results.json, report.md, plots, data, logs.")
+    seeds: list[int] = option([0, 1, 2], "Training seeds, comma-separated; each also draws its own held-out problems.")
+    train_problems: int = option(600, "Problems to collect errors on.", min=1)
+    eval_problems: int = option(500, "Held-out problems per seed.", min=1)
+    k: int = option(4, "Solutions sampled per problem (collect).", min=1)
+    n: int = option(8, "Continuations per error (rectify).", min=1)
+    judge: str = option(
+        "verifier",
+        "Localization: verifier (the exact checker) or rollout (no judge at all).",
+        choices=("verifier", "rollout"),
+    )
+    lr: float = option(2e-5, "Learning rate of DPO and Step-DPO.", min=0.0)
+    beta: float = option(0.4, "beta of eq. 2.", min=1e-9)
+    epochs: float = option(3.0, "Training epochs.", min=1e-9)
+    global_batch: int = option(32, "Pairs per optimizer step.", min=1)
+    max_new_tokens: int = option(200, "Sampling length limit.", min=1)
 
-    out: str = "runs/demo"
-    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
-    train_problems: int = 600
-    eval_problems: int = 500
-    k: int = 4
-    n: int = 8
-    judge: str = "verifier"
-    lr: float = 2e-5
-    beta: float = 0.4
-    epochs: float = 3.0
-    global_batch: int = 32
-    max_new_tokens: int = 200
+
+DEMO_PRESETS = {"quick": {"seeds": [0], "train_problems": 60, "eval_problems": 60, "epochs": 1.0, "n": 4}}
+"""Named configurations of the demo: ``quick`` checks the wiring in about a minute."""
 
 
 def mean_ci(values: list[float]) -> dict[str, Any]:
@@ -100,7 +94,7 @@ def train_config(cfg: DemoConfig, data: Path, fmt: str, run: Path, seed: int, **
         data=str(data),
         out=str(run),
         model="default",
-        fmt=fmt,
+        pair_format=fmt,
         lr=cfg.lr,
         beta=cfg.beta,
         epochs=cfg.epochs,

@@ -14,38 +14,25 @@ from pathlib import Path
 from typing import Any
 
 from stepdpo.experiments.common import synthetic_pipeline
+from stepdpo.options import option
 from stepdpo.pipeline.run import run_pipeline
 
 
 @dataclass
 class IterateConfig:
-    """Options of ``stepdpo iterate``.
+    """Options of ``stepdpo iterate``."""
 
-    Attributes:
-        out: output folder.
-        model: the starting model.
-        rounds: rounds of data collection and training.
-        train_problems: fresh training problems per round.
-        eval_problems: held-out problems (the same every round).
-        judge: localization judge (verifier or rollout).
-        lr: learning rate.
-        beta: beta of eq. 2.
-        epochs: epochs per round.
-        seed: training seed.
-        max_new_tokens: sampling length limit.
-    """
-
-    out: str = "runs/iterate"
-    model: str = "default"
-    rounds: int = 3
-    train_problems: int = 600
-    eval_problems: int = 500
-    judge: str = "verifier"
-    lr: float = 2e-5
-    beta: float = 0.4
-    epochs: float = 3.0
-    seed: int = 0
-    max_new_tokens: int = 200
+    out: str = option("runs/iterate", "Output folder.")
+    model: str = option("default", "The starting model.")
+    rounds: int = option(3, "Rounds of collect, locate, rectify, train.", min=1)
+    train_problems: int = option(600, "Fresh training problems per round.", min=1)
+    eval_problems: int = option(500, "Held-out problems, the same every round.", min=1)
+    judge: str = option("verifier", "verifier (exact checker) or rollout (no judge).", choices=("verifier", "rollout"))
+    lr: float = option(2e-5, "Learning rate.", min=0.0)
+    beta: float = option(0.4, "beta of eq. 2.", min=1e-9)
+    epochs: float = option(3.0, "Epochs per round.", min=1e-9)
+    seed: int = option(0, "Training seed.")
+    max_new_tokens: int = option(200, "Sampling length limit.", min=1)
 
 
 def run_iterate(cfg: IterateConfig, quiet: bool = True) -> dict[str, Any]:
@@ -86,7 +73,7 @@ def run_iterate(cfg: IterateConfig, quiet: bool = True) -> dict[str, Any]:
             data=str(rdir / "data" / "pairs.jsonl"),
             out=str(rdir / "train"),
             model=model,
-            fmt="step",
+            pair_format="step",
             lr=cfg.lr,
             beta=cfg.beta,
             epochs=cfg.epochs,

@@ -6,6 +6,8 @@ import hashlib
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
+from stepdpo.options import option
+
 STEP_STOP = "\nStep "
 """Stop string that ends one reasoning step: the next step's marker at a line start."""
 
@@ -32,21 +34,17 @@ class SamplingConfig:
 
 @dataclass
 class SamplingOptions:
-    """Sampling options shared by the stages that sample (collect, locate, rectify, eval).
+    """Sampling options shared by the stages that sample (collect, locate, rectify, eval)."""
 
-    Attributes:
-        temperature: sampling temperature (0 = greedy).
-        top_p: nucleus sampling threshold.
-        max_new_tokens: length limit of one completion.
-        prompt_format: ``auto``, ``base`` or ``chat`` (see :mod:`stepdpo.text.prompts`).
-        seed: sampling seed.
-    """
-
-    temperature: float = 0.8
-    top_p: float = 0.95
-    max_new_tokens: int = 512
-    prompt_format: str = "auto"
-    seed: int = 0
+    temperature: float = option(0.8, "Sampling temperature (0: greedy).", min=0.0)
+    top_p: float = option(0.95, "Nucleus sampling threshold.", min=1e-6, max=1.0)
+    max_new_tokens: int = option(512, "Length limit of one completion, in tokens.", min=1)
+    prompt_format: str = option(
+        "auto",
+        "auto (chat when the tokenizer has a template), base, chat, alpaca, deepseek-math or qwen2-boxed.",
+        choices=("auto", "base", "chat", "alpaca", "deepseek-math", "qwen2-boxed"),
+    )
+    seed: int = option(0, "Sampling seed.")
 
     def sampling(self, n: int, stop: list[str] | None = None) -> SamplingConfig:
         return SamplingConfig(

@@ -10,10 +10,12 @@ pairs for the vanilla-DPO baseline), plus ``summary.json``.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from stepdpo.options import build as build_config
+from stepdpo.options import load_yaml, option
 from stepdpo.pipeline.runner import StageSummary, run_stage, shard_path
 from stepdpo.recordio import read_records, write_records
 from stepdpo.stages.collect import CollectConfig, collect_chunk, collect_settings
@@ -100,7 +102,7 @@ def run_build(inp: str | Path, out: str | Path, cfg: BuildConfig) -> StageSummar
     pairs, dropped = build_pairs(rects, cfg)
     write_records(out, pairs)
     return StageSummary(
-        stage=f"build ({cfg.fmt})",
+        stage=f"build ({cfg.pair_format})",
         rows_in=len(rects),
         rows_out=len(pairs),
         dropped=dropped,
@@ -110,26 +112,40 @@ def run_build(inp: str | Path, out: str | Path, cfg: BuildConfig) -> StageSummar
 
 
 @dataclass
-class PipelineConfig:
-    """A whole pipeline run (``stepdpo pipeline --config FILE.yaml``); every section is optional.
+class ModelOptions:
+    """Which model samples, and how."""
 
-    Attributes:
-        model: the reference model (folder, hub id, or ``default``).
-        data: problems (synthetic, gsm8k, math, a file ...), their split and how many.
-        data_seed: which synthetic problems (default: the training set's seed).
-        out: output folder.
-        backend: generation backend (auto, hf, vllm).
-        batch_size: sequences decoded together (hf backend).
-    """
+    model: str = option(
+        "default", "The model: a folder, a hub id, or a name (default, default-long, smollm2-135m-instruct)."
+    )
+    backend: str = option(
+        "auto",
+        "Generation backend: auto (vLLM on a GPU when installed, else transformers), hf or vllm.",
+        choices=("auto", "hf", "vllm"),
+    )
+    batch_size: int = option(64, "Sequences decoded together (hf backend).", min=1)
 
-    model: str = "default"
-    data: str = DEFAULT_TASK
-    split: str = "train"
-    limit: int | None = 500
-    data_seed: int | None = None
-    out: str = "runs/pipeline"
-    backend: str = "auto"
-    batch_size: int = 64
+
+@dataclass
+class ProblemOptions:
+    """Which problems."""
+
+    data: str = option(
+        DEFAULT_TASK,
+        "Problems: synthetic, synthetic-long, gsm8k, math500, math, hub:ORG/NAME, or a "
+        "file (GSM8K, MATH or problem records; JSONL, JSON or Parquet).",
+    )
+    split: str = option("train", "train or test.", choices=("train", "test"))
+    limit: int | None = option(500, "The first N problems (none: all).", min=1)
+    data_seed: int | None = option(None, "Which problems of a generated task (default: the split's own seed).")
+
+
+@dataclass
+class PipelineConfig(ModelOptions, ProblemOptions):
+    """A whole pipeline run (``stepdpo pipeline --config FILE.yaml``): the top-level options, then a
+    section per stage (``collect``, ``locate``, ``rectify``, ``build``) in the YAML file."""
+
+    out: str = option("runs/pipeline", "Output folder.")
     collect: CollectConfig = field(default_factory=CollectConfig)
     locate: LocateConfig = field(default_factory=LocateConfig)
     rectify: RectifyConfig = field(default_factory=RectifyConfig)
@@ -137,37 +153,11 @@ class PipelineConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> PipelineConfig:
-        sections = {"collect": CollectConfig, "locate": LocateConfig, "rectify": RectifyConfig, "build": BuildConfig}
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown pipeline option(s): {', '.join(sorted(unknown))}")
-        kw: dict[str, Any] = {}
-        for k, v in d.items():
-            if k in sections:
-                sec_fields = {f.name for f in fields(sections[k])}
-                bad = set(v or {}) - sec_fields
-                if bad:
-                    raise ValueError(f"unknown option(s) in '{k}': {', '.join(sorted(bad))}")
-                kw[k] = sections[k](**(v or {}))
-            else:
-                kw[k] = v
-        return cls(**kw)
+        return build_config(cls, d)
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> PipelineConfig:
-        import yaml
-
-        try:
-            data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as e:
-            raise ValueError(f"{path}: not valid YAML ({e})") from e
-        if not isinstance(data, dict):
-            raise ValueError(f"{path}: expected a mapping of options")
-        try:
-            return cls.from_dict(data)
-        except (TypeError, ValueError) as e:
-            raise ValueError(f"{path}: {e}") from e
+        return load_yaml(path, cls)
 
 
 def run_pipeline(
@@ -216,7 +206,9 @@ def run_pipeline(
             s = run_build(rect, shard_path(path["build"], shard), cfg.build)
             summaries.append(s)
             s = run_build(
-                rect, shard_path(out / "pairs_dpo.jsonl", shard), BuildConfig(**{**asdict(cfg.build), "fmt": "dpo"})
+                rect,
+                shard_path(out / "pairs_dpo.jsonl", shard),
+                BuildConfig(**{**asdict(cfg.build), "pair_format": "dpo"}),
             )
         summaries.append(s)
         if not quiet:

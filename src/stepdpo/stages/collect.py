@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from stepdpo.generation import Generator, SamplingOptions
+from stepdpo.options import option
 from stepdpo.records import Problem, Solution, content_id
 from stepdpo.stages.base import ItemResult
 from stepdpo.text.grading import grade_detailed
@@ -22,15 +23,10 @@ from stepdpo.text.steps import split_steps
 
 @dataclass
 class CollectConfig(SamplingOptions):
-    """Options of ``stepdpo collect`` (and the sampling options of :class:`SamplingOptions`).
+    """Options of error collection (and the sampling options of :class:`SamplingOptions`)."""
 
-    Attributes:
-        k: solutions sampled per problem.
-        keep_correct: also write the right solutions (marked ``correct: true``).
-    """
-
-    k: int = 8
-    keep_correct: bool = False
+    k: int = option(8, "Solutions sampled per problem.", min=1)
+    keep_correct: bool = option(False, "Also write the right solutions (marked correct: true).")
 
 
 def make_solution(problem: Problem, text: str, sample_index: int, generator_info: dict[str, Any]) -> Solution | str:
@@ -61,7 +57,7 @@ def collect_chunk(generator: Generator, problems: list[Problem], cfg: CollectCon
     fmt = resolve_format(generator.tokenizer, cfg.prompt_format)
     sampling = cfg.sampling(cfg.k)
     info = {"model": generator.model_name, "prompt_format": fmt, "sampling": sampling.to_dict(), "stage": "collect"}
-    prompts = [generation_prompt(p.problem, tokenizer=generator.tokenizer, fmt=fmt) for p in problems]
+    prompts = [generation_prompt(p.problem, tokenizer=generator.tokenizer, prompt_format=fmt) for p in problems]
     outputs = generator.generate([pr for pr, _ in prompts], sampling)
     for p, (_, primer), comps in zip(problems, prompts, outputs):
         res = ItemResult(key=p.id)

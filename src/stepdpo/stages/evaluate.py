@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from stepdpo.generation import Generator, SamplingOptions
+from stepdpo.options import option
 from stepdpo.recordio import write_records
 from stepdpo.records import Problem
 from stepdpo.tasks import step_checker
@@ -23,18 +24,12 @@ from stepdpo.text.prompts import generation_prompt, resolve_format
 
 @dataclass
 class EvalConfig(SamplingOptions):
-    """Options of ``stepdpo eval`` (and the sampling options of :class:`SamplingOptions`, here
-    greedy by default).
+    """Evaluation options (and the sampling options of :class:`SamplingOptions`, greedy by default)."""
 
-    Attributes:
-        n: samples per problem (1 with temperature 0 is greedy decoding).
-        chunk: problems per generation call (progress granularity).
-    """
-
-    temperature: float = 0.0
-    top_p: float = 1.0
-    n: int = 1
-    chunk: int = 64
+    temperature: float = option(0.0, "Sampling temperature (0: greedy).", min=0.0)
+    top_p: float = option(1.0, "Nucleus sampling threshold.", min=1e-6, max=1.0)
+    n: int = option(1, "Samples per problem (1 with temperature 0 is greedy decoding).", min=1)
+    chunk: int = option(64, "Problems per generation call (progress granularity).", min=1)
 
 
 @dataclass
@@ -60,7 +55,7 @@ def evaluate(
     bar = tqdm(total=len(problems), desc="eval", unit="problem", disable=quiet)
     for start in range(0, len(problems), cfg.chunk):
         chunk = problems[start : start + cfg.chunk]
-        prompts = [generation_prompt(p.problem, tokenizer=tok, fmt=fmt) for p in chunk]
+        prompts = [generation_prompt(p.problem, tokenizer=tok, prompt_format=fmt) for p in chunk]
         outs = generator.generate([pr for pr, _ in prompts], sampling)
         for p, (_, primer), comps in zip(chunk, prompts, outs):
             samples = []

@@ -4,7 +4,7 @@ From each rectification: x and s1..s(k-1) as ``prompt`` and ``initial_reason_ste
 model-written correct step as ``chosen`` (s_win), the located wrong step as ``rejected`` (s_lose).
 Empty steps and ``chosen == rejected`` are dropped, duplicates removed, and pairs capped per error
 and per problem. ``recheck`` re-checks each chosen step with the task's exact checker: a right
-final answer can be reached through a wrong step, which the paper filters out. ``fmt="dpo"``
+final answer can be reached through a wrong step, which the paper filters out. ``pair_format="dpo"``
 writes whole-solution pairs from the same data for the vanilla-DPO baseline (Table 3).
 """
 
@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 
+from stepdpo.options import option
 from stepdpo.records import Problem, Rectification, StepPair
 from stepdpo.tasks import step_checker
 from stepdpo.text.steps import COT_TRIGGER, prior_text, step_body
@@ -20,19 +21,14 @@ from stepdpo.text.steps import COT_TRIGGER, prior_text, step_body
 
 @dataclass
 class BuildConfig:
-    """Options of ``stepdpo build``.
+    """Options of building the pairs."""
 
-    Attributes:
-        fmt: ``step`` (Step-DPO pairs) or ``dpo`` (whole-solution pairs).
-        max_per_error: pairs kept per located error (one per distinct chosen step).
-        max_per_problem: pairs kept per problem.
-        recheck: re-check chosen steps with the task's exact checker where one exists.
-    """
-
-    fmt: str = "step"
-    max_per_error: int = 1
-    max_per_problem: int = 4
-    recheck: bool = False
+    pair_format: str = option(
+        "step", "step: Step-DPO pairs; dpo: whole-solution pairs for vanilla DPO.", choices=("step", "dpo")
+    )
+    max_per_error: int = option(1, "Pairs kept per located error (one per distinct chosen step).", min=1)
+    max_per_problem: int = option(4, "Pairs kept per problem.", min=1)
+    recheck: bool = option(False, "Re-check each chosen step with the task's exact checker (the paper's s_win filter).")
 
 
 def _chosen_is_right(rect: Rectification, step: str) -> bool | None:
@@ -49,8 +45,8 @@ def _chosen_is_right(rect: Rectification, step: str) -> bool | None:
 
 def build_pairs(rects: list[Rectification], cfg: BuildConfig) -> tuple[list[StepPair], Counter]:
     """Pairs from rectifications, and the counts of dropped candidates by reason."""
-    if cfg.fmt not in ("step", "dpo"):
-        raise ValueError(f"unknown pair format {cfg.fmt!r}; use step or dpo")
+    if cfg.pair_format not in ("step", "dpo"):
+        raise ValueError(f"unknown pair format {cfg.pair_format!r}; use step or dpo")
     dropped: Counter = Counter()
     per_problem: dict[str, int] = defaultdict(int)
     seen: set[str] = set()
@@ -83,7 +79,7 @@ def build_pairs(rects: list[Rectification], cfg: BuildConfig) -> tuple[list[Step
             full_chosen = cand["continuation"]
             full_chosen = prior + full_chosen if not full_chosen.startswith(prior) else full_chosen
             full_rejected = sol.completion
-            if cfg.fmt == "step":
+            if cfg.pair_format == "step":
                 pair = StepPair(
                     prompt=sol.problem,
                     initial_reason_steps=COT_TRIGGER + prior,

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from stepdpo.generation import Generator, SamplingOptions
+from stepdpo.options import option
 from stepdpo.records import LocatedError, Rectification
 from stepdpo.stages.base import ItemResult
 from stepdpo.text.grading import grade
@@ -22,13 +23,9 @@ from stepdpo.text.steps import split_steps, step_body
 
 @dataclass
 class RectifyConfig(SamplingOptions):
-    """Options of ``stepdpo rectify`` (and the sampling options of :class:`SamplingOptions`).
+    """Options of rectification (and the sampling options of :class:`SamplingOptions`)."""
 
-    Attributes:
-        n: continuations sampled per located error.
-    """
-
-    n: int = 8
+    n: int = option(8, "Continuations sampled per located error.", min=1)
 
 
 def rectify_chunk(generator: Generator, errors: list[LocatedError], cfg: RectifyConfig) -> Iterable[ItemResult]:
@@ -38,7 +35,8 @@ def rectify_chunk(generator: Generator, errors: list[LocatedError], cfg: Rectify
     info = {"model": generator.model_name, "prompt_format": fmt, "sampling": sampling.to_dict(), "stage": "rectify"}
     usable = [e for e in errors if e.first_error_step is not None]
     prompts = [
-        generation_prompt(e.solution.problem, e.prior_steps, tokenizer=generator.tokenizer, fmt=fmt) for e in usable
+        generation_prompt(e.solution.problem, e.prior_steps, tokenizer=generator.tokenizer, prompt_format=fmt)
+        for e in usable
     ]
     outs = iter(generator.generate([p for p, _ in prompts], sampling)) if usable else iter(())
     prompt_iter = iter(prompts)

@@ -68,14 +68,14 @@ def ends_with_marker(text: str) -> bool:
     return _ENDS_WITH_MARKER.search(text) is not None
 
 
-def resolve_format(tokenizer: Any | None, fmt: str = "auto") -> str:
+def resolve_format(tokenizer: Any | None, prompt_format: str = "auto") -> str:
     """``auto`` picks ``chat`` when the tokenizer has a chat template, else ``base``."""
-    if fmt not in FORMATS:
-        raise ValueError(f"unknown prompt format {fmt!r}; use {', '.join(FORMATS)}")
-    if fmt != "auto":
-        if fmt == "chat" and not getattr(tokenizer, "chat_template", None):
+    if prompt_format not in FORMATS:
+        raise ValueError(f"unknown prompt format {prompt_format!r}; use {', '.join(FORMATS)}")
+    if prompt_format != "auto":
+        if prompt_format == "chat" and not getattr(tokenizer, "chat_template", None):
             raise ValueError("prompt format 'chat' needs a tokenizer with a chat template")
-        return fmt
+        return prompt_format
     return "chat" if tokenizer is not None and getattr(tokenizer, "chat_template", None) else "base"
 
 
@@ -105,7 +105,7 @@ def build_prompt(
     prior_steps: list[str] | str = (),
     *,
     tokenizer: Any | None = None,
-    fmt: str = "auto",
+    prompt_format: str = "auto",
 ) -> str:
     """The text before the next step: problem x in the model's format, then CoT opener and s<k.
 
@@ -114,13 +114,13 @@ def build_prompt(
     A named reference template (``alpaca``, ``deepseek-math``, ``qwen2-boxed``) gives the text the
     Step-DPO authors' trainer builds: template, separator, then ``prior_steps`` verbatim.
     """
-    fmt = resolve_format(tokenizer, fmt)
-    if fmt in REFERENCE_TEMPLATES:
-        template, sep = REFERENCE_TEMPLATES[fmt]
+    prompt_format = resolve_format(tokenizer, prompt_format)
+    if prompt_format in REFERENCE_TEMPLATES:
+        template, sep = REFERENCE_TEMPLATES[prompt_format]
         prior = prior_steps if isinstance(prior_steps, str) else reasoning_prefix(prior_steps)
         return template.format(instruction=problem) + (sep + prior if prior else "")
     assistant_prefix = reasoning_prefix(prior_steps)
-    if fmt == "base":
+    if prompt_format == "base":
         return BASE_TEMPLATE.format(problem=problem.strip()) + assistant_prefix
     messages = [
         {"role": "user", "content": f"{problem.strip()}\n{CHAT_INSTRUCTION}"},
@@ -136,11 +136,11 @@ def build_prompt(
 
 
 def generation_prompt(
-    problem: str, prior_steps: list[str] | str = (), *, tokenizer: Any | None = None, fmt: str = "auto"
+    problem: str, prior_steps: list[str] | str = (), *, tokenizer: Any | None = None, prompt_format: str = "auto"
 ) -> tuple[str, str]:
     """``(prompt, primer)``: the prompt ending with the next step's marker, and that marker.
 
     The generated text is ``primer + completion``: the paper primes with "Step 1:", here for any k.
     """
     primer = step_marker(count_steps(prior_steps) + 1)
-    return build_prompt(problem, prior_steps, tokenizer=tokenizer, fmt=fmt) + primer, primer
+    return build_prompt(problem, prior_steps, tokenizer=tokenizer, prompt_format=prompt_format) + primer, primer

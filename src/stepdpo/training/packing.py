@@ -60,7 +60,7 @@ def encode_pairs(
         raise ValueError(f"unknown pair format {pair_format!r}; use step or dpo")
     out = []
     for pair in pairs:
-        prompt = build_prompt(pair.prompt, pair.initial_reason_steps, tokenizer=tokenizer, fmt=prompt_format)
+        prompt = build_prompt(pair.prompt, pair.initial_reason_steps, tokenizer=tokenizer, prompt_format=prompt_format)
         chosen, rejected = (pair.chosen, pair.rejected) if pair_format == "step" else pair.dpo_completions()
         p, c, r = encode_pair_text(
             tokenizer, prompt, chosen, rejected, add_eos=add_eos, reference_bos=prompt_format in REFERENCE_TEMPLATES

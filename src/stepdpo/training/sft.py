@@ -16,36 +16,24 @@ from typing import Any
 
 import torch
 
+from stepdpo.options import option
 from stepdpo.text.encoding import encode_pair_text
 
 
 @dataclass
 class SFTConfig:
-    """Options of ``stepdpo sft``.
+    """Options of supervised fine-tuning."""
 
-    Attributes:
-        max_steps: optimizer steps of the schedule (overrides ``epochs`` when > 0).
-        stop_after: stop after this many steps of the schedule (0 = run it all).
-        epochs: passes over the data when ``max_steps`` is 0.
-        batch_size: sequences per optimizer step.
-        lr: peak learning rate (AdamW, linear warmup then cosine decay).
-        warmup_ratio: fraction of steps spent warming up.
-        weight_decay: AdamW weight decay.
-        max_length: sequences are truncated to this many tokens.
-        seed: shuffling and initialisation seed.
-        log_every: steps between log lines.
-    """
-
-    max_steps: int = 0
-    stop_after: int = 0
-    epochs: float = 3.0
-    batch_size: int = 16
-    lr: float = 1e-5
-    warmup_ratio: float = 0.05
-    weight_decay: float = 0.0
-    max_length: int = 1024
-    seed: int = 0
-    log_every: int = 50
+    max_steps: int = option(0, "Optimizer steps of the schedule (0: use --epochs).", min=0)
+    stop_after: int = option(0, "Stop after this many steps of the schedule (0: run it all).", min=0)
+    epochs: float = option(3.0, "Passes over the data when --max-steps is 0.", min=1e-9)
+    batch_size: int = option(16, "Sequences per optimizer step.", min=1)
+    lr: float = option(1e-5, "Peak learning rate (AdamW, linear warmup then cosine decay).", min=0.0)
+    warmup_ratio: float = option(0.05, "Share of the steps spent warming up.", min=0.0, max=1.0)
+    weight_decay: float = option(0.0, "AdamW weight decay.", min=0.0)
+    max_length: int = option(1024, "Sequences are truncated to this many tokens.", min=8)
+    seed: int = option(0, "Shuffling and initialisation seed.")
+    log_every: int = option(50, "Steps between log lines.", min=1)
 
 
 def _encode(tokenizer: Any, pairs: list[tuple[str, str]], max_length: int) -> list[tuple[list[int], int]]:

@@ -17,14 +17,16 @@ import os
 import random
 import time
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from stepdpo.options import load_yaml, option
 from stepdpo.recordio import read_records
 from stepdpo.records import StepPair, content_id
+from stepdpo.text.prompts import FORMATS
 from stepdpo.training.losses import make_loss, sft_loss
 from stepdpo.training.packing import (
     CompletionLogProbs,
@@ -37,98 +39,80 @@ from stepdpo.training.reference import rank_index, reference_tables
 
 @dataclass
 class TrainConfig:
-    """Options of ``stepdpo train`` (command line, YAML and Python alike).
+    """Options of ``stepdpo train``: the command line, a YAML file (``--config``) and Python alike.
 
-    Attributes:
-        data: pairs in the Step-DPO schema (JSONL, JSON or Parquet).
-        out: output folder (model, logs, plots, checkpoints).
-        model: the model to train, also the reference (folder, hub id, or ``default``).
-        fmt: ``step`` (Step-DPO: no EOS after a step) or ``dpo`` (whole solutions, with EOS).
-        add_eos: override the format's EOS rule.
-        val_data: a held-out pair file; without one, ``val_fraction`` of ``data`` is held out.
-        val_fraction: share of pairs held out for validation when ``val_data`` is not given.
-        loss: sigmoid (DPO / Step-DPO), robust, hinge or ipo.
-        beta: the KL weight beta of eq. 2 (paper: 0.4, 0.5 for 72B).
-        label_smoothing: eps of cDPO (sigmoid) or robust DPO.
-        sft_weight: weight of an extra NLL term on the chosen completion (0 = off).
-        lr: peak learning rate (paper: 5e-7).
-        warmup_ratio: linear warmup share of the steps (paper: 0.1), then cosine decay.
-        epochs: passes over the data (paper: 8 for 7B, 4 for 30B and up).
-        global_batch: pairs per optimizer step over all processes (paper: 128).
-        max_seq_len: tokens per packed row.
-        rows_per_micro: packed rows per forward pass (gradient accumulation covers the rest).
-        max_prompt_tokens: prompt tokens kept (the last ones).
-        max_completion_tokens: completion tokens kept (the first ones).
-        prefix_sharing: pack prompt, chosen and rejected in one sequence (else two sequences).
-        prompt_format: auto, base or chat.
-        dtype: auto (bf16 on a GPU that supports it, else fp32), bf16 or fp32.
-        gradient_checkpointing: recompute activations in backward to save memory.
-        lora_r: LoRA rank (0 = full fine-tuning).
-        lora_alpha: LoRA scaling.
-        lora_dropout: LoRA dropout.
-        weight_decay: AdamW weight decay.
-        max_grad_norm: gradient clipping.
-        log_every: optimizer steps between training log lines.
-        eval_every: optimizer steps between validation passes (0 = only at the end).
-        save_every: optimizer steps between checkpoints (0 = only at the end).
-        resume: continue from the last checkpoint in ``out``.
-        max_steps: stop after this many optimizer steps (0 = all epochs).
-        seed: data order and initialisation seed.
-        ref_cache: file of cached reference log-probs shared between runs (default:
-            ``out/ref_logps.json``), keyed by a hash of the weights and of each pair's token ids.
+    The defaults are the paper's settings for 7B models (Sec. 4.1): AdamW, lr 5e-7, cosine decay
+    after a 0.1 warmup, global batch 128, beta 0.4, 8 epochs.
     """
 
-    data: str = ""
-    out: str = "runs/train"
-    model: str = "default"
-    fmt: str = "step"
-    add_eos: bool | None = None
-    val_data: str | None = None
-    val_fraction: float = 0.05
-    loss: str = "sigmoid"
-    beta: float = 0.4
-    label_smoothing: float = 0.0
-    sft_weight: float = 0.0
-    lr: float = 5e-7
-    warmup_ratio: float = 0.1
-    epochs: float = 8.0
-    global_batch: int = 128
-    max_seq_len: int = 2048
-    rows_per_micro: int = 4
-    max_prompt_tokens: int = 1024
-    max_completion_tokens: int = 512
-    prefix_sharing: bool = True
-    prompt_format: str = "auto"
-    dtype: str = "auto"
-    gradient_checkpointing: bool = False
-    lora_r: int = 0
-    lora_alpha: int = 16
-    lora_dropout: float = 0.05
-    weight_decay: float = 0.0
-    max_grad_norm: float = 1.0
-    log_every: int = 1
-    eval_every: int = 0
-    save_every: int = 0
-    resume: bool = False
-    max_steps: int = 0
-    seed: int = 0
-    ref_cache: str | None = None
+    data: str = option(
+        "",
+        "Pairs in the Step-DPO schema (JSONL, JSON or Parquet; this project's layout or the "
+        "released Math-Step-DPO-10K one).",
+    )
+    out: str = option("runs/train", "Output folder: model, logs, plots, checkpoints.")
+    model: str = option("default", "The model to train, also the reference: a folder, a hub id or a name.")
+    pair_format: str = option(
+        "step",
+        "step: Step-DPO on s_win / s_lose, no EOS after a step (eq. 2); dpo: vanilla "
+        "DPO on whole continuations, with EOS.",
+        choices=("step", "dpo"),
+    )
+    add_eos: bool | None = option(None, "Override the pair format's EOS rule.")
+    val_data: str | None = option(None, "A held-out pair file; without one, --val-fraction of --data is held out.")
+    val_fraction: float = option(0.05, "Share of the pairs held out for the validation curves.", min=0.0, max=0.9)
+    loss: str = option(
+        "sigmoid", "sigmoid (DPO / Step-DPO), robust, hinge or ipo.", choices=("sigmoid", "robust", "hinge", "ipo")
+    )
+    beta: float = option(0.4, "The KL weight beta of eq. 2 (paper: 0.4, 0.5 for 72B).", min=1e-9)
+    label_smoothing: float = option(0.0, "eps of cDPO (sigmoid) or robust DPO.", min=0.0, max=0.499)
+    sft_weight: float = option(0.0, "Weight of an extra NLL term on the chosen completion (0: off).", min=0.0)
+    lr: float = option(5e-7, "Peak learning rate (paper: 5e-7).", min=0.0)
+    warmup_ratio: float = option(0.1, "Linear warmup share of the steps, then cosine decay.", min=0.0, max=1.0)
+    epochs: float = option(8.0, "Passes over the data (paper: 8 for 7B, 4 for 30B and up).", min=1e-9)
+    global_batch: int = option(128, "Pairs per optimizer step, all processes together (paper: 128).", min=1)
+    max_seq_len: int = option(2048, "Tokens per packed row.", min=16)
+    rows_per_micro: int = option(4, "Packed rows per forward pass (gradient accumulation covers the rest).", min=1)
+    max_prompt_tokens: int = option(1024, "Prompt tokens kept (the last ones).", min=1)
+    max_completion_tokens: int = option(512, "Completion tokens kept (the first ones).", min=1)
+    prefix_sharing: bool = option(True, "Pack prompt, chosen and rejected in one sequence (else two).")
+    prompt_format: str = option(
+        "auto",
+        "auto (chat when the tokenizer has a template), base, chat, or a named "
+        "template of the released data's trainer: alpaca, deepseek-math, qwen2-boxed.",
+        choices=FORMATS,
+    )
+    dtype: str = option(
+        "auto",
+        "auto (bf16 on a GPU that supports it, else fp32), bf16 or fp32.",
+        choices=("auto", "bf16", "fp16", "fp32"),
+    )
+    gradient_checkpointing: bool = option(False, "Recompute activations in backward to save memory.")
+    lora_r: int = option(0, "LoRA rank (0: full fine-tuning).", min=0)
+    lora_alpha: int = option(16, "LoRA scaling.", min=1)
+    lora_dropout: float = option(0.05, "LoRA dropout.", min=0.0, max=0.99)
+    weight_decay: float = option(0.0, "AdamW weight decay.", min=0.0)
+    max_grad_norm: float = option(1.0, "Gradient clipping (0: off).", min=0.0)
+    log_every: int = option(1, "Optimizer steps between training log lines.", min=1)
+    eval_every: int = option(0, "Optimizer steps between validation passes (0: only at the end).", min=0)
+    save_every: int = option(0, "Optimizer steps between checkpoints (0: only at the end).", min=0)
+    resume: bool = option(False, "Continue from the last checkpoint in --out.")
+    max_steps: int = option(0, "Stop after this many optimizer steps (0: all epochs).", min=0)
+    seed: int = option(0, "Data order and initialisation seed.")
+    ref_cache: str | None = option(
+        None,
+        "File of cached reference log-probs shared between runs (default "
+        "OUT/ref_logps.json), keyed by a hash of the weights and of each pair's tokens.",
+    )
 
     @property
     def eos(self) -> bool:
-        return self.add_eos if self.add_eos is not None else self.fmt == "dpo"
+        return self.add_eos if self.add_eos is not None else self.pair_format == "dpo"
 
     @classmethod
     def from_yaml(cls, path: str | Path, **overrides: Any) -> TrainConfig:
-        import yaml
-
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-        known = {f.name for f in fields(cls)}
-        bad = set(data) - known
-        if bad:
-            raise ValueError(f"{path}: unknown option(s) {', '.join(sorted(bad))}")
-        data.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**data)
+        """Options from a YAML file, then ``overrides`` (None values ignored)."""
+        return load_yaml(path, cls, {k: v for k, v in overrides.items() if v is not None})
 
 
 def split_pairs(pairs: list[StepPair], fraction: float, seed: int) -> tuple[list[StepPair], list[StepPair]]:
@@ -264,7 +248,7 @@ def train(cfg: TrainConfig, quiet: bool = False) -> dict[str, Any]:
         prompt_format=cfg.prompt_format,
         max_prompt_tokens=cfg.max_prompt_tokens,
         max_completion_tokens=cfg.max_completion_tokens,
-        pair_format=cfg.fmt,
+        pair_format=cfg.pair_format,
     )
     venc = encode_pairs(
         tok,
@@ -273,7 +257,7 @@ def train(cfg: TrainConfig, quiet: bool = False) -> dict[str, Any]:
         prompt_format=cfg.prompt_format,
         max_prompt_tokens=cfg.max_prompt_tokens,
         max_completion_tokens=cfg.max_completion_tokens,
-        pair_format=cfg.fmt,
+        pair_format=cfg.pair_format,
     )
     ref, vref = reference_tables(model, enc, venc, cfg, out, accelerator, dtype, quiet)
     if cfg.lora_r:

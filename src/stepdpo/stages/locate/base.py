@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from stepdpo.options import option
 from stepdpo.records import LocatedError, Solution
 from stepdpo.stages.base import ItemResult
 
@@ -66,37 +67,30 @@ def make_judge(name: str, generator: Any = None, **options: Any) -> Judge:
 
 @dataclass
 class LocateConfig:
-    """Options of ``stepdpo locate``.
+    """Options of step localization."""
 
-    Attributes:
-        judge: ``rollout``, ``verifier`` or ``llm``.
-        m: rollouts per prefix check (rollout judge).
-        search: ``binary``, ``linear`` or ``full`` (rollout judge).
-        early_stop: sample m/2 first and the rest only if none succeeded (rollout judge).
-        temperature: rollout sampling temperature. 1.0 explores past a weak policy's systematic errors;
-            a lower one (0.5) keeps a policy that slips at random from reaching the answer through
-            a second slip that cancels the first (README, "Long chains").
-        max_new_tokens: rollout length limit.
-        llm_model: the judge model (llm judge).
-        base_url: an OpenAI-compatible endpoint, e.g. a local vLLM server (llm judge).
-        api_key_env: environment variable holding the API key (llm judge).
-        concurrency: parallel requests (llm judge).
-        cache: reply cache file (llm judge; default beside the output).
-        seed: rollout seed.
-    """
-
-    judge: str = "rollout"
-    m: int = 8
-    search: str = "binary"
-    early_stop: bool = True
-    temperature: float = 1.0
-    max_new_tokens: int = 512
-    llm_model: str = "gpt-4o"
-    base_url: str | None = None
-    api_key_env: str = "OPENAI_API_KEY"
-    concurrency: int = 8
-    cache: str | None = None
-    seed: int = 0
+    judge: str = option(
+        "rollout",
+        "rollout (Monte-Carlo rollouts, no external judge), verifier (the task's exact "
+        "checker) or llm (an OpenAI-compatible chat model).",
+        choices=("rollout", "verifier", "llm"),
+    )
+    m: int = option(8, "Rollouts per prefix check (rollout judge).", min=1)
+    search: str = option("binary", "binary, linear or full (rollout judge).", choices=("binary", "linear", "full"))
+    early_stop: bool = option(True, "Sample m/2 rollouts first, the rest only if none succeeded (rollout judge).")
+    temperature: float = option(
+        1.0,
+        "Rollout temperature (rollout judge); 0.5 for a policy whose errors are random "
+        "slips, such as default-long (docs: the localization benchmark).",
+        min=0.0,
+    )
+    max_new_tokens: int = option(512, "Rollout length limit, in tokens.", min=1)
+    llm_model: str = option("gpt-4o", "The judge model (llm judge).")
+    base_url: str | None = option(None, "An OpenAI-compatible endpoint, e.g. a local vLLM server (llm judge).")
+    api_key_env: str = option("OPENAI_API_KEY", "Environment variable holding the API key (llm judge).")
+    concurrency: int = option(8, "Parallel requests (llm judge).", min=1)
+    cache: str | None = option(None, "Reply cache file (llm judge; default beside the output).")
+    seed: int = option(0, "Rollout seed.")
 
 
 def judge_from_config(cfg: LocateConfig, generator: Any, out: Path) -> Judge:

@@ -90,7 +90,7 @@ class RolloutJudge:
             seed=self.seed + 7919 * self._round,
         )
         prompts = [
-            generation_prompt(s.problem, s.steps[:i], tokenizer=self.generator.tokenizer, fmt=self.fmt)
+            generation_prompt(s.problem, s.steps[:i], tokenizer=self.generator.tokenizer, prompt_format=self.fmt)
             for s, i in queries
         ]
         outs = self.generator.generate([p for p, _ in prompts], sampling)

@@ -1,0 +1,186 @@
+"""Sampling throughput: the transformers backend (``stepdpo.generation.hf``) against
+``model.generate`` with ``num_return_sequences``, on the same model, prompts and n.
+
+``model.generate(num_return_sequences=n)`` copies each prompt n times before the prefill; the
+backend prefills each prompt once and repeats its KV cache n times, computes logits only at the
+last prompt position, and drops finished rows from the batch. Both sample n = 8 completions per
+prompt at temperature 1 from GSM8K test problems under the step-wise chat prompt, one process
+each (so peak memory is its own), alternating. Greedy decoding (n = 1) must give identical
+completions, checked on the same prompts.
+
+Figures: generated tokens per second of each and their ratio (``speedup``), peak memory of each
+(peak RSS growth over the loaded model) and their ratio, and ``greedy_identical``.
+
+    python benchmarks/generation.py [--quick] [--model smollm2-135m-instruct]
+
+The last line printed is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+GSM8K = ROOT.parent / "shared" / "data" / "gsm8k_test.jsonl"
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def prompts_for(model: str, n_prompts: int) -> list[str]:
+    from stepdpo.models import load_tokenizer
+    from stepdpo.problems import load_problems
+    from stepdpo.text.prompts import generation_prompt
+
+    tok = load_tokenizer(model)
+    data = str(GSM8K) if GSM8K.exists() else "gsm8k"
+    return [generation_prompt(p.problem, tokenizer=tok)[0] for p in load_problems(data, limit=n_prompts)]
+
+
+def run(which: str, model: str, n_prompts: int, n: int, max_new_tokens: int, greedy: bool) -> dict:
+    import torch
+
+    from stepdpo.generation import SamplingConfig
+    from stepdpo.generation.hf import HFGenerator, eos_ids
+    from stepdpo.models import load_model, load_tokenizer
+    from stepdpo.text.encoding import encode_prompt
+
+    torch.manual_seed(0)
+    prompts = prompts_for(model, n_prompts)
+    tok = load_tokenizer(model)
+    lm = load_model(model, dtype="fp32", device="cpu")
+    base = _rss_mb()
+    t0 = time.time()
+    if which == "ours":
+        gen = HFGenerator(lm, tok, batch_size=n_prompts * n)
+        cfg = SamplingConfig(n=n, temperature=0.0 if greedy else 1.0, max_new_tokens=max_new_tokens)
+        outs = gen.generate(prompts, cfg)
+        tokens = sum(c.num_tokens for cs in outs for c in cs)
+        texts = [cs[0].text for cs in outs]
+    else:
+        tok.padding_side = "left"
+        enc = [encode_prompt(tok, p) for p in prompts]
+        width = max(map(len, enc))
+        pad = tok.pad_token_id
+        ids = torch.tensor([[pad] * (width - len(e)) + e for e in enc])
+        mask = torch.tensor([[0] * (width - len(e)) + [1] * len(e) for e in enc])
+        kw = (
+            {"do_sample": False}
+            if greedy
+            else {"do_sample": True, "temperature": 1.0, "top_p": 1.0, "num_return_sequences": n}
+        )
+        with torch.inference_mode():
+            out = lm.generate(
+                input_ids=ids,
+                attention_mask=mask,
+                max_new_tokens=max_new_tokens,
+                pad_token_id=pad,
+                eos_token_id=sorted(eos_ids(lm, tok)),
+                top_k=None,
+                **kw,
+            )
+        new = out[:, width:].tolist()
+        stop = eos_ids(lm, tok)
+        lengths = [next((i + 1 for i, t in enumerate(row) if t in stop), len(row)) for row in new]
+        tokens = sum(lengths)
+        texts = [
+            tok.decode([t for t in row[:k] if t not in stop], skip_special_tokens=True) for row, k in zip(new, lengths)
+        ][:: 1 if greedy else n]
+    secs = time.time() - t0
+    return {
+        "tokens": tokens,
+        "seconds": secs,
+        "tokens_per_s": tokens / secs,
+        "peak_mem_mb": _rss_mb() - base,
+        "texts": texts,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--model", default="smollm2-135m-instruct")
+    ap.add_argument("--prompts", type=int, default=None)
+    ap.add_argument("--n", type=int, default=8)
+    ap.add_argument("--max-new-tokens", type=int, default=None)
+    ap.add_argument("--rounds", type=int, default=None)
+    ap.add_argument("--child", nargs=6, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        which, model, n_prompts, n, max_new, greedy = args.child
+        res = run(which, model, int(n_prompts), int(n), int(max_new), greedy == "1")
+        print("RESULT " + json.dumps(res), flush=True)
+        return
+    # sized to finish in about 15 minutes on two cores (--quick: under 5)
+    n_prompts = args.prompts or (4 if args.quick else 8)
+    max_new = args.max_new_tokens or (96 if args.quick else 192)
+    rounds = args.rounds or (1 if args.quick else 2)
+    from stepdpo.models import resolve_model_path
+
+    model = resolve_model_path(args.model)
+    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
+
+    def child(which: str, greedy: bool, n: int) -> dict:
+        cmd = [
+            sys.executable,
+            __file__,
+            "--child",
+            which,
+            model,
+            str(n_prompts),
+            str(n),
+            str(max_new),
+            "1" if greedy else "0",
+        ]
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+        line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
+        if line is None:
+            print(proc.stdout[-2000:], proc.stderr[-4000:], file=sys.stderr)
+            raise SystemExit(f"{which} run failed")
+        return json.loads(line[7:])
+
+    greedy = {w: child(w, True, 1) for w in ("ours", "generate")}
+    identical = greedy["ours"]["texts"] == greedy["generate"]["texts"]
+    print(f"greedy, {n_prompts} prompts: identical {identical}", flush=True)
+    runs: dict[str, list[dict]] = {"ours": [], "generate": []}
+    for rnd in range(rounds):
+        for which in runs:
+            res = child(which, False, args.n)
+            runs[which].append(res)
+            print(
+                f"round {rnd + 1} {which}: {res['tokens']} tokens in {res['seconds']:.1f} s, "
+                f"{res['tokens_per_s']:.1f} tokens/s, peak +{res['peak_mem_mb']:.0f} MB",
+                flush=True,
+            )
+    best = {k: max(r["tokens_per_s"] for r in v) for k, v in runs.items()}
+    mem = {k: min(r["peak_mem_mb"] for r in v) for k, v in runs.items()}
+    result = {
+        "model": args.model,
+        "prompts": n_prompts,
+        "n": args.n,
+        "max_new_tokens": max_new,
+        "speedup": best["ours"] / best["generate"],
+        "tokens_per_s": best,
+        "peak_mem_mb": mem,
+        "peak_mem_ratio": mem["ours"] / mem["generate"] if mem["generate"] > 0 else None,
+        "greedy_identical": identical,
+    }
+    result["goals"] = {"speedup>=1.5": result["speedup"] >= 1.5, "greedy_identical": identical}
+    print(
+        f"speedup {result['speedup']:.2f}x at n = {args.n}; peak memory ours/generate {result['peak_mem_ratio']:.2f}",
+        flush=True,
+    )
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
