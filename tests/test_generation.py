@@ -113,3 +113,23 @@ def test_no_deprecation_warning_from_decoding(gen, prompts):
         warnings.simplefilter("error", FutureWarning)
         warnings.simplefilter("error", DeprecationWarning)
         gen.generate(prompts[:2], SamplingConfig(n=2, temperature=1.0, max_new_tokens=8))
+
+
+def test_the_sampler_draws_from_the_tempered_nucleus():
+    """Inverse-CDF sampling with one generator per row: frequencies follow softmax(logits / T), tokens
+    outside the top-p nucleus are never drawn, and a row's draw does not depend on its batch."""
+    import torch
+
+    from stepdpo.generation.hf import _sample
+
+    logits = torch.log(torch.tensor([0.5, 0.3, 0.15, 0.05]))[None].repeat(4000, 1)
+    gens = [torch.Generator().manual_seed(i) for i in range(4000)]
+    drawn = _sample(logits, SamplingConfig(temperature=1.0), gens)
+    freq = torch.bincount(drawn, minlength=4).double() / 4000
+    assert torch.allclose(freq, torch.tensor([0.5, 0.3, 0.15, 0.05], dtype=torch.float64), atol=0.03)
+    gens = [torch.Generator().manual_seed(i) for i in range(4000)]
+    cut = _sample(logits, SamplingConfig(temperature=1.0, top_p=0.7), gens)
+    assert set(cut.tolist()) == {0, 1}  # 0.5 + 0.3 covers 0.7: the tail is cut
+    one = _sample(logits[:1], SamplingConfig(temperature=1.0), [torch.Generator().manual_seed(7)])
+    batch = _sample(logits[:3], SamplingConfig(temperature=1.0), [torch.Generator().manual_seed(s) for s in (1, 7, 2)])
+    assert one[0] == batch[1]

@@ -105,7 +105,7 @@ def test_sft_command_builds_the_long_chain_model(tmp_path):
     bad = CliRunner().invoke(
         app, ["sft", "--model", "tiny", "--data", "synthetic-long", "--slip-rate", "2", "--out", str(tmp_path / "x")]
     )
-    assert bad.exit_code == 2 and "slip rate" in bad.output and not (tmp_path / "x").exists()
+    assert bad.exit_code == 2 and "--slip-rate" in bad.output and not (tmp_path / "x").exists()
     other = CliRunner().invoke(
         app, ["sft", "--model", "tiny", "--data", "synthetic", "--slip-rate", "0.1", "--out", str(tmp_path / "y")]
     )

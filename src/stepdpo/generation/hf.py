@@ -19,6 +19,9 @@ from stepdpo.text.encoding import encode_prompt
 
 
 def _sample(logits: torch.Tensor, cfg: SamplingConfig, gens: list[torch.Generator]) -> torch.Tensor:
+    """The next token of each row: greedy, or drawn from the tempered (and nucleus-cut) distribution
+    by inverting its CDF at one uniform number per row, each from the row's own generator (so a
+    sample does not depend on the batch it is in), all rows at once."""
     if cfg.temperature <= 0:
         return logits.argmax(-1)
     probs = torch.softmax(logits.float() / cfg.temperature, dim=-1)
@@ -27,7 +30,11 @@ def _sample(logits: torch.Tensor, cfg: SamplingConfig, gens: list[torch.Generato
         keep = sorted_p.cumsum(-1) - sorted_p < cfg.top_p
         sorted_p = sorted_p * keep
         probs = torch.zeros_like(probs).scatter_(-1, idx, sorted_p)
-    return torch.cat([torch.multinomial(probs[i], 1, generator=g) for i, g in enumerate(gens)])
+    cdf = probs.double().cumsum(-1)
+    u = torch.stack([torch.rand((), generator=g, dtype=torch.float64, device=g.device) for g in gens]).to(cdf.device)
+    # the first token whose cumulative probability exceeds u (of the total: the cut leaves less than 1)
+    picked = torch.searchsorted(cdf, (u * cdf[:, -1])[:, None], right=True).squeeze(-1)
+    return picked.clamp(max=probs.shape[-1] - 1)
 
 
 def eos_ids(model: Any, tokenizer: Any) -> set[int]:
