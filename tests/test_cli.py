@@ -88,3 +88,37 @@ def test_inspect_shows_the_trained_tokens(tmp_path, tokenizer):
             assert item["prompt"] + item["rejected"] == prompt + pair["rejected"]
     res = runner.invoke(app, ["inspect", str(released), "--limit", "1"])
     assert res.exit_code == 0 and "── chosen" in res.stdout and "── rejected" in res.stdout
+
+
+def test_eval_prints_no_library_warning(tmp_path):
+    """No deprecation warning and no library progress bar reach the user: their causes are fixed (the
+    cache argument transformers renamed), and library chatter is silenced by the command line."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONWARNINGS": "default"}
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "stepdpo.cli",
+            "eval",
+            "--limit",
+            "20",
+            "--max-new-tokens",
+            "160",
+            "--backend",
+            "hf",
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    for noise in ("Warning", "deprecated", "Loading weights"):
+        assert noise not in proc.stderr, proc.stderr[-2000:]
+    assert "eval: 20 problems" in proc.stderr

@@ -39,7 +39,7 @@ def _ids(path):
 
 
 def test_collect_keeps_wrong_solutions_and_records_settings(gen, problems, tmp_path):
-    s = run_collect(gen, problems, tmp_path / "errors.jsonl", CCFG, quiet=True)
+    s = run_collect(gen, problems, tmp_path / "errors.jsonl", CCFG)
     sols, _ = read_records(tmp_path / "errors.jsonl", "solution")
     assert s.rows_in == 12 and s.rows_out == len(sols) > 0
     assert s.counters["correct"] + s.counters["wrong"] + sum(s.dropped.values()) == 48
@@ -51,23 +51,23 @@ def test_collect_keeps_wrong_solutions_and_records_settings(gen, problems, tmp_p
 
 def test_collect_resumes_after_a_kill(gen, problems, tmp_path):
     full = tmp_path / "full.jsonl"
-    run_collect(gen, problems, full, CCFG, quiet=True)
+    run_collect(gen, problems, full, CCFG)
     part = tmp_path / "part.jsonl"
-    run_collect(gen, problems, part, CCFG, quiet=True)
+    run_collect(gen, problems, part, CCFG)
     # simulate a kill: the output ends in a torn line, the ledger lost its last entries
     text = part.read_text()
     part.write_text(text[: len(text) * 2 // 3])
     led = ledger_path(part)
     led.write_text("".join(line + "\n" for line in led.read_text().splitlines()[:5]))
-    s = run_collect(gen, problems, part, CCFG, quiet=True)
+    s = run_collect(gen, problems, part, CCFG)
     assert s.resumed == 5
     assert sorted(_ids(part)) == sorted(_ids(full))  # nothing lost, nothing twice
 
 
 def test_shards_merge_to_the_whole(gen, problems, tmp_path):
-    run_collect(gen, problems, tmp_path / "all.jsonl", CCFG, quiet=True)
+    run_collect(gen, problems, tmp_path / "all.jsonl", CCFG)
     for i in range(2):
-        run_collect(gen, problems, tmp_path / "e.jsonl", CCFG, shard=(i, 2), quiet=True)
+        run_collect(gen, problems, tmp_path / "e.jsonl", CCFG, shard=(i, 2))
     shards = [tmp_path / "e.shard-0-of-2.jsonl", tmp_path / "e.shard-1-of-2.jsonl"]
     n = merge_shards(shards, tmp_path / "merged.jsonl", "solution")
     assert n == len(_ids(tmp_path / "all.jsonl"))
@@ -75,8 +75,8 @@ def test_shards_merge_to_the_whole(gen, problems, tmp_path):
 
 
 def test_locate_rectify_build(gen, problems, tmp_path):
-    run_collect(gen, problems, tmp_path / "errors.jsonl", CCFG, quiet=True)
-    s = run_locate(make_judge("verifier"), tmp_path / "errors.jsonl", tmp_path / "located.jsonl", quiet=True)
+    run_collect(gen, problems, tmp_path / "errors.jsonl", CCFG)
+    s = run_locate(make_judge("verifier"), tmp_path / "errors.jsonl", tmp_path / "located.jsonl")
     located, _ = read_records(tmp_path / "located.jsonl", "located_error")
     assert s.counters["located"] == sum(e.first_error_step is not None for e in located) > 0
     for e in located:
@@ -88,7 +88,6 @@ def test_locate_rectify_build(gen, problems, tmp_path):
         tmp_path / "located.jsonl",
         tmp_path / "rect.jsonl",
         RectifyConfig(n=8, temperature=1.0, max_new_tokens=160, seed=2),
-        quiet=True,
     )
     rects, _ = read_records(tmp_path / "rect.jsonl", "rectification")
     assert r.rows_out == len(rects) > 0
@@ -107,7 +106,7 @@ def test_locate_rectify_build(gen, problems, tmp_path):
 
 
 def test_rollout_judge_binary_and_linear(gen, problems, tmp_path):
-    run_collect(gen, problems, tmp_path / "errors.jsonl", CCFG, quiet=True)
+    run_collect(gen, problems, tmp_path / "errors.jsonl", CCFG)
     sols, _ = read_records(tmp_path / "errors.jsonl", "solution")
     sols = sols[:6]
     res = {}
@@ -135,9 +134,9 @@ locate: {{judge: verifier}}
 rectify: {{n: 4, temperature: 1.0, max_new_tokens: 160}}
 """)
     cfg = PipelineConfig.from_yaml(cfg_file)
-    first = run_pipeline(cfg, "collect", "locate", quiet=True)
+    first = run_pipeline(cfg, "collect", "locate")
     assert [s.stage for s in first] == ["collect", "locate"]
-    rest = run_pipeline(cfg, "rectify", "build", quiet=True)
+    rest = run_pipeline(cfg, "rectify", "build")
     assert [s.stage for s in rest] == ["rectify", "build (step)", "build (dpo)"]
     assert (tmp_path / "run" / "pairs.jsonl").exists() and (tmp_path / "run" / "pairs_dpo.jsonl").exists()
     bad = tmp_path / "bad.yaml"

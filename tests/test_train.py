@@ -42,7 +42,7 @@ def _cfg(pair_file, default_model, out, **kw):
 
 
 def test_training_logs_plots_and_saves(pair_file, default_model, tmp_path):
-    result = train(_cfg(pair_file, default_model, tmp_path / "run", max_steps=4), quiet=True)
+    result = train(_cfg(pair_file, default_model, tmp_path / "run", max_steps=4))
     rows = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2, 3, 4]
     assert rows[0]["train/loss"] == pytest.approx(math.log(2), abs=1e-5)  # policy == reference at step 1
@@ -56,13 +56,13 @@ def test_training_logs_plots_and_saves(pair_file, default_model, tmp_path):
 
 
 def test_resume_gives_the_same_model(pair_file, default_model, tmp_path):
-    train(_cfg(pair_file, default_model, tmp_path / "a", max_steps=4), quiet=True)
-    train(_cfg(pair_file, default_model, tmp_path / "b", max_steps=4, save_every=2), quiet=True)
+    train(_cfg(pair_file, default_model, tmp_path / "a", max_steps=4))
+    train(_cfg(pair_file, default_model, tmp_path / "b", max_steps=4, save_every=2))
     # as if killed after step 2: drop what came later, then resume
     (tmp_path / "b" / "model" / "model.safetensors").unlink()
     log = tmp_path / "b" / "log.jsonl"
     log.write_text("".join(line + "\n" for line in log.read_text().splitlines()[:2]))
-    train(_cfg(pair_file, default_model, tmp_path / "b", max_steps=4, save_every=2, resume=True), quiet=True)
+    train(_cfg(pair_file, default_model, tmp_path / "b", max_steps=4, save_every=2, resume=True))
     assert [json.loads(line)["step"] for line in log.read_text().splitlines()] == [1, 2, 3, 4]
     a = load_file(tmp_path / "a" / "model" / "model.safetensors")
     b = load_file(tmp_path / "b" / "model" / "model.safetensors")
@@ -70,23 +70,23 @@ def test_resume_gives_the_same_model(pair_file, default_model, tmp_path):
 
 
 def test_prefix_sharing_does_not_change_training(pair_file, default_model, tmp_path):
-    train(_cfg(pair_file, default_model, tmp_path / "s", max_steps=2), quiet=True)
-    train(_cfg(pair_file, default_model, tmp_path / "u", max_steps=2, prefix_sharing=False), quiet=True)
+    train(_cfg(pair_file, default_model, tmp_path / "s", max_steps=2))
+    train(_cfg(pair_file, default_model, tmp_path / "u", max_steps=2, prefix_sharing=False))
     ls = [json.loads(line)["train/loss"] for line in (tmp_path / "s" / "log.jsonl").read_text().splitlines()]
     lu = [json.loads(line)["train/loss"] for line in (tmp_path / "u" / "log.jsonl").read_text().splitlines()]
     assert ls == pytest.approx(lu, abs=1e-4)
 
 
 def test_gradient_checkpointing_does_not_change_training(pair_file, default_model, tmp_path):
-    train(_cfg(pair_file, default_model, tmp_path / "g", max_steps=2, gradient_checkpointing=True), quiet=True)
-    train(_cfg(pair_file, default_model, tmp_path / "n", max_steps=2), quiet=True)
+    train(_cfg(pair_file, default_model, tmp_path / "g", max_steps=2, gradient_checkpointing=True))
+    train(_cfg(pair_file, default_model, tmp_path / "n", max_steps=2))
     lg = [json.loads(line)["train/loss"] for line in (tmp_path / "g" / "log.jsonl").read_text().splitlines()]
     ln = [json.loads(line)["train/loss"] for line in (tmp_path / "n" / "log.jsonl").read_text().splitlines()]
     assert lg == pytest.approx(ln, abs=1e-5)
 
 
 def test_lora_trains_and_merges(pair_file, default_model, tmp_path):
-    result = train(_cfg(pair_file, default_model, tmp_path / "lora", max_steps=2, lora_r=4), quiet=True)
+    result = train(_cfg(pair_file, default_model, tmp_path / "lora", max_steps=2, lora_r=4))
     from transformers import AutoModelForCausalLM
 
     m = AutoModelForCausalLM.from_pretrained(result["model"])
@@ -143,22 +143,20 @@ def test_shared_reference_cache_is_reused_across_runs(pair_file, default_model, 
     import stepdpo.training.reference as tr
 
     cache = tmp_path / "ref.json"
-    train(_cfg(pair_file, default_model, tmp_path / "a", max_steps=2, ref_cache=str(cache)), quiet=True)
+    train(_cfg(pair_file, default_model, tmp_path / "a", max_steps=2, ref_cache=str(cache)))
     calls = []
     real = tr.reference_logps
     monkeypatch.setattr(tr, "reference_logps", lambda *a, **k: calls.append(1) or real(*a, **k))
     # another seed holds out other pairs: the same pair ids overall, so nothing is recomputed
-    train(_cfg(pair_file, default_model, tmp_path / "b", max_steps=2, ref_cache=str(cache), seed=1), quiet=True)
+    train(_cfg(pair_file, default_model, tmp_path / "b", max_steps=2, ref_cache=str(cache), seed=1))
     assert calls == []
     # other tokens (whole solutions end with EOS) are computed and added; the first entries stay
     before = len(next(iter(json.loads(cache.read_text())["entries"].values())))
-    train(
-        _cfg(pair_file, default_model, tmp_path / "c", max_steps=2, ref_cache=str(cache), pair_format="dpo"), quiet=True
-    )
+    train(_cfg(pair_file, default_model, tmp_path / "c", max_steps=2, ref_cache=str(cache), pair_format="dpo"))
     assert calls == [1]
     assert len(next(iter(json.loads(cache.read_text())["entries"].values()))) == 2 * before
     a = [json.loads(line)["train/loss"] for line in (tmp_path / "a" / "log.jsonl").read_text().splitlines()]
-    train(_cfg(pair_file, default_model, tmp_path / "d", max_steps=2, ref_cache=str(cache)), quiet=True)
+    train(_cfg(pair_file, default_model, tmp_path / "d", max_steps=2, ref_cache=str(cache)))
     d = [json.loads(line)["train/loss"] for line in (tmp_path / "d" / "log.jsonl").read_text().splitlines()]
     assert a == pytest.approx(d, abs=1e-9)
 
@@ -251,7 +249,7 @@ def test_new_weights_in_the_same_folder_recompute_the_reference(pair_file, defau
     folder = tmp_path / "model"
     shutil.copytree(default_model, folder)
     cache = str(tmp_path / "ref.json")
-    train(_cfg(pair_file, str(folder), tmp_path / "a", max_steps=1, ref_cache=cache), quiet=True)
+    train(_cfg(pair_file, str(folder), tmp_path / "a", max_steps=1, ref_cache=cache))
     weights = load_file(folder / "model.safetensors")
     gen = torch.Generator().manual_seed(0)
     save_file(
@@ -259,7 +257,7 @@ def test_new_weights_in_the_same_folder_recompute_the_reference(pair_file, defau
         str(folder / "model.safetensors"),
         metadata={"format": "pt"},
     )
-    train(_cfg(pair_file, str(folder), tmp_path / "b", max_steps=1, ref_cache=cache), quiet=True)
+    train(_cfg(pair_file, str(folder), tmp_path / "b", max_steps=1, ref_cache=cache))
     first = json.loads((tmp_path / "b" / "log.jsonl").read_text().splitlines()[0])
     assert first["train/loss"] == pytest.approx(math.log(2), abs=1e-5)
     # the same weights loaded in another dtype are another reference too

@@ -44,6 +44,56 @@ app = typer.Typer(
 console = Console(stderr=True)
 
 
+@app.callback()
+def _output(
+    ctx: typer.Context,
+    verbose: bool = typer.Option(False, "-v", "--verbose", help="Debug messages too."),
+    quiet: bool = typer.Option(False, "-q", "--quiet", help="Warnings and errors only; no progress display."),
+) -> None:
+    """How messages and progress look: one live display (each stage, training and evaluation with its
+    items, rate and ETA) and a line per finished part, on stderr."""
+    import logging
+
+    from rich.logging import RichHandler
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+    from transformers.utils import logging as hf_logging
+
+    from stepdpo.progress import log, set_display
+
+    hf_logging.set_verbosity_error()  # library chatter (weight loading bars, notices) is not the user's business
+    hf_logging.disable_progress_bar()
+    log.setLevel(logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO)
+    log.handlers[:] = [RichHandler(console=console, show_time=False, show_path=False, markup=False)]
+    log.propagate = False
+    if quiet:
+        return
+    display = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    )
+    display.start()
+    set_display(display)
+
+    def stop() -> None:
+        set_display(None)
+        display.stop()
+
+    ctx.call_on_close(stop)
+
+
 def _say(message: str) -> None:
     """A plain line on stderr: no wrapping (paths stay whole) and no markup (data may hold brackets)."""
     console.print(message, soft_wrap=True, markup=False, highlight=False)
@@ -343,7 +393,7 @@ def demo(cfg: DemoConfig) -> None:
 def ablate(cfg: AblateConfig) -> None:
     from stepdpo.experiments.ablate import run_ablations
 
-    res = run_ablations(cfg, quiet=False)
+    res = run_ablations(cfg)
     demo_dir = Path(cfg.demo)
     _say(
         f"ablations: {demo_dir / 'ablations.json'}; report: {demo_dir / 'report.md'}; {res['runs']} runs, "

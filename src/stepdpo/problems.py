@@ -16,6 +16,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from stepdpo.progress import log
 from stepdpo.recordio import DataError, ReadReport, read_records
 from stepdpo.records import Problem, RecordError, content_id
 from stepdpo.text.grading import reference_answer
@@ -109,9 +110,7 @@ def load_problems(
     if path.exists():
         problems, report = load_problem_file(path, skip_invalid=skip_invalid)
         if report.skipped:
-            import sys
-
-            print(report.summary(), file=sys.stderr)
+            log.warning(report.summary())
     elif spec in HUB_SOURCES:
         name, config, splits = HUB_SOURCES[spec]
         problems = load_hub_problems(name, config, splits[split], spec)

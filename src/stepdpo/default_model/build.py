@@ -96,7 +96,6 @@ def build_default_model(
     n_problems: int = 6000,
     schedule_steps: int = 1500,
     stop_after: int = 750,
-    quiet: bool = False,
 ) -> Path:
     """Build the embedded default from scratch: tokenizer, tiny Qwen2, SFT on synthetic solutions.
 
@@ -123,7 +122,6 @@ def build_default_model(
                 ),
             )
         ],
-        quiet,
     )
 
 
@@ -134,7 +132,6 @@ def build_long_model(
     schedule_steps: int = 1400,
     slip_rate: float = 0.3,
     slip_steps: int | None = None,
-    quiet: bool = False,
 ) -> Path:
     """Build the long-chain model: the same tiny Qwen2, SFT on the task's long-chain form, in two
     phases (batch 16, seed ``seed`` for both):
@@ -165,10 +162,10 @@ def build_long_model(
                 SFTConfig(max_steps=steps, batch_size=16, lr=3e-4, warmup_ratio=0.05, seed=seed, log_every=50),
             )
         )
-    return _build(out, problems, seed, phases, quiet)
+    return _build(out, problems, seed, phases)
 
 
-def _build(out: str | Path, problems: list, seed: int, phases: list[tuple[list[str] | None, Any]], quiet: bool) -> Path:
+def _build(out: str | Path, problems: list, seed: int, phases: list[tuple[list[str] | None, Any]]) -> Path:
     """A tokenizer trained on ``problems`` and their reference solutions, and a fresh tiny Qwen2 SFT'd
     in ``phases``, each ``(solutions, SFTConfig)`` (solutions None: the reference ones); saved."""
     import torch
@@ -184,7 +181,7 @@ def _build(out: str | Path, problems: list, seed: int, phases: list[tuple[list[s
     model = Qwen2ForCausalLM(tiny_config(len(tokenizer)))
     for solutions, cfg in phases:
         solutions = solutions if solutions is not None else [p.solution for p in problems]
-        sft_train(model, tokenizer, list(zip(prompts, solutions)), cfg, quiet=quiet)
+        sft_train(model, tokenizer, list(zip(prompts, solutions)), cfg)
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)

@@ -38,6 +38,7 @@ from stepdpo.experiments.common import (
     train_config,
 )
 from stepdpo.options import option
+from stepdpo.progress import Bar
 from stepdpo.recordio import AppendWriter, read_records, write_records
 from stepdpo.records import Problem, StepPair, content_id
 from stepdpo.text.steps import split_steps
@@ -123,10 +124,8 @@ def conditions(cfg: AblateConfig) -> list[tuple[str, Any]]:
     )
 
 
-def run_ablations(cfg: AblateConfig, quiet: bool = True) -> dict[str, Any]:
+def run_ablations(cfg: AblateConfig) -> dict[str, Any]:
     """Train and evaluate every (factor value, method, seed) not yet in ``ablations.jsonl``."""
-    from tqdm.auto import tqdm
-
     from stepdpo.training.trainer import train
 
     demo = Path(cfg.demo)
@@ -141,7 +140,8 @@ def run_ablations(cfg: AblateConfig, quiet: bool = True) -> dict[str, Any]:
     todo = [(c, m, s) for c in conditions(cfg) for m in METHODS for s in seeds if _run_id(c, m, s) not in log.done]
     t0 = time.time()
     held = {s: heldout_problems(dcfg, s) for s in seeds}
-    for (factor, value), method, seed in tqdm(todo, desc="ablations", unit="run", disable=quiet):
+    bar = Bar("ablations", len(todo), unit="run")
+    for (factor, value), method, seed in todo:
         fname, fmt = FILES[method]
         data, n = demo / "data" / fname, len(pairs[method])
         if factor in ("pairs", "errors"):
@@ -154,7 +154,7 @@ def run_ablations(cfg: AblateConfig, quiet: bool = True) -> dict[str, Any]:
         t = time.time()
         if n < 4:
             raise ValueError(f"{data}: {n} pairs, too few to train on; use a larger share or more problems")
-        model = train(train_config(dcfg, data, fmt, run, seed, **over), quiet=True)["model"]
+        model = train(train_config(dcfg, data, fmt, run, seed, **over))["model"]
         acc = evaluate_model(dcfg, model, held[seed], run / "eval")
         if not cfg.keep_models:
             shutil.rmtree(model, ignore_errors=True)
@@ -170,6 +170,8 @@ def run_ablations(cfg: AblateConfig, quiet: bool = True) -> dict[str, Any]:
                 "seconds": round(time.time() - t, 1),
             }
         )
+        bar.update(1)
+    bar.close()
     log.close()
     rows = [json.loads(line) for line in (demo / "ablations.jsonl").read_text(encoding="utf-8").splitlines()]
     out = {

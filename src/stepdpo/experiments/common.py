@@ -130,7 +130,6 @@ def evaluate_model(cfg: DemoConfig, model: str, held: list[Problem], out: Path) 
         held,
         EvalConfig(max_new_tokens=cfg.max_new_tokens),
         data_name="synthetic",
-        quiet=True,
     )
     save_result(res, out)
     return res.summary["accuracy"]

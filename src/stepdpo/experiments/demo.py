@@ -29,14 +29,11 @@ from stepdpo.experiments.common import (
 )
 from stepdpo.experiments.report import report
 from stepdpo.pipeline.run import run_pipeline
+from stepdpo.progress import Bar, log
 from stepdpo.recordio import read_records, write_records
 
 
-def _say(msg: str) -> None:
-    print(msg, flush=True)
-
-
-def run_demo(cfg: DemoConfig, quiet: bool = True) -> dict[str, Any]:
+def run_demo(cfg: DemoConfig) -> dict[str, Any]:
     """Run everything; returns the content of ``results.json``."""
     from stepdpo.training.trainer import train
 
@@ -44,6 +41,10 @@ def run_demo(cfg: DemoConfig, quiet: bool = True) -> dict[str, Any]:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     t = time.time()
+    # one bar over the whole run (the data pipeline, then per seed three trainings and four
+    # evaluations), under which each part shows its own
+    whole = Bar("demo", 1 + 7 * len(cfg.seeds), unit="part")
+    whole.note(now="data pipeline")
     pcfg = synthetic_pipeline(
         "default",
         cfg.train_problems,
@@ -53,9 +54,10 @@ def run_demo(cfg: DemoConfig, quiet: bool = True) -> dict[str, Any]:
         k=cfg.k,
         n=cfg.n,
     )
-    stages = run_pipeline(pcfg, quiet=quiet)
+    stages = run_pipeline(pcfg)
+    whole.update(1)
     times["data pipeline"] = time.time() - t
-    _say(f"[{times['data pipeline']:.0f} s] data: " + "; ".join(f"{s.stage} {s.rows_out}" for s in stages))
+    log.info(f"[{times['data pipeline']:.0f} s] data: " + "; ".join(f"{s.stage} {s.rows_out}" for s in stages))
     step_pairs, _ = read_records(out / "data" / "pairs.jsonl", "step_pair")
     write_records(out / "data" / "pairs_ood.jsonl", ood_pairs(step_pairs, out / "data" / "rectified.jsonl"))
     data = {
@@ -70,16 +72,21 @@ def run_demo(cfg: DemoConfig, quiet: bool = True) -> dict[str, Any]:
         models = {"sft": "default"}
         for method, (fname, fmt) in data.items():
             t = time.time()
+            whole.note(now=f"seed {seed}, training {method}")
             run = out / f"seed{seed}" / method
             tc = train_config(cfg, out / "data" / fname, fmt, run, seed)
-            models[method] = train(tc, quiet=quiet)["model"]
+            models[method] = train(tc)["model"]
+            whole.update(1)
             logs.setdefault(method, [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()])
             times[f"train {method}"] = times.get(f"train {method}", 0) + time.time() - t
         for method in METHODS:
             t = time.time()
+            whole.note(now=f"seed {seed}, evaluating {method}")
             acc[method].append(evaluate_model(cfg, models[method], held, out / f"seed{seed}" / f"eval-{method}"))
+            whole.update(1)
             times["evaluate"] = times.get("evaluate", 0) + time.time() - t
-        _say(f"[{time.time() - t_all:.0f} s] seed {seed}: " + ", ".join(f"{m} {acc[m][-1]:.3f}" for m in METHODS))
+        log.info(f"[{time.time() - t_all:.0f} s] seed {seed}: " + ", ".join(f"{m} {acc[m][-1]:.3f}" for m in METHODS))
+    whole.close()
     results = {
         "seeds": cfg.seeds,
         "accuracy": {m: mean_ci(v) for m, v in acc.items()},

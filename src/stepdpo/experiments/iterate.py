@@ -16,6 +16,7 @@ from typing import Any
 from stepdpo.experiments.common import synthetic_pipeline
 from stepdpo.options import option
 from stepdpo.pipeline.run import run_pipeline
+from stepdpo.progress import log
 
 
 @dataclass
@@ -35,7 +36,7 @@ class IterateConfig:
     max_new_tokens: int = option(200, "Sampling length limit.", min=1)
 
 
-def run_iterate(cfg: IterateConfig, quiet: bool = True) -> dict[str, Any]:
+def run_iterate(cfg: IterateConfig) -> dict[str, Any]:
     """Run the rounds; writes ``iterate.json`` and ``iterate.md``, returns the results."""
     from stepdpo.generation.hf import HFGenerator
     from stepdpo.problems import load_problems
@@ -49,11 +50,11 @@ def run_iterate(cfg: IterateConfig, quiet: bool = True) -> dict[str, Any]:
 
     def accuracy(model: str) -> float:
         gen = HFGenerator(model, batch_size=128, device="cpu", dtype="fp32")
-        return evaluate(gen, held, EvalConfig(max_new_tokens=cfg.max_new_tokens), quiet=True).summary["accuracy"]
+        return evaluate(gen, held, EvalConfig(max_new_tokens=cfg.max_new_tokens)).summary["accuracy"]
 
     model = cfg.model
     rounds = [{"round": 0, "model": model, "accuracy": accuracy(model), "pairs": 0}]
-    print(f"round 0: accuracy {rounds[0]['accuracy']:.3f}", flush=True)
+    log.info(f"round 0: accuracy {rounds[0]['accuracy']:.3f}")
     for r in range(1, cfg.rounds + 1):
         rdir = out / f"round{r}"
         pcfg = synthetic_pipeline(
@@ -64,10 +65,10 @@ def run_iterate(cfg: IterateConfig, quiet: bool = True) -> dict[str, Any]:
             max_new_tokens=cfg.max_new_tokens,
             data_seed=get_task("synthetic").train_seed + 100 * r,
         )
-        stages = run_pipeline(pcfg, quiet=quiet)
+        stages = run_pipeline(pcfg)
         pairs = stages[-2].rows_out  # the step pairs
         if pairs == 0:
-            print(f"round {r}: no pairs (the model made no locatable, rectifiable errors); stopping", flush=True)
+            log.info(f"round {r}: no pairs (the model made no locatable, rectifiable errors); stopping")
             break
         tc = TrainConfig(
             data=str(rdir / "data" / "pairs.jsonl"),
@@ -83,7 +84,7 @@ def run_iterate(cfg: IterateConfig, quiet: bool = True) -> dict[str, Any]:
             seed=cfg.seed,
             dtype="fp32",
         )
-        model = train(tc, quiet=quiet)["model"]
+        model = train(tc)["model"]
         rounds.append(
             {
                 "round": r,
@@ -93,7 +94,7 @@ def run_iterate(cfg: IterateConfig, quiet: bool = True) -> dict[str, Any]:
                 "wrong_solutions": stages[0].rows_out,
             }
         )
-        print(f"round {r}: {pairs} pairs, accuracy {rounds[-1]['accuracy']:.3f}", flush=True)
+        log.info(f"round {r}: {pairs} pairs, accuracy {rounds[-1]['accuracy']:.3f}")
     result = {"rounds": rounds, "config": asdict(cfg), "wall_s": round(time.time() - t0, 1)}
     (out / "iterate.json").write_text(json.dumps(result, indent=2) + "\n")
     table = ["| round | model | pairs | held-out accuracy |", "|---|---|---|---|"]

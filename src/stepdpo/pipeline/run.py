@@ -17,6 +17,7 @@ from typing import Any
 from stepdpo.options import build as build_config
 from stepdpo.options import load_yaml, option
 from stepdpo.pipeline.runner import StageSummary, run_stage, shard_path
+from stepdpo.progress import log
 from stepdpo.recordio import read_records, write_records
 from stepdpo.stages.collect import CollectConfig, collect_chunk, collect_settings
 from stepdpo.stages.locate import LocateConfig, judge_from_config
@@ -34,7 +35,6 @@ def run_collect(
     out: str | Path,
     cfg: CollectConfig,
     shard: tuple[int, int] | None = None,
-    quiet: bool = False,
 ) -> StageSummary:
     chunk = max(1, 64 // max(1, cfg.k))
     return run_stage(
@@ -45,7 +45,6 @@ def run_collect(
         settings=collect_settings(generator, cfg),
         shard=shard,
         chunk_size=chunk,
-        quiet=quiet,
     )
 
 
@@ -54,7 +53,6 @@ def run_locate(
     inp: str | Path,
     out: str | Path,
     shard: tuple[int, int] | None = None,
-    quiet: bool = False,
     chunk_size: int = 16,
 ) -> StageSummary:
     from stepdpo.stages.locate import locate_chunk
@@ -68,7 +66,6 @@ def run_locate(
         settings=judge.settings(),
         shard=shard,
         chunk_size=chunk_size,
-        quiet=quiet,
     )
 
 
@@ -78,7 +75,6 @@ def run_rectify(
     out: str | Path,
     cfg: RectifyConfig,
     shard: tuple[int, int] | None = None,
-    quiet: bool = False,
 ) -> StageSummary:
     errors, _ = read_records(inp, "located_error")
     chunk = max(1, 64 // max(1, cfg.n))
@@ -90,7 +86,6 @@ def run_rectify(
         settings=rectify_settings(generator, cfg),
         shard=shard,
         chunk_size=chunk,
-        quiet=quiet,
     )
 
 
@@ -165,7 +160,6 @@ def run_pipeline(
     start: str = "collect",
     stop: str = "build",
     shard: tuple[int, int] | None = None,
-    quiet: bool = False,
 ) -> list[StageSummary]:
     """Run the stages from ``start`` to ``stop`` (inclusive); returns each stage's summary."""
     if start not in STAGES or stop not in STAGES or STAGES.index(start) > STAGES.index(stop):
@@ -187,11 +181,11 @@ def run_pipeline(
             from stepdpo.problems import load_problems
 
             problems = load_problems(cfg.data, split=cfg.split, limit=cfg.limit, seed=cfg.data_seed)
-            s = run_collect(generator, problems, path["collect"], cfg.collect, shard, quiet)
+            s = run_collect(generator, problems, path["collect"], cfg.collect, shard)
         elif stage == "locate":
             judge = judge_from_config(cfg.locate, generator, path["locate"])
             # later stages read the shard's own file, so they need no further sharding
-            s = run_locate(judge, shard_path(path["collect"], shard), shard_path(path["locate"], shard), None, quiet)
+            s = run_locate(judge, shard_path(path["collect"], shard), shard_path(path["locate"], shard), None)
         elif stage == "rectify":
             s = run_rectify(
                 generator,
@@ -199,7 +193,6 @@ def run_pipeline(
                 shard_path(path["rectify"], shard),
                 cfg.rectify,
                 None,
-                quiet,
             )
         else:
             rect = shard_path(path["rectify"], shard)
@@ -211,7 +204,6 @@ def run_pipeline(
                 BuildConfig(**{**asdict(cfg.build), "pair_format": "dpo"}),
             )
         summaries.append(s)
-        if not quiet:
-            print(s.text())
+        log.info(s.text())
     (out / "summary.json").write_text(json.dumps([s.to_dict() for s in summaries], indent=2) + "\n")
     return summaries

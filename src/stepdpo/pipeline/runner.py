@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from stepdpo.progress import Bar
 from stepdpo.recordio import AppendWriter, read_records, write_records
 from stepdpo.records import content_id
 from stepdpo.stages.base import ItemResult
@@ -105,15 +106,12 @@ def run_stage(
     input_key: Callable[[Any], str] = lambda r: r.id,
     shard: tuple[int, int] | None = None,
     chunk_size: int = 16,
-    quiet: bool = False,
 ) -> StageSummary:
     """Run ``process`` over ``inputs`` in chunks, resumably, into the JSONL file ``out``.
 
     ``settings`` (the stage's options) are hashed into each input's ledger key, so rerunning with
     other settings into the same file redoes the work instead of silently mixing the two.
     """
-    from tqdm.auto import tqdm
-
     t0 = time.time()
     out = shard_path(out, shard)
     tag = content_id(settings)
@@ -121,7 +119,7 @@ def run_stage(
     summary = StageSummary(stage=stage, rows_in=len(keyed), output=str(out))
     with AppendWriter(out, key="id") as writer, AppendWriter(ledger_path(out), key="key") as ledger:
         summary.resumed = sum(k in ledger.done for k, _ in keyed)
-        bar = tqdm(total=len(keyed), initial=summary.resumed, desc=stage, unit="row", disable=quiet)
+        bar = Bar(stage, len(keyed), initial=summary.resumed, unit="row")
         # chunks are a fixed partition of the inputs, so a resumed run samples exactly as an
         # uninterrupted one would; a partly finished chunk is recomputed, its finished items skipped
         for start in range(0, len(keyed), chunk_size):

@@ -15,6 +15,7 @@ from typing import Any
 
 from stepdpo.generation import Generator, SamplingOptions
 from stepdpo.options import option
+from stepdpo.progress import Bar
 from stepdpo.recordio import write_records
 from stepdpo.records import Problem
 from stepdpo.tasks import step_checker
@@ -38,12 +39,8 @@ class EvalResult:
     rows: list[dict[str, Any]] = field(default_factory=list)
 
 
-def evaluate(
-    generator: Generator, problems: list[Problem], cfg: EvalConfig, *, data_name: str = "", quiet: bool = False
-) -> EvalResult:
+def evaluate(generator: Generator, problems: list[Problem], cfg: EvalConfig, *, data_name: str = "") -> EvalResult:
     """Accuracy of ``generator`` on ``problems``; with n > 1 also pass@n and majority-free mean."""
-    from tqdm.auto import tqdm
-
     if not problems:
         raise ValueError("no problems to evaluate")
     tok = generator.tokenizer
@@ -52,7 +49,7 @@ def evaluate(
     checkers = [step_checker(p.source, p.meta) for p in problems]
     checker_for = dict(zip((p.id for p in problems), checkers)) if all(checkers) else None
     rows, t0, gen_tokens = [], time.time(), 0
-    bar = tqdm(total=len(problems), desc="eval", unit="problem", disable=quiet)
+    bar = Bar("eval", len(problems), unit="problem")
     for start in range(0, len(problems), cfg.chunk):
         chunk = problems[start : start + cfg.chunk]
         prompts = [generation_prompt(p.problem, tokenizer=tok, prompt_format=fmt) for p in chunk]

@@ -159,6 +159,9 @@ class _Verifier:
         if self._proc is not None:
             self._proc.kill()
             self._proc.wait()
+            for pipe in (self._proc.stdin, self._proc.stdout):
+                if pipe is not None:
+                    pipe.close()
         self._proc = None
 
     def check(self, gold: str, pred: str, timeout: float) -> tuple[bool, str]:

@@ -15,23 +15,24 @@ from typing import Any
 
 import torch
 
+from stepdpo.progress import progress
 from stepdpo.records import content_id
 from stepdpo.training.packing import EncodedPair, completion_logps, micro_batches
 
 
 @torch.no_grad()
 def reference_logps(
-    model: Any, pairs: list[EncodedPair], cfg: Any, device: torch.device, dtype: torch.dtype, quiet: bool = True
+    model: Any, pairs: list[EncodedPair], cfg: Any, device: torch.device, dtype: torch.dtype, show: bool = True
 ) -> torch.Tensor:
     """(pairs, 2) reference log-probs of chosen and rejected, computed once before training."""
-    from tqdm.auto import tqdm
-
     model.eval()
     table = torch.zeros(len(pairs), 2, dtype=torch.float64)
     batches = micro_batches(pairs, list(range(len(pairs))), cfg)
-    for order, batch in tqdm(batches, desc="reference log-probs", disable=quiet):
-        c, r = completion_logps(model, batch.to(device, dtype))
-        table[order, 0], table[order, 1] = c.double().cpu(), r.double().cpu()
+    with progress("reference log-probs", len(pairs), unit="pair", enabled=show) as bar:
+        for order, batch in batches:
+            c, r = completion_logps(model, batch.to(device, dtype))
+            table[order, 0], table[order, 1] = c.double().cpu(), r.double().cpu()
+            bar.update(len(order))
     return table
 
 
@@ -53,7 +54,7 @@ def pair_key(pair: EncodedPair) -> str:
     return content_id(pair.prompt, pair.chosen, pair.rejected)
 
 
-def reference_tables(model, enc, venc, cfg, out, accelerator, dtype, quiet):
+def reference_tables(model, enc, venc, cfg, out, accelerator, dtype):
     """Reference log-probs for training and validation pairs: read from the cache file where it holds
     them, the rest computed (each process a share) and added to it.
 
@@ -82,7 +83,6 @@ def reference_tables(model, enc, venc, cfg, out, accelerator, dtype, quiet):
             cfg,
             accelerator.device,
             dtype,
-            quiet=quiet or not accelerator.is_main_process,
         )
         computed = torch.zeros(len(allenc), 2, dtype=torch.float64)
         computed[mine] = part

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from stepdpo.options import option
+from stepdpo.progress import Bar
 from stepdpo.text.encoding import encode_pair_text
 
 
@@ -63,13 +64,11 @@ def sft_train(
     tokenizer: Any,
     pairs: list[tuple[str, str]],
     cfg: SFTConfig,
-    quiet: bool = False,
     on_log: Callable[[int, Any], None] | None = None,
 ) -> list[dict]:
     """Fine-tune ``model`` in place on ``(prompt, solution)`` pairs; returns the log rows.
 
     ``on_log(step, model)`` is called at every log step (e.g. to save a checkpoint)."""
-    from tqdm.auto import tqdm
     from transformers import get_cosine_schedule_with_warmup
 
     if not pairs:
@@ -86,8 +85,8 @@ def sft_train(
     model.train()
     log, order, t0, running = [], [], time.time(), None
     last = min(total, cfg.stop_after) if cfg.stop_after > 0 else total
-    bar = tqdm(range(1, last + 1), desc="sft", disable=quiet, unit="step")
-    for step in bar:
+    bar = Bar("sft", last, unit="step")
+    for step in range(1, last + 1):
         if len(order) < cfg.batch_size:
             order = list(range(len(data)))
             rng.shuffle(order)
@@ -100,13 +99,15 @@ def sft_train(
         sched.step()
         opt.zero_grad(set_to_none=True)
         running = loss.item() if running is None else 0.9 * running + 0.1 * loss.item()
-        bar.set_postfix(loss=f"{running:.3f}")
+        bar.note(loss=f"{running:.3f}")
+        bar.update(1)
         if step % cfg.log_every == 0 or step == last:
             log.append({"step": step, "loss": running, "lr": sched.get_last_lr()[0], "elapsed_s": time.time() - t0})
             if on_log is not None:
                 model.eval()
                 on_log(step, model)
                 model.train()
+    bar.close()
     model.eval()
     if not math.isfinite(running or 0.0):
         raise FloatingPointError("SFT loss is not finite; lower the learning rate")

@@ -24,6 +24,7 @@ from typing import Any
 import torch
 
 from stepdpo.options import load_yaml, option
+from stepdpo.progress import Bar
 from stepdpo.recordio import read_records
 from stepdpo.records import StepPair, content_id
 from stepdpo.text.prompts import FORMATS
@@ -180,7 +181,9 @@ def _load(cfg: TrainConfig, device: torch.device):
     tok = load_tokenizer(cfg.model)
     model = AutoModelForCausalLM.from_pretrained(resolve_model_path(cfg.model), dtype=dtype).to(device)
     if cfg.gradient_checkpointing:
-        model.gradient_checkpointing_enable()
+        # transformers renamed it (activation checkpointing); call the name the installed version has
+        enable = getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable
+        enable()
         model.config.use_cache = False
     return tok, model, dtype
 
@@ -219,9 +222,8 @@ def make_accelerator() -> Any:
     return accelerator
 
 
-def train(cfg: TrainConfig, quiet: bool = False) -> dict[str, Any]:
+def train(cfg: TrainConfig) -> dict[str, Any]:
     """Train and save the model; returns the final metrics. Resumable with ``cfg.resume``."""
-    from tqdm.auto import tqdm
     from transformers import get_cosine_schedule_with_warmup
 
     from stepdpo.training.logs import TrainLog
@@ -259,7 +261,7 @@ def train(cfg: TrainConfig, quiet: bool = False) -> dict[str, Any]:
         max_completion_tokens=cfg.max_completion_tokens,
         pair_format=cfg.pair_format,
     )
-    ref, vref = reference_tables(model, enc, venc, cfg, out, accelerator, dtype, quiet)
+    ref, vref = reference_tables(model, enc, venc, cfg, out, accelerator, dtype)
     if cfg.lora_r:
         model = _wrap_lora(model, cfg)
     model.train()
@@ -283,10 +285,8 @@ def train(cfg: TrainConfig, quiet: bool = False) -> dict[str, Any]:
 
         step_cfg = replace(cfg, rows_per_micro=1 << 30)
     t0, seen = time.time(), 0
-    bar = tqdm(
-        range(start, total), initial=start, total=total, desc="train", disable=quiet or not accelerator.is_main_process
-    )
-    for step in bar:
+    bar = Bar("train", total, initial=start, unit="step", enabled=accelerator.is_main_process)
+    for step in range(start, total):
         epoch, k = divmod(step, steps_per_epoch)
         order = list(range(len(enc)))
         random.Random(cfg.seed * 1000 + epoch).shuffle(order)
@@ -310,8 +310,8 @@ def train(cfg: TrainConfig, quiet: bool = False) -> dict[str, Any]:
             **_metrics(sums, n_global, "train/"),
             "pairs_per_s": seen / (time.time() - t0),
         }
-        if accelerator.is_main_process:
-            bar.set_postfix(loss=f"{row['train/loss']:.4f}", acc=f"{row['train/reward_accuracy']:.2f}")
+        bar.note(loss=f"{row['train/loss']:.4f}", acc=f"{row['train/reward_accuracy']:.2f}")
+        bar.update(1)
         last = step + 1 == total
         if venc and ((cfg.eval_every and (step + 1) % cfg.eval_every == 0) or last):
             vs = accelerator.reduce(
