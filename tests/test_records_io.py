@@ -108,3 +108,34 @@ def test_append_writer_repairs_a_torn_line(tmp_path):
 def test_missing_file_is_a_clear_error(tmp_path):
     with pytest.raises(DataError, match="file not found"):
         read_records(tmp_path / "nope.jsonl")
+
+
+def test_bom_bad_bytes_folders_and_empty_files(tmp_path):
+    from stepdpo.recordio import DataError, read_records, validate_file
+
+    good = json.dumps(PAIR)
+    bom = tmp_path / "bom.jsonl"
+    bom.write_bytes(b"\xef\xbb\xbf" + good.encode() + b"\n")
+    assert read_records(bom, "step_pair")[1].kept == 1  # a byte-order mark is not an error
+    bad = tmp_path / "bad.jsonl"
+    bad.write_bytes(good.encode() + b"\n" + b'{"prompt": "\xff\xfe"}\n')
+    with pytest.raises(DataError, match=r"bad.jsonl:2: not UTF-8"):
+        read_records(bad, "step_pair")
+    with pytest.raises(DataError, match="is a folder, not a data file"):
+        read_records(tmp_path, "step_pair")
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    report = validate_file(empty)
+    assert report.skipped["empty_file"] == 1 and "empty" in report.summary()
+
+
+def test_merge_refuses_mixed_kinds(tmp_path):
+    from stepdpo.pipeline.runner import merge_shards
+
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text(json.dumps(PAIR) + "\n")
+    problems = tmp_path / "problems.jsonl"
+    problems.write_text(json.dumps({"problem": "1+1?", "answer": "2"}) + "\n")
+    with pytest.raises(ValueError, match="different kinds"):
+        merge_shards([pairs, problems], tmp_path / "out.jsonl")
+    assert not (tmp_path / "out.jsonl").exists()

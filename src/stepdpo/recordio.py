@@ -46,10 +46,13 @@ class ReadReport:
 
 
 def iter_raw_rows(path: str | os.PathLike) -> Iterator[tuple[int, Any]]:
-    """Yield ``(line_or_row_number, parsed_row)``; a row that is not valid JSON yields a DataError."""
+    """Yield ``(line_or_row_number, parsed_row)``; a row that is not valid JSON (or not UTF-8)
+    yields a DataError. A UTF-8 byte-order mark is accepted."""
     path = Path(path)
     if not path.exists():
         raise DataError(path, None, "file not found", "missing_file")
+    if path.is_dir():
+        raise DataError(path, None, "is a folder, not a data file", "not_a_file")
     suffix = path.suffix.lower()
     if suffix == ".parquet":
         import pyarrow.parquet as pq
@@ -61,19 +64,28 @@ def iter_raw_rows(path: str | os.PathLike) -> Iterator[tuple[int, Any]]:
         for i, row in enumerate(table.to_pylist(), 1):
             yield i, row
         return
-    with open(path, encoding="utf-8") as fh:
-        head = fh.read(1 << 16).lstrip()
+    with open(path, "rb") as fh:
+        head = fh.read(1 << 16).decode("utf-8", errors="replace").lstrip("\ufeff").lstrip()
     if suffix == ".json" and head.startswith("["):
         try:
-            with open(path, encoding="utf-8") as fh:
+            with open(path, encoding="utf-8-sig") as fh:
                 rows = json.load(fh)
         except json.JSONDecodeError as e:
             raise DataError(path, e.lineno, f"malformed JSON ({e.msg})", "malformed_json") from e
+        except UnicodeDecodeError as e:
+            raise DataError(path, None, f"not UTF-8 text (byte {e.start})", "not_utf8") from e
         for i, row in enumerate(rows, 1):
             yield i, row
         return
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
+    with open(path, "rb") as fh:
+        for lineno, raw in enumerate(fh, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                yield lineno, DataError(path, lineno, f"not UTF-8 text (byte {e.start} of the line)", "not_utf8")
+                continue
+            if lineno == 1:
+                line = line.removeprefix("\ufeff")
             if not line.strip():
                 continue
             try:
@@ -128,6 +140,10 @@ def validate_file(path: str | os.PathLike, kind: str | None = None) -> ReadRepor
         report = ReadReport(path=str(path))
         report.skipped[e.reason] += 1
         report.problems.append(e)
+        return report
+    if report.rows == 0:
+        report.skipped["empty_file"] += 1
+        report.problems.append(DataError(path, None, "no rows: the file is empty", "empty_file"))
     return report
 
 

@@ -153,14 +153,20 @@ def run_stage(
 
 
 def merge_shards(paths: Sequence[str | Path], out: str | Path, kind: str | None = None) -> int:
-    """Concatenate shard outputs into ``out``, once per record id; returns the number written."""
+    """Concatenate shard outputs into ``out``, once per record id; returns the number written.
+    Files of different record kinds (a stage's output and another's) are refused."""
     seen: set[str] = set()
     merged = []
+    kinds: dict[str, str] = {}
     for p in paths:
         records, _ = read_records(p, kind)
         for r in records:
+            kinds.setdefault(type(r).KIND, str(p))
             rid = r.id
             if rid not in seen:
                 seen.add(rid)
                 merged.append(r)
+    if len(kinds) > 1:
+        found = ", ".join(f"{k} ({f})" for k, f in kinds.items())
+        raise ValueError(f"the files hold records of different kinds: {found}; merge one stage's shards at a time")
     return write_records(out, merged)
