@@ -126,3 +126,14 @@ def test_slipped_demonstrations_put_one_wrong_step_anywhere_in_a_fraction_of_the
     assert slipped_demonstrations(problems, 0.0) == [p.solution for p in problems]
     with pytest.raises(ValueError):
         slipped_demonstrations(problems, 1.5)
+
+
+def test_a_step_with_a_false_claim_is_wrong_even_with_the_right_equation():
+    from stepdpo.tasks.arithmetic import canonical_solution, check_solution, generate_problems
+
+    p = generate_problems(1, seed=5)[0]
+    sol = canonical_solution(p)
+    assert check_solution(p, sol).first_error_step is None
+    bad = sol.replace("Step 1: ", "Step 1: 2 + 2 = 5, and ", 1)
+    res = check_solution(p, bad)
+    assert res.first_error_step == 1 and "2 + 2 is not 5" in res.message

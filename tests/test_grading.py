@@ -85,3 +85,9 @@ def test_gsm8k_solutions_grade_correct(shared_data):
         for a, b in zip(rows[:200], rows[1:201])
         if a["answer"].split("####")[-1] != b["answer"].split("####")[-1]
     )
+
+
+@pytest.mark.parametrize("text", ["Step 3:", "Step 3: ", "**Step 12:**", "Let's think step by step.\nStep 2."])
+def test_a_step_marker_states_no_answer(text):
+    assert extract_answer(text) is None
+    assert not grade(text, "3") and not grade(text, "12") and not grade(text, "2")

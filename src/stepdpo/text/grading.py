@@ -40,6 +40,7 @@ STARTUP_TIMEOUT = 120.0
 _BOX = re.compile(r"\\(?:boxed|fbox)\s*\{")
 _HASHES = re.compile(r"(?m)^#### *(.+?)\s*$")
 _ANSWER_IS = re.compile(r"(?i)the (?:final )?answer is\s*:?\s*")
+_STEP_MARKER = re.compile(r"(?im)^[ \t*#]*step[ \t]+\d+[ \t]*[:.]")
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:/\d+)?")
 _PROSE_WORD = re.compile(r"(?<![\\a-zA-Z{])[a-zA-Z]{3,}")
 _PLAIN_NUMBER = re.compile(r"^[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?$|^[-+]?\d+/\d+$|^[-+]?\.\d+$")
@@ -91,7 +92,8 @@ def extract_answer(completion: str) -> str | None:
         answer = _cut_prose(completion[found[-1].end() :])
         if answer:
             return answer
-    numbers = _NUMBER.findall(completion)
+    # the last number the text states; a step's own number ("Step 3:") states no answer
+    numbers = _NUMBER.findall(_STEP_MARKER.sub(" ", completion))
     return numbers[-1].rstrip(",") if numbers else None
 
 

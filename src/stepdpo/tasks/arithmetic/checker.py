@@ -27,6 +27,13 @@ class CheckResult:
     message: str
 
 
+def _false(a: int, sym: str, b: int, res: int) -> bool:
+    """Whether ``a sym b = res`` is a false statement (division: not an exact quotient)."""
+    if sym == "/":
+        return b == 0 or a != b * res
+    return {"+": a + b, "-": a - b, "*": a * b}[sym] != res
+
+
 def _check_step(step: str, k: int, values: list[int], ops: list, answer: int) -> str | None:
     """What is wrong with step k, or None if it is right."""
     if k > len(ops):
@@ -45,6 +52,9 @@ def _check_step(step: str, k: int, values: list[int], ops: list, answer: int) ->
             ok = True
         elif sym == op and operands_ok:
             return f"arithmetic: {a1} {sym} {a2} is {y}, not {res}"
+        elif _false(a1, sym, a2, res):
+            # any other claim in the step must hold too: a right equation does not excuse a wrong one
+            return f"arithmetic: {a1} {sym} {a2} is not {res}"
     if not ok:
         return f"expected {x} {op} {b} = {y}"
     boxed = _BOXED.findall(step)
