@@ -143,3 +143,17 @@ rectify: {{n: 4, temperature: 1.0, max_new_tokens: 160}}
     bad.write_text("collect: {kk: 3}\n")
     with pytest.raises(ValueError, match="bad.yaml: section .collect.: unknown option"):
         PipelineConfig.from_yaml(bad)
+
+
+def test_a_second_writer_of_the_same_output_fails_at_once(gen, problems, tmp_path):
+    import os
+
+    from stepdpo.recordio import OutputLocked, exclusive
+
+    out = tmp_path / "errors.jsonl"
+    # as if another process were running the stage
+    with exclusive(out), pytest.raises(OutputLocked, match=f"being written by process {os.getpid()}"):
+        run_collect(gen, problems[:2], out, CCFG)
+    assert not out.exists() or out.read_text() == ""
+    run_collect(gen, problems[:2], out, CCFG)  # the lock is free again
+    assert out.exists()

@@ -267,3 +267,10 @@ def test_new_weights_in_the_same_folder_recompute_the_reference(pair_file, defau
 
     m = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
     assert weights_fingerprint(m) != weights_fingerprint(m.to(torch.bfloat16))
+
+
+def test_a_second_training_run_on_the_same_folder_fails_at_once(pair_file, default_model, tmp_path):
+    from stepdpo.recordio import OutputLocked, exclusive
+
+    with exclusive(tmp_path / "run" / "train"), pytest.raises(OutputLocked, match="being written by process"):
+        train(_cfg(pair_file, default_model, tmp_path / "run", max_steps=1))

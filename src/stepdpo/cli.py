@@ -32,7 +32,7 @@ from stepdpo.experiments.common import DEMO_PRESETS, DemoConfig
 from stepdpo.experiments.iterate import IterateConfig
 from stepdpo.options import OptionError, command
 from stepdpo.pipeline.run import PipelineConfig
-from stepdpo.recordio import DataError
+from stepdpo.recordio import DataError, OutputLocked
 from stepdpo.training.trainer import TrainConfig
 
 app = typer.Typer(
@@ -112,7 +112,7 @@ def cli_command(cls: type, name: str, help: str, **kw) -> object:
         def run(cfg, **more):
             try:
                 fn(cfg, **more)
-            except (DataError, OptionError, FileNotFoundError, ValueError, ImportError) as e:
+            except (DataError, OptionError, OutputLocked, FileNotFoundError, ValueError, ImportError) as e:
                 _fail(str(e))
 
         def guarded(**given):

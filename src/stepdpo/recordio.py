@@ -7,6 +7,7 @@ atomic (whole files) or append-only with a flush per record (stages that resume)
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -229,3 +230,35 @@ class AppendWriter:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+class OutputLocked(RuntimeError):
+    """Another process is writing the same output."""
+
+
+@contextlib.contextmanager
+def exclusive(path: str | os.PathLike) -> Iterator[None]:
+    """Hold the advisory lock of an output (``PATH.lock``, with the holder's process id in it) for
+    the block, so that a second copy of a stage or a training run on the same output fails at once
+    instead of interleaving its writes with the first's."""
+    import fcntl
+
+    lock = Path(str(path) + ".lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    fh = open(lock, "a+", encoding="utf-8")  # noqa: SIM115  (held for the block)
+    try:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            fh.seek(0)
+            holder = fh.read().strip() or "another process"
+            raise OutputLocked(
+                f"{path} is being written by process {holder} (lock {lock}); wait for it to finish or stop it"
+            ) from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(str(os.getpid()))
+        fh.flush()
+        yield
+    finally:
+        fh.close()

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from stepdpo.progress import Bar
-from stepdpo.recordio import AppendWriter, read_records, write_records
+from stepdpo.recordio import AppendWriter, exclusive, read_records, write_records
 from stepdpo.records import content_id
 from stepdpo.stages.base import ItemResult
 
@@ -117,7 +117,7 @@ def run_stage(
     tag = content_id(settings)
     keyed = [(content_id(input_key(r), tag), r) for r in inputs if in_shard(input_key(r), shard)]
     summary = StageSummary(stage=stage, rows_in=len(keyed), output=str(out))
-    with AppendWriter(out, key="id") as writer, AppendWriter(ledger_path(out), key="key") as ledger:
+    with exclusive(out), AppendWriter(out, key="id") as writer, AppendWriter(ledger_path(out), key="key") as ledger:
         summary.resumed = sum(k in ledger.done for k, _ in keyed)
         bar = Bar(stage, len(keyed), initial=summary.resumed, unit="row")
         # chunks are a fixed partition of the inputs, so a resumed run samples exactly as an

@@ -25,7 +25,7 @@ import torch
 
 from stepdpo.options import load_yaml, option
 from stepdpo.progress import Bar
-from stepdpo.recordio import read_records
+from stepdpo.recordio import exclusive, read_records
 from stepdpo.records import StepPair, content_id
 from stepdpo.text.prompts import FORMATS
 from stepdpo.training.losses import make_loss, sft_loss
@@ -223,15 +223,21 @@ def make_accelerator() -> Any:
 
 
 def train(cfg: TrainConfig) -> dict[str, Any]:
-    """Train and save the model; returns the final metrics. Resumable with ``cfg.resume``."""
+    """Train and save the model; returns the final metrics. Resumable with ``cfg.resume``. One run
+    per output folder: a second run on the same ``out`` fails at once, naming the first's process."""
+    accelerator = make_accelerator()
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    with exclusive(out / "train") if accelerator.is_main_process else nullcontext():
+        return _train(cfg, accelerator, out)
+
+
+def _train(cfg: TrainConfig, accelerator: Any, out: Path) -> dict[str, Any]:
     from transformers import get_cosine_schedule_with_warmup
 
     from stepdpo.training.logs import TrainLog
 
-    accelerator = make_accelerator()
     device, rank, world = accelerator.device, accelerator.process_index, accelerator.num_processes
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
     random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
     pairs, _ = read_records(cfg.data, "step_pair")
