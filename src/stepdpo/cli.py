@@ -28,7 +28,7 @@ from stepdpo.commands import (
     ValidateCommand,
 )
 from stepdpo.experiments.ablate import AblateConfig
-from stepdpo.experiments.common import DEMO_PRESETS, DemoConfig
+from stepdpo.experiments.common import DEMO_PRESETS, LABELS, DemoConfig
 from stepdpo.experiments.iterate import IterateConfig
 from stepdpo.options import OptionError, command
 from stepdpo.pipeline.run import PipelineConfig
@@ -375,10 +375,21 @@ def train(cfg: TrainConfig) -> None:
 )
 def demo(cfg: DemoConfig) -> None:
     from stepdpo.experiments.demo import run_demo
-    from stepdpo.experiments.report import report
 
     res = run_demo(cfg)
-    Console().print(report(res).split("## What the numbers say")[0], markup=False, highlight=False, soft_wrap=True)
+    table = Table(title=f"stepdpo demo: held-out accuracy over seeds {res['seeds']}, mean [95 % interval]")
+    for col in ("model", "accuracy %", "gain over SFT", "pairs"):
+        table.add_column(col)
+
+    def pct(r, signed=False):
+        f = "{:+.1f}" if signed else "{:.1f}"
+        lo, hi = r["ci95"]
+        return f"{f.format(100 * r['mean'])} [{f.format(100 * lo)}, {f.format(100 * hi)}]"
+
+    for m, label in LABELS.items():
+        gain = res["gain_over_sft"].get(m)
+        table.add_row(label, pct(res["accuracy"][m]), pct(gain, True) if gain else "", str(res["pairs"].get(m, "")))
+    Console().print(table)
     _say(
         f"results: {Path(cfg.out) / 'results.json'}; report: {Path(cfg.out) / 'report.md'}; total {res['wall_s']:.0f} s"
     )

@@ -99,8 +99,8 @@ def build_default_model(
 ) -> Path:
     """Build the embedded default from scratch: tokenizer, tiny Qwen2, SFT on synthetic solutions.
 
-    The packaged model is step 750 of a 1500-step cosine schedule (batch 32, peak lr 3e-3): about
-    50 % held-out accuracy, with plenty of step errors left for Step-DPO to fix.
+    The packaged model is step 750 of a 1500-step cosine schedule (batch 32, peak lr 3e-3), stopped
+    halfway so that plenty of step errors are left for Step-DPO to fix (its accuracy: docs/index.md).
     """
     from stepdpo.training.sft import SFTConfig
 
@@ -145,8 +145,7 @@ def build_long_model(
        errors, anywhere in a 20-step chain, that step localization has to find. (Slipped
        solutions from the start keep the model from learning the lookup of the later operations.)
 
-    ``slip_rate`` 0 skips the second phase. The packaged model is this build with the defaults,
-    about 28 minutes on two CPU cores.
+    ``slip_rate`` 0 skips the second phase. The packaged model is this build with the defaults.
     """
     from stepdpo.training.sft import SFTConfig
 

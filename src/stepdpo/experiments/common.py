@@ -48,7 +48,7 @@ class DemoConfig:
 
 
 DEMO_PRESETS = {"quick": {"seeds": [0], "train_problems": 60, "eval_problems": 60, "epochs": 1.0, "n": 4}}
-"""Named configurations of the demo: ``quick`` checks the wiring in about a minute."""
+"""Named configurations of the demo: ``quick`` (one seed, few problems) checks the wiring."""
 
 
 def mean_ci(values: list[float]) -> dict[str, Any]:

@@ -249,23 +249,17 @@ def _train(cfg: TrainConfig, accelerator: Any, out: Path) -> dict[str, Any]:
     if not train_pairs:
         raise ValueError(f"{cfg.data}: no training pairs")
     tok, model, dtype = _load(cfg, device)
-    enc = encode_pairs(
-        tok,
-        train_pairs,
-        add_eos=cfg.eos,
-        prompt_format=cfg.prompt_format,
-        max_prompt_tokens=cfg.max_prompt_tokens,
-        max_completion_tokens=cfg.max_completion_tokens,
-        pair_format=cfg.pair_format,
-    )
-    venc = encode_pairs(
-        tok,
-        val,
-        add_eos=cfg.eos,
-        prompt_format=cfg.prompt_format,
-        max_prompt_tokens=cfg.max_prompt_tokens,
-        max_completion_tokens=cfg.max_completion_tokens,
-        pair_format=cfg.pair_format,
+    enc, venc = (
+        encode_pairs(
+            tok,
+            ps,
+            add_eos=cfg.eos,
+            prompt_format=cfg.prompt_format,
+            pair_format=cfg.pair_format,
+            max_prompt_tokens=cfg.max_prompt_tokens,
+            max_completion_tokens=cfg.max_completion_tokens,
+        )
+        for ps in (train_pairs, val)
     )
     ref, vref = reference_tables(model, enc, venc, cfg, out, accelerator, dtype)
     if cfg.lora_r:

@@ -11,7 +11,7 @@ from stepdpo.recordio import read_records
 from stepdpo.text.prompts import REFERENCE_TEMPLATES, build_prompt
 from stepdpo.training.packing import encode_pairs
 
-FIXTURE = Path(__file__).parent / "data" / "math_step_dpo_10k.jsonl"
+FIXTURE = Path(__file__).resolve().parents[1] / "data" / "math_step_dpo_10k.jsonl"
 
 # train.py of dvlab-research/Step-DPO, apply_step_wise_chat_template (the templates without input)
 REF_TEMPLATES = {

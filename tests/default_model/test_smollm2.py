@@ -20,7 +20,7 @@ pytestmark = [
 ]
 NAME = "smollm2-135m-instruct"
 runner = CliRunner()
-FIXTURE = Path(__file__).parent / "data" / "math_step_dpo_10k.jsonl"
+FIXTURE = Path(__file__).resolve().parents[1] / "data" / "math_step_dpo_10k.jsonl"
 
 
 @pytest.fixture(scope="module")

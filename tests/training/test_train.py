@@ -13,7 +13,7 @@ from safetensors.torch import load_file
 from stepdpo.recordio import write_records
 from stepdpo.training.trainer import TrainConfig, split_pairs, train
 
-HERE = Path(__file__).parent
+HERE = Path(__file__).resolve().parents[1]  # the tests folder: helpers and the DDP worker
 
 
 @pytest.fixture(scope="module")
