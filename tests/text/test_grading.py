@@ -91,3 +91,15 @@ def test_gsm8k_solutions_grade_correct(shared_data):
 def test_a_step_marker_states_no_answer(text):
     assert extract_answer(text) is None
     assert not grade(text, "3") and not grade(text, "12") and not grade(text, "2")
+
+
+def test_unclosed_boxes_are_skipped_within_the_time_limit():
+    """Extraction matches each brace once: 30,000 unclosed boxes (47 s before) stay inside the
+    grader's time limit, and the last closed box is still found behind unclosed ones."""
+    from stepdpo.text.grading import DEFAULT_TIMEOUT
+
+    t0 = time.time()
+    assert extract_answer("\\boxed{" * 30000) is None
+    assert time.time() - t0 < DEFAULT_TIMEOUT
+    assert extract_answer("so \\boxed{\\frac{1}{2}} and then \\boxed{ unfinished") == "\\frac{1}{2}"
+    assert extract_answer("\\boxed{ {2}+3 }") == "{2}+3"

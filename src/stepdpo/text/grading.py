@@ -56,14 +56,22 @@ class Grade:
 
 
 def _last_boxed(text: str) -> str | None:
+    """The content of the last closed ``\\boxed{...}``, in one pass over the text: each brace is
+    matched once (a stack of open positions), so unclosed boxes cost linear time, not quadratic."""
     matches = list(_BOX.finditer(text))
+    if not matches:
+        return None
+    closes: dict[int, int] = {}
+    opened: list[int] = []
+    for i, ch in enumerate(text):
+        if ch == "{":
+            opened.append(i)
+        elif ch == "}" and opened:
+            closes[opened.pop()] = i
     for m in reversed(matches):
-        depth, i = 1, m.end()
-        while i < len(text) and depth:
-            depth += {"{": 1, "}": -1}.get(text[i], 0)
-            i += 1
-        if depth == 0:
-            return text[m.end() : i - 1].strip()
+        end = closes.get(m.end() - 1)
+        if end is not None:
+            return text[m.end() : end].strip()
     return None
 
 
