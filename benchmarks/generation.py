@@ -20,15 +20,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _child import run_child  # noqa: E402
+
 GSM8K = ROOT.parent / "shared" / "data" / "gsm8k_test.jsonl"
 
 
@@ -127,7 +128,6 @@ def main() -> None:
     from stepdpo.models import resolve_model_path
 
     model = resolve_model_path(args.model)
-    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
 
     def child(which: str, greedy: bool, n: int) -> dict:
         cmd = [
@@ -141,12 +141,7 @@ def main() -> None:
             str(max_new),
             "1" if greedy else "0",
         ]
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
-        line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
-        if line is None:
-            print(proc.stdout[-2000:], proc.stderr[-4000:], file=sys.stderr)
-            raise SystemExit(f"{which} run failed")
-        return json.loads(line[7:])
+        return run_child(cmd, which)
 
     greedy = {w: child(w, True, 1) for w in ("ours", "generate")}
     identical = greedy["ours"]["texts"] == greedy["generate"]["texts"]

@@ -26,17 +26,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(ROOT / "tests"))
 
+from _child import run_child  # noqa: E402
 from trl_harness import encode_like_trl, run_ours, run_trl  # noqa: E402
 
 
@@ -137,7 +137,6 @@ def child(which: str, model_dir: str, data: str, steps: int, batch: int, lr: flo
 def compare(model_dir: str, data: Path, args: argparse.Namespace, lora_r: int) -> dict:
     """Alternating runs of both trainers in one mode (full fine-tuning, or LoRA of rank ``lora_r``)."""
     runs: dict[str, list[dict]] = {"ours": [], "trl": []}
-    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
     mode = f"lora r={lora_r}" if lora_r else "full"
     for rnd in range(args.rounds):
         for which in ("ours", "trl"):
@@ -153,12 +152,7 @@ def compare(model_dir: str, data: Path, args: argparse.Namespace, lora_r: int) -
                 str(args.lr),
                 str(lora_r),
             ]
-            proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
-            line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
-            if line is None:
-                print(proc.stdout[-2000:], proc.stderr[-4000:], file=sys.stderr)
-                raise SystemExit(f"{which} run failed ({mode})")
-            res = json.loads(line[7:])
+            res = run_child(cmd, f"{which} ({mode})")
             runs[which].append(res)
             print(
                 f"{mode}, round {rnd + 1}, {which}: {res['pairs_per_s']:.2f} pairs/s, "

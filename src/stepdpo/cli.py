@@ -104,28 +104,19 @@ def _fail(message: str) -> None:
     raise typer.Exit(2)
 
 
+def _clear_errors(job) -> None:
+    try:
+        job()
+    except (DataError, OptionError, OutputLocked, FileNotFoundError, ValueError, ImportError) as e:
+        _fail(str(e))
+
+
 def cli_command(cls: type, name: str, help: str, **kw) -> object:
     """Register the decorated function as command ``name`` with the options of ``cls``; data and
     option problems become one clear line and exit code 2, not a traceback."""
 
     def wrap(fn):
-        def run(cfg, **more):
-            try:
-                fn(cfg, **more)
-            except (DataError, OptionError, OutputLocked, FileNotFoundError, ValueError, ImportError) as e:
-                _fail(str(e))
-
-        def guarded(**given):
-            try:
-                return body(**given)
-            except OptionError as e:
-                _fail(str(e))
-
-        command(app, cls, run, name=name, help=help, **kw)
-        body = app.registered_commands[-1].callback
-        guarded.__signature__ = body.__signature__
-        guarded.__doc__ = body.__doc__
-        app.registered_commands[-1].callback = guarded
+        command(app, cls, fn, name=name, help=help, guard=_clear_errors, **kw)
         return fn
 
     return wrap

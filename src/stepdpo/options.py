@@ -215,13 +215,16 @@ def command(
     config_file: bool = True,
     extra: dict[str, Any] | None = None,
     presets: dict[str, dict[str, Any]] | None = None,
+    guard: Callable[[Callable[[], None]], None] = lambda job: job(),
 ) -> None:
     """Register a typer command whose options are the fields of ``cls``.
 
     Every option defaults to "not given", so a value from ``--config FILE`` is overridden only by an
     option given on the command line; the help shows the field's real default. ``arguments`` are
     fields taken as positional arguments. ``extra`` adds command-only parameters (name -> ``(type,
-    typer parameter)``), passed to ``run`` as keywords.
+    typer parameter)``), passed to ``run`` as keywords. ``presets`` are named configs (``--preset
+    NAME``, ``--quick`` for one named quick) that options given on the command line override.
+    ``guard`` runs the whole command (reading the options included), e.g. to turn errors into messages.
     """
     import typer
 
@@ -273,10 +276,11 @@ def command(
     for pname, (ann, default) in (extra or {}).items():
         params.append(inspect.Parameter(pname, inspect.Parameter.KEYWORD_ONLY, annotation=ann, default=default))
 
-    def body(**given: Any) -> None:
+    def execute(given: dict[str, Any]) -> None:
         config = given.pop("config", None)
-        preset = "quick" if given.pop("quick", False) else given.pop("preset", None)
-        given.pop("preset", None)
+        preset = given.pop("preset", None)
+        if given.pop("quick", False):
+            preset = "quick"
         more = {k: given.pop(k) for k in list(given) if k in (extra or {})}
         values = {k: v for k, v in given.items() if v is not None}
         if preset is not None:
@@ -285,6 +289,9 @@ def command(
             values = {**presets[preset], **values}  # type: ignore[index]
         cfg = load_yaml(config, cls, values) if config else build(cls, values)
         run(cfg, **more)
+
+    def body(**given: Any) -> None:
+        guard(lambda: execute(given))
 
     body.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
     body.__doc__ = help

@@ -2,7 +2,7 @@
 work through :func:`progress`; the command line decides how both look (rich), or whether they show.
 
 Used from Python with logging unconfigured, the library prints nothing. The command line installs
-a rich handler and one live display (:func:`use_display`): every stage, training run and
+a rich handler and one live display (:func:`set_display`): every stage, training run and
 evaluation adds its bar (items, rate, ETA) to it, and a finished bar leaves one log line behind.
 """
 
@@ -63,14 +63,3 @@ def set_display(display: Any) -> None:
     """Route every bar from now on to ``display`` (a started ``rich.progress.Progress``; None: none)."""
     global _display
     _display = display
-
-
-@contextlib.contextmanager
-def use_display(display: Any) -> Iterator[None]:
-    """Route every :func:`progress` bar to ``display`` (a started ``rich.progress.Progress``)."""
-    global _display
-    previous, _display = _display, display
-    try:
-        yield
-    finally:
-        _display = previous
