@@ -133,3 +133,37 @@ def test_the_sampler_draws_from_the_tempered_nucleus():
     one = _sample(logits[:1], SamplingConfig(temperature=1.0), [torch.Generator().manual_seed(7)])
     batch = _sample(logits[:3], SamplingConfig(temperature=1.0), [torch.Generator().manual_seed(s) for s in (1, 7, 2)])
     assert one[0] == batch[1]
+
+
+def test_the_in_place_cache_gives_what_transformers_cache_gives(model, tokenizer, prompts):
+    """Sampled with rows finishing at different steps (so finished rows leave the cache), the
+    cache that grows in place and transformers' own give the same completions."""
+    cfg = SamplingConfig(n=4, temperature=1.0, max_new_tokens=40, seed=3, stop=[STEP_STOP])
+    ours = HFGenerator(model, tokenizer, batch_size=32).generate(prompts, cfg)
+    plain = HFGenerator(model, tokenizer, batch_size=32, in_place_cache=False).generate(prompts, cfg)
+    assert [[c.text for c in x] for x in ours] == [[c.text for c in x] for x in plain]
+    assert len({c.num_tokens for x in ours for c in x}) > 1  # rows did leave at different steps
+
+
+def test_the_in_place_layer_holds_what_a_dynamic_layer_holds():
+    import torch
+    from transformers.cache_utils import DynamicLayer
+
+    from stepdpo.generation.kv import InPlaceLayer
+
+    g = torch.Generator().manual_seed(0)
+    k0, v0 = torch.randn(3, 2, 5, 4, generator=g), torch.randn(3, 2, 5, 4, generator=g)
+    plain, ours = DynamicLayer(), InPlaceLayer(k0, v0, capacity=6)
+    plain.update(k0, v0)
+    for step in range(4):  # the third step goes past the planned capacity
+        k, v = (
+            torch.randn(plain.keys.shape[0], 2, 1, 4, generator=g),
+            torch.randn(plain.keys.shape[0], 2, 1, 4, generator=g),
+        )
+        a, b = plain.update(k, v), ours.update(k, v)
+        assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+        if step == 1:
+            keep = torch.tensor([0, 2])
+            plain.batch_select_indices(keep)
+            ours.batch_select_indices(keep)
+    assert ours.get_seq_length() == plain.get_seq_length() == 9

@@ -2,8 +2,10 @@
 
 ``model.generate(num_return_sequences=n)`` copies each prompt n times before the prefill, so the
 shared prompt is computed n times. Here the batch of prompts is prefilled once, the KV cache is
-then repeated n times, and decoding continues from it; finished rows leave the batch. With
-``share_prompt=False`` the prompts are repeated before the prefill instead (for measuring).
+then repeated n times, and decoding continues from it; finished rows leave the batch. The cache
+then grows in place (:mod:`stepdpo.generation.kv`) instead of being copied at every step. With
+``share_prompt=False`` the prompts are repeated before the prefill instead, and with
+``in_place_cache=False`` transformers' own cache is kept (both for measuring).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 import torch
 
 from stepdpo.generation.base import Completion, SamplingConfig, row_seed
+from stepdpo.generation.kv import grow_in_place
 from stepdpo.models import load_model, load_tokenizer, model_name
 from stepdpo.text.encoding import encode_prompt
 
@@ -63,6 +66,7 @@ class HFGenerator:
         device: str = "auto",
         batch_size: int = 16,
         share_prompt: bool = True,
+        in_place_cache: bool = True,
     ):
         if isinstance(model, str):
             self.model_name = model_name(model)
@@ -73,6 +77,7 @@ class HFGenerator:
             self.model_name = getattr(model.config, "_name_or_path", "model") or "model"
         self.batch_size = batch_size
         self.share_prompt = share_prompt
+        self.in_place_cache = in_place_cache
         self.eos_ids = eos_ids(self.model, self.tokenizer)
         params = inspect.signature(self.model.forward).parameters
         # transformers renamed the cache argument (past_key_values -> cache); use what the model takes
@@ -139,6 +144,8 @@ class HFGenerator:
             logits = logits.repeat_interleave(n_after, 0)
             attn = attn.repeat_interleave(n_after, 0)
             next_pos = next_pos.repeat_interleave(n_after, 0)
+        if self.in_place_cache:
+            grow_in_place(cache, width + cfg.max_new_tokens)
         rows = logits.shape[0]
         tokens: list[list[int]] = [[] for _ in range(rows)]
         done: list[Completion | None] = [None] * rows
