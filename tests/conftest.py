@@ -36,3 +36,23 @@ def model(default_model):
     from stepdpo.models import load_model
 
     return load_model(default_model, dtype="fp32", device="cpu")
+
+
+@pytest.fixture
+def stepdpo_log():
+    """The messages the ``stepdpo`` logger emits during a test (whatever display is set up)."""
+    import logging
+
+    messages: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record):
+            messages.append(record.getMessage())
+
+    logger = logging.getLogger("stepdpo")
+    handler, level = Collect(logging.DEBUG), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    yield messages
+    logger.removeHandler(handler)
+    logger.setLevel(level)

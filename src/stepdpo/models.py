@@ -23,8 +23,17 @@ NAMED_MODELS = (DEFAULT_MODEL, LONG_MODEL, "smollm2-135m-instruct")
 """Models available offline by name: the embedded tiny ones and SmolLM2-135M-Instruct."""
 
 
+class ModelNotFound(ValueError):
+    """A model that is neither a named model, nor a folder, nor a hub id that can be loaded."""
+
+
+def _looks_like_path(model: str) -> bool:
+    return model.startswith((".", "/", "~")) or model.count("/") > 1 or "\\" in model
+
+
 def resolve_model_path(model: str) -> str:
-    """The folder or hub id behind a model name; a named model is built into the cache if needed."""
+    """The folder or hub id behind a model name; a named model is built into the cache if needed.
+    A path that does not exist is refused here, before anything is loaded."""
     if model in (DEFAULT_MODEL, LONG_MODEL):
         from stepdpo.default_model import default_model_path
 
@@ -33,7 +42,24 @@ def resolve_model_path(model: str) -> str:
         from stepdpo.default_model.smollm2 import smollm2_path
 
         return str(smollm2_path())
+    if _looks_like_path(model) and not Path(model).expanduser().exists():
+        raise ModelNotFound(f"--model {model}: no such folder (named models: {', '.join(NAMED_MODELS)})")
     return model
+
+
+def _from_pretrained(load: Any, model: str, **kwargs: Any) -> Any:
+    """``load(path)`` with a clear error for a folder that is not a model or a hub id that cannot
+    be fetched (no network and not in the local hub cache)."""
+    path = resolve_model_path(model)
+    try:
+        return load(path, **kwargs)
+    except OSError as e:
+        if Path(path).exists():
+            raise ModelNotFound(f"--model {model}: the folder holds no loadable model ({e})") from None
+        raise ModelNotFound(
+            f"--model {model}: not a named model or a folder, and the Hugging Face hub could not provide it "
+            "(offline, or no such repository, and not in the local hub cache)"
+        ) from None
 
 
 def pick_device(device: str = "auto") -> torch.device:
@@ -61,7 +87,7 @@ def pick_dtype(dtype: str, device: torch.device) -> torch.dtype:
 def load_tokenizer(model: str) -> Any:
     from transformers import AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(resolve_model_path(model))
+    tok = _from_pretrained(AutoTokenizer.from_pretrained, model)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     return tok
@@ -72,7 +98,7 @@ def load_model(model: str, dtype: str = "auto", device: str = "auto") -> Any:
     from transformers import AutoModelForCausalLM
 
     dev = pick_device(device)
-    lm = AutoModelForCausalLM.from_pretrained(resolve_model_path(model), dtype=pick_dtype(dtype, dev))
+    lm = _from_pretrained(AutoModelForCausalLM.from_pretrained, model, dtype=pick_dtype(dtype, dev))
     return lm.to(dev).eval()
 
 

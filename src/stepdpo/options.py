@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import os
 import types
 import typing
 from collections.abc import Callable
@@ -204,6 +205,29 @@ def defaults_text(f: dataclasses.Field) -> str:
     return f" [default: {value}]" if value not in (None, "") else ""
 
 
+def check_input(inp: Any) -> None:
+    """Refuse an input file (``--in``) that does not exist, before any work starts."""
+    if isinstance(inp, str) and inp and not Path(inp).expanduser().exists():
+        raise OptionError(f"{inp}: no such file (the input)")
+
+
+def check_output(out: Any) -> None:
+    """Refuse an output path that cannot be written (a file where a folder must be, a folder
+    without write permission) before any work starts."""
+    if not isinstance(out, str) or not out:
+        return
+    path = Path(out).expanduser()
+    for parent in (path, *path.parents):
+        if not parent.exists():
+            continue
+        if parent != path and not parent.is_dir():
+            raise OptionError(f"--out {out}: {parent} is a file, not a folder")
+        folder = parent if parent.is_dir() else parent.parent
+        if not os.access(folder, os.W_OK):
+            raise OptionError(f"--out {out}: no permission to write in {folder}")
+        return
+
+
 def command(
     app: Any,
     cls: type,
@@ -288,6 +312,8 @@ def command(
                 raise OptionError(f"--preset: {preset!r} is not one of {', '.join(presets or {})}")
             values = {**presets[preset], **values}  # type: ignore[index]
         cfg = load_yaml(config, cls, values) if config else build(cls, values)
+        check_output(getattr(cfg, "out", None))
+        check_input(getattr(cfg, "inp", None))
         run(cfg, **more)
 
     def body(**given: Any) -> None:

@@ -111,6 +111,8 @@ def load_problems(
         problems, report = load_problem_file(path, skip_invalid=skip_invalid)
         if report.skipped:
             log.warning(report.summary())
+        if not problems:
+            raise DataError(path, None, "no problems in the file", "empty")
     elif spec in HUB_SOURCES:
         name, config, splits = HUB_SOURCES[spec]
         problems = load_hub_problems(name, config, splits[split], spec)

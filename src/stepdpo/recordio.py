@@ -8,9 +8,9 @@ atomic (whole files) or append-only with a flush per record (stages that resume)
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
-import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -152,13 +152,80 @@ def _to_dict(r: Any) -> dict:
     return r.to_dict() if hasattr(r, "to_dict") else dict(r)
 
 
-def write_records(path: str | os.PathLike, records: Iterable[Any]) -> int:
-    """Write records atomically (temporary file, then rename) as JSONL, JSON or Parquet by suffix."""
+_FULL = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
+
+
+class DiskFull(OSError):
+    """The disk (or a file size limit) ran out while writing an output."""
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
+
+def _disk_full(path: Path, e: OSError, written: int | None = None) -> DiskFull:
+    done = f" after {written:,} bytes" if written is not None else ""
+    return DiskFull(
+        e.errno,
+        f"no space left writing {path}{done} ({os.strerror(e.errno)}); free some space and run the "
+        "same command again: it resumes where it stopped",
+    )
+
+
+def _tmp_name(path: Path) -> Path:
+    """The temporary file of an atomic write: hidden, beside the output, named by the writer's pid."""
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
+def clean_stale_tmp(path: str | os.PathLike) -> list[Path]:
+    """Remove temporary files of ``path`` left by writers that were killed (their process is gone);
+    returns what was removed."""
+    path = Path(path)
+    removed = []
+    for tmp in path.parent.glob(f".{path.name}.*.tmp"):
+        pid = tmp.name[len(path.name) + 2 : -4]
+        try:
+            os.kill(int(pid), 0)
+            continue  # its writer is alive
+        except (ValueError, ProcessLookupError):
+            pass
+        except PermissionError:
+            continue  # alive, someone else's
+        tmp.unlink(missing_ok=True)
+        removed.append(tmp)
+    return removed
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write a whole text file atomically (temporary file, fsync, rename), with normal permissions."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    clean_stale_tmp(path)
+    tmp = _tmp_name(path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        if e.errno in _FULL:
+            raise _disk_full(path, e) from None
+        raise
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_records(path: str | os.PathLike, records: Iterable[Any]) -> int:
+    """Write records atomically (temporary file, then rename) as JSONL, JSON or Parquet by suffix.
+    The file gets the usual permissions (the umask's), and temporary files of killed earlier
+    writers of the same output are removed first."""
+    path = Path(path)
+    if path.is_dir():
+        raise DataError(path, None, "is a folder; give a file name for the output", "not_a_file")
+    path.parent.mkdir(parents=True, exist_ok=True)
     rows = [_to_dict(r) for r in records]
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
+    clean_stale_tmp(path)
+    tmp = _tmp_name(path)
     try:
         if path.suffix.lower() == ".parquet":
             import pyarrow as pa
@@ -172,58 +239,101 @@ def write_records(path: str | os.PathLike, records: Iterable[Any]) -> int:
                 else:
                     for row in rows:
                         fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+                fh.flush()
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
+    except OSError as e:
+        if e.errno in _FULL:
+            raise _disk_full(path, e, tmp.stat().st_size if tmp.exists() else None) from None
+        raise
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        tmp.unlink(missing_ok=True)
     return len(rows)
 
 
 class AppendWriter:
-    """An append-only JSONL file that survives being killed mid-write.
+    """An append-only JSONL file that survives being killed mid-write, and damage.
 
-    On open, a torn last line (a kill during a write) is cut off, and ``done`` holds the value of
-    ``key`` for every complete row already there, so a rerun skips finished work and writes no
-    record twice. Each record is flushed and fsync'ed as it is written.
+    On open, every complete, parseable row is kept and ``done`` holds its value of ``key``, so a
+    rerun skips finished work and writes no record twice. A torn last line (a kill during a write)
+    is cut off; an unreadable line anywhere else (damage) is reported by line number, moved to
+    ``PATH.damaged`` and dropped, so the work it held is done again rather than silently lost.
+    ``rows`` keeps each row by key when ``keep_rows`` is set. Each record is flushed and fsync'ed
+    as it is written.
     """
 
-    def __init__(self, path: str | os.PathLike, key: str = "id"):
+    def __init__(self, path: str | os.PathLike, key: str = "id", keep_rows: bool = False):
         self.path = Path(path)
+        if self.path.is_dir():
+            raise DataError(self.path, None, "is a folder; give a file name for the output", "not_a_file")
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.key = key
+        self.key, self.keep_rows = key, keep_rows
         self.done: set[str] = set()
+        self.rows: dict[str, dict] = {}
+        self.damaged: list[int] = []  # line numbers set aside (a torn last line is not counted)
         self._repair_and_scan()
         self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115  (held open for appends, closed by close())
+
+    def _add(self, row: Any) -> None:
+        if isinstance(row, dict) and self.key in row:
+            self.done.add(str(row[self.key]))
+            if self.keep_rows:
+                self.rows[str(row[self.key])] = row
 
     def _repair_and_scan(self) -> None:
         if not self.path.exists():
             return
-        good_bytes = 0
+        good: list[bytes] = []
+        bad: list[tuple[int, bytes]] = []
         with open(self.path, "rb") as fh:
-            for raw in fh:
-                if not raw.endswith(b"\n"):
-                    break
-                try:
-                    row = json.loads(raw)
-                except json.JSONDecodeError:
-                    break
-                good_bytes += len(raw)
-                if isinstance(row, dict) and self.key in row:
-                    self.done.add(str(row[self.key]))
-        if good_bytes != self.path.stat().st_size:
+            lines = fh.readlines()
+        for lineno, raw in enumerate(lines, 1):
+            try:
+                row = json.loads(raw) if raw.endswith(b"\n") else None
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                row = None
+            if row is None and not raw.strip():
+                continue
+            if row is None:
+                bad.append((lineno, raw))
+            else:
+                good.append(raw)
+                self._add(row)
+        if not bad:
+            return
+        torn_tail = len(bad) == 1 and bad[0][0] == len(lines) and not bad[0][1].endswith(b"\n")
+        if torn_tail:
             with open(self.path, "r+b") as fh:
-                fh.truncate(good_bytes)
+                fh.truncate(sum(map(len, good)))
+            return
+        from stepdpo.progress import log
+
+        damaged = self.path.with_name(self.path.name + ".damaged")
+        with open(damaged, "ab") as fh:
+            for _, raw in bad:
+                fh.write(raw if raw.endswith(b"\n") else raw + b"\n")
+        self.damaged = [n for n, _ in bad]
+        where = ", ".join(map(str, self.damaged[:10])) + (" ..." if len(bad) > 10 else "")
+        log.warning(
+            f"{self.path}: {len(bad)} unreadable line(s) (line {where}) moved to {damaged}; the work they held is redone"
+        )
+        atomic_write_text(self.path, b"".join(good).decode("utf-8"))
 
     def write(self, record: Any) -> None:
         row = _to_dict(record)
-        self._fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
-        if self.key in row:
-            self.done.add(str(row[self.key]))
+        try:
+            self._fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+        except OSError as e:
+            if e.errno in _FULL:
+                raise _disk_full(self.path, e, self.path.stat().st_size) from None
+            raise
+        self._add(row)
 
     def close(self) -> None:
-        self._fh.close()
+        with contextlib.suppress(OSError):  # a write already failed (disk full) and was reported
+            self._fh.close()
 
     def __enter__(self) -> AppendWriter:
         return self

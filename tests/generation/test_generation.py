@@ -167,3 +167,26 @@ def test_the_in_place_layer_holds_what_a_dynamic_layer_holds():
             plain.batch_select_indices(keep)
             ours.batch_select_indices(keep)
     assert ours.get_seq_length() == plain.get_seq_length() == 9
+
+
+def test_a_prompt_longer_than_the_context_is_skipped_and_counted(gen, model, tokenizer, prompts, stepdpo_log):
+    from stepdpo.generation import PROMPT_TOO_LONG
+    from stepdpo.records import Problem
+    from stepdpo.stages.collect import CollectConfig, collect_chunk
+    from stepdpo.stages.evaluate import EvalConfig, evaluate
+
+    context = model.config.max_position_embeddings
+    word = " 12 + 3 = 15."
+    long = "Add these. " + word * (context // len(tokenizer(word)["input_ids"]) + 5)
+    near = "Add these. " + word * ((context - 40) // len(tokenizer(word)["input_ids"]))
+    out = gen.generate([prompts[0], long, near], SamplingConfig(n=2, max_new_tokens=200))
+    assert [c.finish_reason for c in out[1]] == [PROMPT_TOO_LONG] * 2 and out[1][0].text == ""
+    assert out[0][0].finish_reason != PROMPT_TOO_LONG
+    # a prompt that nearly fills the context stops at its end: no position past the model's last
+    n_prompt = len(tokenizer(near)["input_ids"])
+    assert all(c.finish_reason in ("length", "eos") and n_prompt + c.num_tokens <= context for c in out[2])
+    assert any("1 prompt(s) skipped" in m and f"context holds {context}" in m for m in stepdpo_log)
+    probs = [Problem(id="a", problem=long, answer="1"), Problem(id="b", problem="What is 2 + 2?", answer="4")]
+    (res_a, res_b) = collect_chunk(gen, probs, CollectConfig(k=2, max_new_tokens=20))
+    assert res_a.dropped == {PROMPT_TOO_LONG: 2} and not res_a.records and not res_b.dropped
+    assert evaluate(gen, probs, EvalConfig(max_new_tokens=20)).summary["prompt_too_long"] == 1

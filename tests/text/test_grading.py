@@ -103,3 +103,14 @@ def test_unclosed_boxes_are_skipped_within_the_time_limit():
     assert time.time() - t0 < DEFAULT_TIMEOUT
     assert extract_answer("so \\boxed{\\frac{1}{2}} and then \\boxed{ unfinished") == "\\frac{1}{2}"
     assert extract_answer("\\boxed{ {2}+3 }") == "{2}+3"
+
+
+def test_a_long_but_valid_answer_is_graded_on_its_merits():
+    rows = [" & ".join(str(10 + (i * 30 + j) % 89) for j in range(30)) for i in range(30)]
+    matrix = "\\begin{pmatrix}" + " \\\\ ".join(rows) + "\\end{pmatrix}"
+    assert len(matrix) > 2500
+    t = time.time()
+    assert grade(f"So the result is \\boxed{{{matrix}}}.", matrix)
+    other = matrix.replace("10 & ", "11 & ", 1)
+    assert not grade(f"\\boxed{{{other}}}", matrix, timeout=5)
+    assert time.time() - t < 15

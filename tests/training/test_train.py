@@ -69,6 +69,34 @@ def test_resume_gives_the_same_model(pair_file, default_model, tmp_path):
     assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
 
 
+def test_resume_after_a_kill_drops_later_log_rows_and_skips_a_damaged_checkpoint(
+    pair_file, default_model, tmp_path, stepdpo_log
+):
+    """Killed after step 5 of 6 with checkpoints at 2 and 4, the second torn while being written:
+    the resumed run names it, continues from step 2, logs each step once, and ends with the model
+    an uninterrupted run gives."""
+    train(_cfg(pair_file, default_model, tmp_path / "a", max_steps=6))
+    b = tmp_path / "b"
+    train(_cfg(pair_file, default_model, b, max_steps=6, save_every=2))
+    (b / "model" / "model.safetensors").unlink()
+    log = b / "log.jsonl"
+    rows = log.read_text().splitlines()
+    log.write_text("".join(line + "\n" for line in rows[:5]) + rows[5][:20])  # a torn row for step 6
+    (b / "checkpoints" / "step-4" / "step.json").write_text('{"st')
+    train(_cfg(pair_file, default_model, b, max_steps=6, save_every=2, resume=True))
+    assert f"{b / 'checkpoints' / 'step-4' / 'step.json'}: damaged" in "\n".join(stepdpo_log)
+    assert [json.loads(line)["step"] for line in log.read_text().splitlines()] == [1, 2, 3, 4, 5, 6]
+    ma = load_file(tmp_path / "a" / "model" / "model.safetensors")
+    mb = load_file(b / "model" / "model.safetensors")
+    assert all(torch.allclose(ma[k], mb[k], atol=1e-6) for k in ma)
+    # no checkpoint loads: a clear error, never a silent restart from partly loaded weights
+    for ckpt in (b / "checkpoints").iterdir():
+        for f in ckpt.glob("*.safetensors"):
+            f.write_bytes(b"garbage")
+    with pytest.raises(RuntimeError, match="could be loaded; rerun without --resume"):
+        train(_cfg(pair_file, default_model, b, max_steps=8, save_every=2, resume=True))
+
+
 def test_prefix_sharing_does_not_change_training(pair_file, default_model, tmp_path):
     train(_cfg(pair_file, default_model, tmp_path / "s", max_steps=2))
     train(_cfg(pair_file, default_model, tmp_path / "u", max_steps=2, prefix_sharing=False))

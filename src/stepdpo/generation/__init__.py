@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from stepdpo.generation.base import (
+    PROMPT_TOO_LONG,
     Completion,
     Generator,
     SamplingConfig,
@@ -13,7 +14,15 @@ from stepdpo.generation.base import (
     row_seed,
 )
 
-__all__ = ["Completion", "Generator", "SamplingConfig", "SamplingOptions", "load_generator", "row_seed"]
+__all__ = [
+    "PROMPT_TOO_LONG",
+    "Completion",
+    "Generator",
+    "SamplingConfig",
+    "SamplingOptions",
+    "load_generator",
+    "row_seed",
+]
 
 
 def load_generator(model: str, backend: str = "auto", **kwargs: Any) -> Generator:

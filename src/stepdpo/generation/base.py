@@ -60,11 +60,26 @@ class SamplingOptions:
 @dataclass
 class Completion:
     """One generated continuation: its text, its number of tokens, and why it ended
-    (``"eos"``, ``"stop"`` for a stop string, ``"length"``)."""
+    (``"eos"``, ``"stop"`` for a stop string, ``"length"`` at the token limit or the end of the
+    model's context, ``"prompt_too_long"`` when the prompt alone fills the context: nothing was
+    generated, and the stages count it as skipped, never truncate the prompt)."""
 
     text: str
     num_tokens: int
     finish_reason: str
+
+
+PROMPT_TOO_LONG = "prompt_too_long"
+
+
+def too_long(n_prompts: int, longest: int, context: int) -> None:
+    """Say that prompts were skipped for not fitting the model's context."""
+    from stepdpo.progress import log
+
+    log.warning(
+        f"{n_prompts} prompt(s) skipped: up to {longest} tokens, and the model's context holds {context} "
+        "(prompts are never truncated)"
+    )
 
 
 class Generator(Protocol):

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from stepdpo.generation.base import Completion, SamplingConfig, row_seed
+from stepdpo.generation.base import PROMPT_TOO_LONG, Completion, SamplingConfig, row_seed, too_long
 from stepdpo.generation.kv import grow_in_place
 from stepdpo.models import load_model, load_tokenizer, model_name
 from stepdpo.text.encoding import encode_prompt
@@ -85,6 +85,8 @@ class HFGenerator:
         keep = next((k for k in ("logits_to_keep", "num_logits_to_keep") if k in params), None)
         self._last_only = {keep: 1} if keep else {}
         self.stats = {"prompt_tokens": 0, "prefill_tokens": 0, "generated_tokens": 0}
+        # positions the model has (None: no fixed limit)
+        self.context = getattr(self.model.config, "max_position_embeddings", None)
 
     @property
     def device(self) -> torch.device:
@@ -99,8 +101,14 @@ class HFGenerator:
         """
         unique = list(dict.fromkeys(prompts))
         encoded = [encode_prompt(self.tokenizer, p) for p in unique]
-        order = sorted(range(len(unique)), key=lambda i: len(encoded[i]))
         results: dict[str, list[Completion]] = {}
+        if self.context:
+            over = [i for i, ids in enumerate(encoded) if len(ids) >= self.context]
+            for i in over:
+                results[unique[i]] = [Completion("", 0, PROMPT_TOO_LONG) for _ in range(sampling.n)]
+            if over:
+                too_long(len(over), max(len(encoded[i]) for i in over), self.context)
+        order = sorted((i for i in range(len(unique)) if unique[i] not in results), key=lambda i: len(encoded[i]))
         per_batch = max(1, self.batch_size // max(1, sampling.n)) if sampling.n > 1 else self.batch_size
         for start in range(0, len(order), per_batch):
             idx = order[start : start + per_batch]
@@ -153,10 +161,13 @@ class HFGenerator:
         eos = self.eos_ids
         for step in range(cfg.max_new_tokens):
             nxt = _sample(logits, cfg, [gens[r] for r in active] if gens else []).tolist()
+            # a row whose next token would be past the model's last position ends there
+            full = (next_pos + 1 >= self.context).tolist() if self.context else [False] * len(active)
             keep = []
             for j, r in enumerate(active):
                 tokens[r].append(nxt[j])
-                finished = self._finished(tokens[r], nxt[j] in eos, cfg, last_step=step == cfg.max_new_tokens - 1)
+                last = step == cfg.max_new_tokens - 1 or full[j]
+                finished = self._finished(tokens[r], nxt[j] in eos, cfg, last_step=last)
                 if finished is None:
                     keep.append(j)
                 else:

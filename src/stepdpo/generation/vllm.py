@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from stepdpo.generation.base import Completion, SamplingConfig, row_seed
+from stepdpo.generation.base import PROMPT_TOO_LONG, Completion, SamplingConfig, row_seed, too_long
 from stepdpo.models import model_name, resolve_model_path
 
 
@@ -63,8 +63,18 @@ class VLLMGenerator:
             for p in prompts
         ]
         # token ids, not text, so that BOS handling matches training (encode_prompt)
-        inputs = [TokensPrompt(prompt_token_ids=encode_prompt(self.tokenizer, p)) for p in prompts]
-        outputs = self.llm.generate(inputs, params, use_tqdm=False)
+        ids = [encode_prompt(self.tokenizer, p) for p in prompts]
+        try:
+            context = self.llm.llm_engine.model_config.max_model_len
+        except AttributeError:  # an engine that does not say: vLLM itself refuses a prompt too long
+            context = None
+        over = {p for p, x in zip(prompts, ids) if context and len(x) >= context}
+        if over:
+            too_long(len(over), max(len(x) for x in ids if len(x) >= context), context)
+        fits = [j for j, p in enumerate(prompts) if p not in over]
+        inputs = [TokensPrompt(prompt_token_ids=ids[j]) for j in fits]
+        outputs = self.llm.generate(inputs, [params[j] for j in fits], use_tqdm=False) if fits else []
+        prompts_run = [prompts[j] for j in fits]
         results = []
         for req in outputs:
             comps = []
@@ -78,5 +88,6 @@ class VLLMGenerator:
             self.stats["prompt_tokens"] += len(req.prompt_token_ids) * len(req.outputs)
             self.stats["prefill_tokens"] += len(req.prompt_token_ids)
             results.append(comps)
-        by_prompt = dict(zip(prompts, results))
+        by_prompt = dict(zip(prompts_run, results))
+        by_prompt.update({p: [Completion("", 0, PROMPT_TOO_LONG)] * sampling.n for p in over})
         return [list(by_prompt[p]) for p in asked]

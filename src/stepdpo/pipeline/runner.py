@@ -6,8 +6,9 @@ records; this runner owns everything else, as in datatrove's executors:
 - ``--shard i/n`` keeps the inputs whose content hash falls in shard i of n;
 - outputs are appended and flushed one record at a time (:class:`~stepdpo.recordio.AppendWriter`), and a
   ledger beside the output (``OUT.done.jsonl``) records each finished input by content hash (the
-  input's id and the stage's settings), so a run killed at any moment and rerun skips finished
-  inputs and writes no record twice;
+  input's id and the stage's settings) and the ids of the records it wrote, so a run killed at any
+  moment and rerun skips finished inputs and writes no record twice; an input whose records were
+  lost to a damaged line is redone;
 - a progress bar with ETA, and a summary (rows in, rows out, rows dropped by reason) that counts
   earlier runs into the same output too.
 """
@@ -15,7 +16,6 @@ records; this runner owns everything else, as in datatrove's executors:
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from stepdpo.progress import Bar
+from stepdpo.progress import Bar, log
 from stepdpo.recordio import AppendWriter, exclusive, read_records, write_records
 from stepdpo.records import content_id
 from stepdpo.stages.base import ItemResult
@@ -117,14 +117,27 @@ def run_stage(
     tag = content_id(settings)
     keyed = [(content_id(input_key(r), tag), r) for r in inputs if in_shard(input_key(r), shard)]
     summary = StageSummary(stage=stage, rows_in=len(keyed), output=str(out))
-    with exclusive(out), AppendWriter(out, key="id") as writer, AppendWriter(ledger_path(out), key="key") as ledger:
-        summary.resumed = sum(k in ledger.done for k, _ in keyed)
+    with (
+        exclusive(out),
+        AppendWriter(out, key="id") as writer,
+        AppendWriter(ledger_path(out), key="key", keep_rows=True) as ledger,
+    ):
+        # the ledger and the output must agree: an input is done only if every record it wrote is
+        # still in the output (a damaged or lost line sends its input back to be redone)
+        done = {
+            k for k, _ in keyed if k in ledger.done and all(i in writer.done for i in ledger.rows[k].get("ids", ()))
+        }
+        redo = sum(1 for k, _ in keyed if k in ledger.done and k not in done)
+        if redo:
+            log.warning(f"{out}: {redo} finished input(s) lost records to damage and are redone")
+            summary.counters["redone_after_damage"] = redo
+        summary.resumed = len(done)
         bar = Bar(stage, len(keyed), initial=summary.resumed, unit="row")
         # chunks are a fixed partition of the inputs, so a resumed run samples exactly as an
         # uninterrupted one would; a partly finished chunk is recomputed, its finished items skipped
         for start in range(0, len(keyed), chunk_size):
             chunk = keyed[start : start + chunk_size]
-            pending = {k for k, _ in chunk if k not in ledger.done}
+            pending = {k for k, _ in chunk if k not in done}
             if not pending:
                 continue
             for res in process([r for _, r in chunk]):
@@ -135,19 +148,24 @@ def run_stage(
                     if rec.id not in writer.done:
                         writer.write(rec)
                 ledger.write(
-                    {"key": lkey, "out": len(res.records), "dropped": dict(res.dropped), "counters": dict(res.counters)}
+                    {
+                        "key": lkey,
+                        "out": len(res.records),
+                        "ids": [rec.id for rec in res.records],
+                        "dropped": dict(res.dropped),
+                        "counters": dict(res.counters),
+                    }
                 )
+                pending.discard(lkey)
                 bar.update(1)
         bar.close()
-    # the summary covers this run and earlier runs into the same output
-    wanted = {k for k, _ in keyed}
-    with open(ledger_path(out), encoding="utf-8") as fh:
-        for line in fh:
-            row = json.loads(line)
-            if row["key"] in wanted:
-                summary.rows_out += row["out"]
-                summary.dropped.update(row["dropped"])
-                summary.counters.update(row.get("counters", {}))
+    # the summary covers this run and earlier runs into the same output (the last row of an input)
+    for k, _ in keyed:
+        row = ledger.rows.get(k)
+        if row is not None:
+            summary.rows_out += row["out"]
+            summary.dropped.update(row["dropped"])
+            summary.counters.update(row.get("counters", {}))
     summary.wall_s = time.time() - t0
     return summary
 

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from stepdpo.generation import Generator, SamplingOptions
+from stepdpo.generation import PROMPT_TOO_LONG, Generator, SamplingOptions
 from stepdpo.options import option
 from stepdpo.records import Problem, Solution, content_id
 from stepdpo.stages.base import ItemResult
@@ -62,6 +62,9 @@ def collect_chunk(generator: Generator, problems: list[Problem], cfg: CollectCon
     for p, (_, primer), comps in zip(problems, prompts, outputs):
         res = ItemResult(key=p.id)
         for i, c in enumerate(comps):
+            if c.finish_reason == PROMPT_TOO_LONG:
+                res.dropped[PROMPT_TOO_LONG] += 1
+                continue
             sol = make_solution(p, primer + c.text, i, info)
             if isinstance(sol, str):
                 res.dropped[sol] += 1

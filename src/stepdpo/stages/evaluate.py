@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from stepdpo.generation import Generator, SamplingOptions
+from stepdpo.generation import PROMPT_TOO_LONG, Generator, SamplingOptions
 from stepdpo.options import option
 from stepdpo.progress import Bar
-from stepdpo.recordio import write_records
+from stepdpo.recordio import atomic_write_text, write_records
 from stepdpo.records import Problem
 from stepdpo.tasks import step_checker
 from stepdpo.text.grading import grade_detailed
@@ -94,6 +94,8 @@ def evaluate(generator: Generator, problems: list[Problem], cfg: EvalConfig, *, 
         "wall_s": round(wall, 2),
         "generated_tokens": gen_tokens,
         "tokens_per_s": round(gen_tokens / wall, 1) if wall > 0 else None,
+        # problems whose prompt does not fit the model's context: counted wrong, never truncated
+        "prompt_too_long": sum(r["samples"][0]["finish_reason"] == PROMPT_TOO_LONG for r in rows),
     }
     if cfg.n > 1:
         summary["pass_at_n"] = sum(any(s["correct"] for s in r["samples"]) for r in rows) / len(rows)
@@ -110,6 +112,6 @@ def save_result(result: EvalResult, out: str | Path) -> tuple[Path, Path]:
     """Write ``summary.json`` and ``results.jsonl`` into the folder ``out``."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "summary.json").write_text(json.dumps(result.summary, indent=2) + "\n")
+    atomic_write_text(out / "summary.json", json.dumps(result.summary, indent=2) + "\n")
     write_records(out / "results.jsonl", result.rows)
     return out / "summary.json", out / "results.jsonl"

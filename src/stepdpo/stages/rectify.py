@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from stepdpo.generation import Generator, SamplingOptions
+from stepdpo.generation import PROMPT_TOO_LONG, Generator, SamplingOptions
 from stepdpo.options import option
 from stepdpo.records import LocatedError, Rectification
 from stepdpo.stages.base import ItemResult
@@ -49,6 +49,9 @@ def rectify_chunk(generator: Generator, errors: list[LocatedError], cfg: Rectify
         comps, (_, primer) = next(outs), next(prompt_iter)
         candidates, seen = [], set()
         for c in comps:
+            if c.finish_reason == PROMPT_TOO_LONG:
+                res.dropped[PROMPT_TOO_LONG] += 1
+                continue
             text = primer + c.text
             if not grade(text, err.solution.answer):
                 res.counters["wrong_continuation"] += 1

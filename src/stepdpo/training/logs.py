@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from stepdpo.recordio import atomic_write_text
+
 CURVES = ("loss", "reward_accuracy", "reward_margin", "chosen_reward", "rejected_reward")
 
 
@@ -13,15 +15,19 @@ class TrainLog:
     """Writes each row to ``log.jsonl`` and TensorBoard (``tb/``) in ``out``; ``close(plot=True)``
     draws ``curves.png``. Only the main process writes."""
 
-    def __init__(self, out: str | Path, enabled: bool = True, resume: bool = False):
+    def __init__(self, out: str | Path, enabled: bool = True, resume_at: int | None = None):
+        """``resume_at``: the step a resumed run starts after; the log keeps its rows up to that
+        step (rows a killed run wrote after its last checkpoint are dropped, so none is doubled),
+        and an unreadable row is named and dropped."""
         self.out, self.enabled, self.rows = Path(out), enabled, []
         self._fh = self._tb = None
         if not enabled:
             return
         path = self.out / "log.jsonl"
-        if resume and path.exists():
-            self.rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-        self._fh = open(path, "a" if resume else "w", encoding="utf-8")  # noqa: SIM115  (held open for the run)
+        if resume_at is not None and path.exists():
+            self.rows = _read_log(path, resume_at)
+            atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in self.rows))
+        self._fh = open(path, "a" if resume_at is not None else "w", encoding="utf-8")  # noqa: SIM115  (held open for the run)
         try:
             from torch.utils.tensorboard import SummaryWriter
 
@@ -48,6 +54,24 @@ class TrainLog:
             self._tb.close()
         if plot and self.rows:
             plot_curves({"run": self.rows}, self.out / "curves.png")
+
+
+def _read_log(path: Path, upto: int) -> list[dict[str, Any]]:
+    from stepdpo.progress import log
+
+    rows = []
+    for lineno, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            step = int(row["step"])
+        except (ValueError, KeyError, TypeError):
+            log.warning(f"{path}:{lineno}: unreadable log row dropped")
+            continue
+        if step <= upto:
+            rows.append(row)
+    return rows
 
 
 def plot_curves(

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from stepdpo.progress import progress
+from stepdpo.recordio import atomic_write_text
 from stepdpo.records import content_id
 from stepdpo.training.packing import EncodedPair, completion_logps, micro_batches
 
@@ -94,10 +94,7 @@ def reference_tables(model, enc, venc, cfg, out, accelerator, dtype):
         if accelerator.is_main_process:
             cache = _read_ref_cache(path)  # another run may have added to it meanwhile
             cache.setdefault(key, {}).update({keys[j]: table[j].tolist() for j in missing})
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-            tmp.write_text(json.dumps({"entries": cache}))
-            os.replace(tmp, path)
+            atomic_write_text(path, json.dumps({"entries": cache}))
     return table[: len(enc)], table[len(enc) :]
 
 

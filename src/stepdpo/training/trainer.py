@@ -25,9 +25,10 @@ import torch
 
 from stepdpo.options import load_yaml, option
 from stepdpo.progress import Bar
-from stepdpo.recordio import exclusive, read_records
+from stepdpo.recordio import atomic_write_text, exclusive, read_records
 from stepdpo.records import StepPair, content_id
 from stepdpo.text.prompts import FORMATS
+from stepdpo.training.checkpoints import resume_checkpoint, save_checkpoint
 from stepdpo.training.losses import make_loss, sft_loss
 from stepdpo.training.packing import (
     CompletionLogProbs,
@@ -274,8 +275,8 @@ def _train(cfg: TrainConfig, accelerator: Any, out: Path) -> dict[str, Any]:
     # the forward must run inside the wrapper accelerate puts around it (DDP's gradient sync)
     model, opt, sched = accelerator.prepare(CompletionLogProbs(model), opt, sched)
     loss_fn = make_loss(cfg.loss, cfg.beta, cfg.label_smoothing)
-    log = TrainLog(out, enabled=accelerator.is_main_process, resume=cfg.resume)
-    start = _maybe_resume(accelerator, cfg, out)
+    start = resume_checkpoint(accelerator, out) if cfg.resume else 0
+    tlog = TrainLog(out, enabled=accelerator.is_main_process, resume_at=start if cfg.resume else None)
     per_rank = math.ceil(cfg.global_batch / world)
     step_cfg = cfg
     if accelerator.distributed_type.name == "DEEPSPEED":
@@ -328,39 +329,18 @@ def _train(cfg: TrainConfig, accelerator: Any, out: Path) -> dict[str, Any]:
             )
             row.update(_metrics(vs, len(venc), "val/"))
         if (step + 1) % cfg.log_every == 0 or last or "val/loss" in row:
-            log.write(row)
+            tlog.write(row)
         if cfg.save_every and (step + 1) % cfg.save_every == 0 and not last:
-            _save_checkpoint(accelerator, out, step + 1)
+            save_checkpoint(accelerator, out, step + 1)
     bar.close()
     accelerator.wait_for_everyone()
     final = _save_model(accelerator, model, tok, out, cfg)
-    log.close(plot=True)
-    return {**(log.rows[-1] if log.rows else {}), "model": str(final), "steps": total}
+    tlog.close(plot=True)
+    return {**(tlog.rows[-1] if tlog.rows else {}), "model": str(final), "steps": total}
 
 
 def _rank_slice(items: list, rank: int, world: int) -> list:
     return items[rank::world]
-
-
-def _checkpoints(out: Path) -> list[Path]:
-    return sorted((out / "checkpoints").glob("step-*"), key=lambda p: int(p.name.split("-")[1]))
-
-
-def _save_checkpoint(accelerator, out: Path, step: int) -> None:
-    path = out / "checkpoints" / f"step-{step}"
-    accelerator.save_state(str(path))
-    if accelerator.is_main_process:
-        (path / "step.json").write_text(json.dumps({"step": step}))
-
-
-def _maybe_resume(accelerator, cfg: TrainConfig, out: Path) -> int:
-    if not cfg.resume:
-        return 0
-    ckpts = [p for p in _checkpoints(out) if (p / "step.json").exists()]
-    if not ckpts:
-        return 0
-    accelerator.load_state(str(ckpts[-1]))
-    return json.loads((ckpts[-1] / "step.json").read_text())["step"]
 
 
 def _save_model(accelerator, model, tok, out: Path, cfg: TrainConfig) -> Path:
@@ -374,6 +354,6 @@ def _save_model(accelerator, model, tok, out: Path, cfg: TrainConfig) -> Path:
             state = {k.removeprefix("model."): v for k, v in accelerator.get_state_dict(model).items()}
         unwrapped.save_pretrained(final, state_dict=state)
         tok.save_pretrained(final)
-        (out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=2))
+        atomic_write_text(out / "train_config.json", json.dumps(asdict(cfg), indent=2))
     accelerator.wait_for_everyone()
     return final
