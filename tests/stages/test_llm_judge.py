@@ -8,7 +8,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from stepdpo.records import Solution
-from stepdpo.stages.locate.llm import LLMJudge, first_error, parse_verdicts
+from stepdpo.stages.locate.llm import LLMJudge, first_error, is_local, parse_verdicts
 
 SECRET = "sk-test-secret-value-123"
 
@@ -37,6 +37,7 @@ class Script:
         self.plan = {k: list(v) for k, v in plan.items()}
         self.calls = []
         self.auth = []
+        self.formats = []
         self.lock = threading.Lock()
 
     def next(self, key):
@@ -54,6 +55,7 @@ def _server(script):
         def do_POST(self):
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             script.auth.append(self.headers.get("Authorization"))
+            script.formats.append(body.get("response_format"))
             user = body["messages"][-1]["content"]
             key = next(k for k in script.plan if f"Problem {k}?" in user)
             status, content, delay = script.next(key)
@@ -173,6 +175,12 @@ def test_missing_key_is_a_clear_error(monkeypatch):
     monkeypatch.delenv("NO_SUCH_KEY_VAR", raising=False)
     with pytest.raises(ValueError, match="NO_SUCH_KEY_VAR"):
         LLMJudge(api_key_env="NO_SUCH_KEY_VAR")
+    # a server on another machine needs the key too; one on this machine does not
+    with pytest.raises(ValueError, match="NO_SUCH_KEY_VAR"):
+        LLMJudge(api_key_env="NO_SUCH_KEY_VAR", base_url="http://10.0.0.5:8000/v1")
+    for url in ("http://127.0.0.1:8000/v1", "http://localhost:1234/v1", "http://[::1]:80/v1"):
+        assert LLMJudge(api_key_env="NO_SUCH_KEY_VAR", base_url=url).base_url == url
+    assert not is_local("http://127.example.com/v1") and not is_local(None)
 
 
 def test_parse_and_neutral_rule():
@@ -181,3 +189,23 @@ def test_parse_and_neutral_rule():
         parse_verdicts(_verdicts("correct"), 3)
     assert first_error(["neutral", "neutral", "incorrect"]) == 3
     assert first_error(["neutral", "correct"]) is None
+
+
+@pytest.mark.parametrize("reply_format", ["json", "json_schema", "llamacpp_schema"])
+def test_the_reply_is_held_to_one_verdict_per_step(judge_env, tmp_path, reply_format):
+    script = Script({0: [(200, _verdicts("correct", "incorrect", "correct"), 0)]})
+    srv = _server(script)
+    try:
+        (err,) = _judge(srv, tmp_path, reply_format=reply_format).locate([_solution(0)])
+    finally:
+        srv.shutdown()
+    assert err.first_error_step == 2
+    (fmt,) = script.formats
+    if reply_format == "json":
+        assert fmt == {"type": "json_object"}
+        return
+    schema = fmt["json_schema"]["schema"] if reply_format == "json_schema" else fmt["schema"]
+    assert fmt["type"] == ("json_schema" if reply_format == "json_schema" else "json_object")
+    steps = schema["properties"]["steps"]
+    assert steps["minItems"] == steps["maxItems"] == 3
+    assert steps["items"]["properties"]["verdict"]["enum"] == ["correct", "neutral", "incorrect"]

@@ -144,17 +144,20 @@ def synthetic_pipeline(
     k: int = 4,
     n: int = 8,
     data_seed: int | None = None,
+    data: str = "synthetic",
+    batch_size: int = 128,
 ) -> PipelineConfig:
-    """The pipeline the demo and ``iterate`` run on the embedded synthetic task (CPU, transformers)."""
+    """The pipeline the demo and ``iterate`` run (transformers backend; the embedded synthetic task
+    unless ``data`` names other problems)."""
     return PipelineConfig(
         model=model,
-        data="synthetic",
+        data=data,
         split="train",
         limit=limit,
         data_seed=data_seed,
         out=str(out),
         backend="hf",
-        batch_size=128,
+        batch_size=batch_size,
         collect=CollectConfig(k=k, max_new_tokens=max_new_tokens),
         locate=LocateConfig(judge=judge, max_new_tokens=max_new_tokens),
         rectify=RectifyConfig(n=n, max_new_tokens=max_new_tokens),

@@ -2,7 +2,9 @@
 
 Each round collects the current model's own errors on fresh training problems (on-policy data, as
 in iterative RPO and MCTS-DPO), builds step pairs from them and trains Step-DPO starting from that
-model; accuracy on the same held-out problems is measured after every round.
+model; accuracy on the same held-out problems is measured after every round. Fresh problems: a
+generated task draws a new set per round; a file or a hub set gives round r its r-th slice of
+``train_problems`` problems (written to ``round{r}/problems.jsonl``).
 """
 
 from __future__ import annotations
@@ -25,15 +27,53 @@ class IterateConfig:
 
     out: str = option("runs/iterate", "Output folder.")
     model: str = option("default", "The starting model.")
+    data: str = option(
+        "synthetic", "Training problems: a generated task (synthetic, synthetic-long), a file, or a hub set."
+    )
+    eval_data: str | None = option(None, "Held-out problems (none: the test split of a generated task).")
     rounds: int = option(3, "Rounds of collect, locate, rectify, train.", min=1)
     train_problems: int = option(600, "Fresh training problems per round.", min=1)
     eval_problems: int = option(500, "Held-out problems, the same every round.", min=1)
-    judge: str = option("verifier", "verifier (exact checker) or rollout (no judge).", choices=("verifier", "rollout"))
+    judge: str = option(
+        "verifier",
+        "verifier (the task's exact checker; generated tasks only) or rollout (no judge).",
+        choices=("verifier", "rollout"),
+    )
     lr: float = option(2e-5, "Learning rate.", min=0.0)
     beta: float = option(0.4, "beta of eq. 2.", min=1e-9)
     epochs: float = option(3.0, "Epochs per round.", min=1e-9)
     seed: int = option(0, "Training seed.")
     max_new_tokens: int = option(200, "Sampling length limit.", min=1)
+    batch_size: int = option(128, "Sequences decoded together.", min=1)
+    dtype: str = option("fp32", "Weights' dtype for training.", choices=("auto", "fp32", "bf16", "fp16"))
+
+    def check(self) -> None:
+        """Refuse combinations that cannot run, before any model loads."""
+        from stepdpo.tasks import TASKS
+
+        generated = self.data in TASKS
+        if self.judge == "verifier" and not generated:
+            raise ValueError(
+                f"--judge verifier needs a generated task's exact checker; {self.data} has none: use rollout"
+            )
+        if not generated and self.eval_data is None:
+            raise ValueError(f"--eval-data is needed with --data {self.data} (held-out problems, disjoint from it)")
+
+
+def round_problems(cfg: IterateConfig, r: int, folder: Path) -> tuple[str, int | None]:
+    """The pipeline's problem source for round ``r`` (1-based) and its data seed."""
+    from stepdpo.problems import load_problems
+    from stepdpo.recordio import write_records
+    from stepdpo.tasks import TASKS, get_task
+
+    if cfg.data in TASKS:
+        return cfg.data, get_task(cfg.data).train_seed + 100 * r
+    problems = load_problems(cfg.data, split="train", limit=None)[(r - 1) * cfg.train_problems : r * cfg.train_problems]
+    if not problems:
+        raise ValueError(f"{cfg.data}: no problems left for round {r} ({cfg.train_problems} per round)")
+    path = folder / "problems.jsonl"
+    write_records(path, problems)
+    return str(path), None
 
 
 def run_iterate(cfg: IterateConfig) -> dict[str, Any]:
@@ -41,15 +81,15 @@ def run_iterate(cfg: IterateConfig) -> dict[str, Any]:
     from stepdpo.generation.hf import HFGenerator
     from stepdpo.problems import load_problems
     from stepdpo.stages.evaluate import EvalConfig, evaluate
-    from stepdpo.tasks import get_task
     from stepdpo.training.trainer import TrainConfig, train
 
+    cfg.check()
     t0, out = time.time(), Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    held = load_problems("synthetic", split="test", limit=cfg.eval_problems)
+    held = load_problems(cfg.eval_data or cfg.data, split="test", limit=cfg.eval_problems)
 
     def accuracy(model: str) -> float:
-        gen = HFGenerator(model, batch_size=128, device="cpu", dtype="fp32")
+        gen = HFGenerator(model, batch_size=cfg.batch_size, dtype=cfg.dtype)
         return evaluate(gen, held, EvalConfig(max_new_tokens=cfg.max_new_tokens)).summary["accuracy"]
 
     model = cfg.model
@@ -57,13 +97,16 @@ def run_iterate(cfg: IterateConfig) -> dict[str, Any]:
     log.info(f"round 0: accuracy {rounds[0]['accuracy']:.3f}")
     for r in range(1, cfg.rounds + 1):
         rdir = out / f"round{r}"
+        data, seed = round_problems(cfg, r, rdir)
         pcfg = synthetic_pipeline(
             model,
             cfg.train_problems,
             rdir / "data",
             judge=cfg.judge,
             max_new_tokens=cfg.max_new_tokens,
-            data_seed=get_task("synthetic").train_seed + 100 * r,
+            data_seed=seed,
+            data=data,
+            batch_size=cfg.batch_size,
         )
         stages = run_pipeline(pcfg)
         pairs = stages[-2].rows_out  # the step pairs
@@ -82,7 +125,7 @@ def run_iterate(cfg: IterateConfig) -> dict[str, Any]:
             max_seq_len=1024,
             val_fraction=0.1,
             seed=cfg.seed,
-            dtype="fp32",
+            dtype=cfg.dtype,
         )
         model = train(tc)["model"]
         rounds.append(
@@ -100,7 +143,7 @@ def run_iterate(cfg: IterateConfig) -> dict[str, Any]:
     table = ["| round | model | pairs | held-out accuracy |", "|---|---|---|---|"]
     table += [f"| {x['round']} | {x['model']} | {x['pairs']} | {100 * x['accuracy']:.1f} % |" for x in rounds]
     (out / "iterate.md").write_text(
-        "# Iterative Step-DPO on the embedded default\n\n"
-        f"Held-out problems: {len(held)}, greedy.\n\n" + "\n".join(table) + "\n"
+        f"# Iterative Step-DPO: {cfg.model} on {cfg.data}\n\n"
+        f"Held-out problems: {len(held)} ({cfg.eval_data or cfg.data}), greedy.\n\n" + "\n".join(table) + "\n"
     )
     return result

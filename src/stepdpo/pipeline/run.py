@@ -18,7 +18,7 @@ from stepdpo.options import build as build_config
 from stepdpo.options import load_yaml, option
 from stepdpo.pipeline.runner import StageSummary, run_stage, shard_path
 from stepdpo.progress import log
-from stepdpo.recordio import read_records, write_records
+from stepdpo.recordio import atomic_write_text, read_records, write_records
 from stepdpo.stages.collect import CollectConfig, collect_chunk, collect_settings
 from stepdpo.stages.locate import LocateConfig, judge_from_config
 from stepdpo.stages.pairs import BuildConfig, build_pairs
@@ -54,6 +54,7 @@ def run_locate(
     out: str | Path,
     shard: tuple[int, int] | None = None,
     chunk_size: int = 16,
+    include_correct: bool = False,
 ) -> StageSummary:
     from stepdpo.stages.locate import locate_chunk
 
@@ -61,7 +62,7 @@ def run_locate(
     return run_stage(
         "locate",
         solutions,
-        lambda ss: locate_chunk(judge, ss),
+        lambda ss: locate_chunk(judge, ss, include_correct),
         out,
         settings=judge.settings(),
         shard=shard,
@@ -205,5 +206,5 @@ def run_pipeline(
             )
         summaries.append(s)
         log.info(s.text())
-    (out / "summary.json").write_text(json.dumps([s.to_dict() for s in summaries], indent=2) + "\n")
+    atomic_write_text(out / "summary.json", json.dumps([s.to_dict() for s in summaries], indent=2) + "\n")
     return summaries

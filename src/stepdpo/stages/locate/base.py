@@ -26,13 +26,15 @@ class Judge(Protocol):
     def settings(self) -> dict[str, Any]: ...
 
 
-def locate_chunk(judge: Judge, solutions: list[Solution]) -> Iterable[ItemResult]:
-    """Locate the errors of a chunk; unlocated ones are written too, with their reason."""
-    todo = [s for s in solutions if not s.correct]
+def locate_chunk(judge: Judge, solutions: list[Solution], include_correct: bool = False) -> Iterable[ItemResult]:
+    """Locate the errors of a chunk; unlocated ones are written too, with their reason. Solutions
+    graded correct are skipped unless ``include_correct`` (measuring a judge, which should find no
+    wrong step in them)."""
+    todo = [s for s in solutions if include_correct or not s.correct]
     located = iter(judge.locate(todo)) if todo else iter(())
     for sol in solutions:
         res = ItemResult(key=sol.id)
-        if sol.correct:
+        if sol.correct and not include_correct:
             res.dropped["solution_is_correct"] += 1
             yield res
             continue
@@ -87,8 +89,18 @@ class LocateConfig:
     max_new_tokens: int = option(512, "Rollout length limit, in tokens.", min=1)
     llm_model: str = option("gpt-4o", "The judge model (llm judge).")
     base_url: str | None = option(None, "An OpenAI-compatible endpoint, e.g. a local vLLM server (llm judge).")
-    api_key_env: str = option("OPENAI_API_KEY", "Environment variable holding the API key (llm judge).")
+    api_key_env: str = option(
+        "OPENAI_API_KEY",
+        "Environment variable holding the API key (llm judge; a server on this machine needs none).",
+    )
     concurrency: int = option(8, "Parallel requests (llm judge).", min=1)
+    reply_format: str = option(
+        "json",
+        "llm judge replies: json (any JSON object: OpenAI's JSON mode), json_schema (held to the "
+        "verdicts' schema, one verdict per step: structured outputs, vLLM) or llamacpp_schema (the "
+        "same schema in llama.cpp's form).",
+        choices=("json", "json_schema", "llamacpp_schema"),
+    )
     cache: str | None = option(None, "Reply cache file (llm judge; default beside the output).")
     seed: int = option(0, "Rollout seed.")
 
@@ -115,5 +127,6 @@ def judge_from_config(cfg: LocateConfig, generator: Any, out: Path) -> Judge:
             api_key_env=cfg.api_key_env,
             concurrency=cfg.concurrency,
             cache=cache,
+            reply_format=cfg.reply_format,
         )
     return make_judge(cfg.judge)

@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from stepdpo.records import LocatedError, Solution, content_id
+from stepdpo.records import NO_WRONG_STEP, LocatedError, Solution, content_id
 from stepdpo.text.steps import step_body
 
 VERDICTS = ("correct", "neutral", "incorrect")
@@ -82,6 +82,51 @@ def parse_verdicts(reply: str, n_steps: int) -> list[str]:
     return verdicts
 
 
+REPLY_FORMATS = ("json", "json_schema", "llamacpp_schema")
+
+
+def verdict_schema(n_steps: int) -> dict[str, Any]:
+    """The JSON schema of a reply: exactly ``n_steps`` verdicts, each one of :data:`VERDICTS`."""
+    item = {
+        "type": "object",
+        "properties": {
+            "step": {"type": "integer"},
+            "verdict": {"type": "string", "enum": list(VERDICTS)},
+            "reason": {"type": "string"},
+        },
+        "required": ["step", "verdict", "reason"],
+    }
+    steps = {"type": "array", "items": item, "minItems": n_steps, "maxItems": n_steps}
+    return {"type": "object", "properties": {"steps": steps}, "required": ["steps"]}
+
+
+def response_format(reply_format: str, n_steps: int) -> dict[str, Any]:
+    """The request's ``response_format``: plain JSON mode, or the verdicts' schema in the
+    OpenAI form (structured outputs, vLLM) or in llama.cpp's form. A schema holds a weak or local
+    judge to one verdict per step, where JSON mode alone lets it copy the one-entry example."""
+    if reply_format == "json_schema":
+        return {"type": "json_schema", "json_schema": {"name": "step_verdicts", "schema": verdict_schema(n_steps)}}
+    if reply_format == "llamacpp_schema":
+        return {"type": "json_object", "schema": verdict_schema(n_steps)}
+    return {"type": "json_object"}
+
+
+def is_local(base_url: str | None) -> bool:
+    """Whether ``base_url`` names a server on this machine (loopback address or ``localhost``)."""
+    from ipaddress import ip_address
+    from urllib.parse import urlparse
+
+    host = urlparse(base_url).hostname if base_url else None
+    if host is None:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def first_error(verdicts: list[str]) -> int | None:
     """The first ``incorrect`` step (1-based); neutral steps are not errors."""
     return next((i for i, v in enumerate(verdicts, 1) if v == "incorrect"), None)
@@ -102,7 +147,7 @@ class LLMJudge:
         timeout: float = 60.0,
         backoff: float = 1.0,
         cache: str | Path | None = None,
-        json_mode: bool = True,
+        reply_format: str = "json",
         temperature: float = 0.0,
     ):
         try:
@@ -110,13 +155,17 @@ class LLMJudge:
         except ImportError as e:
             raise ImportError("the llm judge needs the openai client: pip install 'stepdpo[judge]'") from e
         key = os.environ.get(api_key_env)
+        if not key and is_local(base_url):
+            key = "none"  # a server on this machine (vLLM, llama.cpp) started without a key takes any
         if not key:
             raise ValueError(
                 f"the llm judge reads its API key from the environment variable {api_key_env}, which is not set"
             )
         self.model, self.base_url, self.api_key_env = model, base_url, api_key_env
         self.concurrency, self.max_attempts, self.backoff = concurrency, max_attempts, backoff
-        self.json_mode, self.temperature, self.timeout = json_mode, temperature, timeout
+        if reply_format not in REPLY_FORMATS:
+            raise ValueError(f"reply_format must be one of {', '.join(REPLY_FORMATS)}, got {reply_format!r}")
+        self.reply_format, self.temperature, self.timeout = reply_format, temperature, timeout
         self.client = OpenAI(api_key=key, base_url=base_url, max_retries=0, timeout=timeout)
         self.cache_path = Path(cache) if cache else None
         self._cache: dict[str, list[str]] = {}
@@ -132,12 +181,17 @@ class LLMJudge:
 
     def settings(self) -> dict[str, Any]:
         # the key's *name* only; its value never leaves the environment
-        return {"judge": self.name, "model": self.model, "base_url": self.base_url, "api_key_env": self.api_key_env}
+        return {
+            "judge": self.name,
+            "model": self.model,
+            "base_url": self.base_url,
+            "api_key_env": self.api_key_env,
+            "reply_format": self.reply_format,
+        }
 
-    def _call(self, messages: list[dict[str, str]]) -> str:
+    def _call(self, messages: list[dict[str, str]], n_steps: int) -> str:
         kwargs: dict[str, Any] = {"model": self.model, "messages": messages, "temperature": self.temperature}
-        if self.json_mode:
-            kwargs["response_format"] = {"type": "json_object"}
+        kwargs["response_format"] = response_format(self.reply_format, n_steps)
         with self._lock:
             self.stats["calls"] += 1
         resp = self.client.chat.completions.create(**kwargs)
@@ -161,7 +215,7 @@ class LLMJudge:
                     self.stats["retries"] += 1
                 time.sleep(self.backoff * 2 ** (attempt - 1) * (1 + 0.25 * random.random()))
             try:
-                verdicts = parse_verdicts(self._call(messages), len(sol.steps))
+                verdicts = parse_verdicts(self._call(messages, len(sol.steps)), len(sol.steps))
             except JudgeReplyError as e:
                 reason = f"unparsable_reply: {e}"
                 continue
@@ -198,7 +252,7 @@ class LLMJudge:
             k,
             self.name,
             evidence={"verdicts": verdicts, "cached": cached},
-            reason=None if k is not None else "judge_found_no_error",
+            reason=None if k is not None else NO_WRONG_STEP,
         )
 
     def locate(self, solutions: list[Solution]) -> list[LocatedError]:

@@ -3,7 +3,8 @@
 A prefix s1..si of a wrong solution is *recoverable* if at least one of m continuations sampled
 from the model after it reaches the gold answer. The first error k is the first step after which
 nothing is recoverable: the smallest i with R(i) false. R(0) (the bare problem) is taken as
-recoverable and R(n) (the whole wrong solution) as not, so no rollouts are spent on either.
+recoverable and R(n) (the whole wrong solution) as not, so no rollouts are spent on either. A
+solution that reaches the gold answer has R(n) true: the judge finds no wrong step in it.
 
 ``search="binary"`` finds k with about log2(n) checks, bisecting [lo, hi] with R(lo) true and
 R(hi) false (as OmegaPRM does); ``"linear"`` checks i = 1, 2, ... until the first failure;
@@ -26,7 +27,7 @@ from __future__ import annotations
 from typing import Any
 
 from stepdpo.generation import Generator, SamplingConfig
-from stepdpo.records import LocatedError, Solution
+from stepdpo.records import NO_WRONG_STEP, LocatedError, Solution
 from stepdpo.text.grading import grade
 from stepdpo.text.prompts import generation_prompt, resolve_format
 from stepdpo.text.steps import split_steps, step_body
@@ -59,8 +60,8 @@ class RolloutJudge:
         self.fmt = resolve_format(generator.tokenizer, prompt_format)
         self.temperature, self.top_p, self.max_new_tokens, self.seed = temperature, top_p, max_new_tokens, seed
         self.abstain, self.reuse = abstain, reuse
-        self._round = 0
-        self._root: dict[tuple[str, str], tuple[int, int]] = {}  # problem -> (successes, rollouts) from scratch
+        # problem -> (successes, rollouts) from scratch, for the solutions of one locate() call
+        self._root: dict[tuple[str, str], tuple[list[str], int]] = {}
 
     def settings(self) -> dict[str, Any]:
         return {
@@ -78,16 +79,18 @@ class RolloutJudge:
             "reuse": self.reuse,
         }
 
-    def _sample(self, queries: list[tuple[Solution, int]], n: int) -> list[list[str]]:
+    def _sample(self, queries: list[tuple[Solution, int]], n: int, phase: int = 0) -> list[list[str]]:
         """For each prefix (solution, i): those of n continuations that reach the answer (their
-        text from step i+1 on)."""
-        self._round += 1
+        text from step i+1 on). Every draw is keyed by content: the seed, the prompt (problem and
+        prefix), the sample's index and ``phase`` (the first or second half of an early-stopped
+        check), never by how many calls came before, so a resumed run samples what an
+        uninterrupted one does."""
         sampling = SamplingConfig(
             n=n,
             temperature=self.temperature,
             top_p=self.top_p,
             max_new_tokens=self.max_new_tokens,
-            seed=self.seed + 7919 * self._round,
+            seed=self.seed + 7919 * phase,
         )
         prompts = [
             generation_prompt(s.problem, s.steps[:i], tokenizer=self.generator.tokenizer, prompt_format=self.fmt)
@@ -108,7 +111,7 @@ class RolloutJudge:
         first = (self.m + 1) // 2
         found = self._sample(queries, first)
         again = [j for j, wins in enumerate(found) if not wins]
-        more = self._sample([queries[j] for j in again], self.m - first) if again else []
+        more = self._sample([queries[j] for j in again], self.m - first, phase=1) if again else []
         result = [(wins, first) for wins in found]
         for j, wins in zip(again, more):
             result[j] = (wins, self.m)
@@ -136,7 +139,21 @@ class RolloutJudge:
         return self._root
 
     def locate(self, solutions: list[Solution]) -> list[LocatedError]:
+        """The first error of each solution. The R(0) check is shared by the solutions of a
+        problem within one call (a chunk of the stage), so a record never depends on which
+        chunks ran before it."""
+        self._root = {}
         out: list[LocatedError | None] = [None] * len(solutions)
+        for j, s in enumerate(solutions):
+            # a solution that reaches the gold answer: R(n) holds, so no step is found wrong
+            # (an error that the solution recovers from is invisible to rollouts)
+            if s.correct:
+                out[j] = LocatedError(s, None, self.name, reason=NO_WRONG_STEP, evidence={"rollouts": 0, "m": self.m})
+        rest = [j for j in range(len(solutions)) if out[j] is None]
+        if len(rest) < len(solutions):
+            for j, err in zip(rest, self.locate([solutions[j] for j in rest]) if rest else []):
+                out[j] = err
+            return out  # type: ignore[return-value]
         root_cost, start = {}, [0] * len(solutions)
         if self.abstain:
             # if the policy never solves the problem from scratch, rollouts cannot tell where it

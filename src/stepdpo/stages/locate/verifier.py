@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from stepdpo.records import LocatedError, Problem, Solution
+from stepdpo.records import NO_WRONG_STEP, LocatedError, Problem, Solution
 from stepdpo.tasks import step_checker
 
 
@@ -29,6 +29,6 @@ class VerifierJudge:
                 continue
             problem = Problem(id=sol.problem_id, problem=sol.problem, answer=sol.answer, meta=sol.meta)
             k, message = check(problem, sol.completion, False)
-            reason = None if k is not None else "checker_found_no_error"
+            reason = None if k is not None else NO_WRONG_STEP
             out.append(LocatedError(sol, k, self.name, evidence={"message": message}, reason=reason))
         return out
