@@ -1,4 +1,5 @@
 import json
+import os
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -24,6 +25,9 @@ def test_help_lists_the_commands():
         "demo",
         "ablate",
         "iterate",
+        "review",
+        "eval-judge",
+        "convert",
     ):
         assert cmd in out
 
@@ -61,9 +65,36 @@ def test_bad_input_is_one_clear_line(tmp_path):
     assert "problems.jsonl:1: GSM8K answer has no '#### N' line" in res.output
     assert "Traceback" not in res.output
     res = runner.invoke(app, ["build", "--in", str(tmp_path / "missing.jsonl"), "--out", str(tmp_path / "p.jsonl")])
-    assert res.exit_code == 2 and "file not found" in res.output
+    assert res.exit_code == 2 and "missing.jsonl: no such file" in res.output
     res = runner.invoke(app, ["ablate", "--demo", str(tmp_path / "no-demo")])
     assert res.exit_code == 2 and "run `stepdpo demo --out" in res.output
+
+
+def test_paths_and_models_that_cannot_work_are_refused_before_any_work(tmp_path):
+    problems = tmp_path / "problems.jsonl"
+    problems.write_text(json.dumps({"problem": "What is 1 + 1?", "answer": "2"}) + "\n")
+    blocker = tmp_path / "afile"
+    blocker.write_text("a file, not a folder")
+    cases = [
+        (["collect", "--data", str(problems), "--out", str(blocker / "c.jsonl")], "afile is a file, not a folder"),
+        (["eval", "--data", str(problems), "--out", str(blocker / "e")], "afile is a file, not a folder"),
+        (["collect", "--model", str(tmp_path / "no-model"), "--data", str(problems)], "no-model: no such folder"),
+        (["eval", "--data", str(tmp_path / "empty.jsonl"), "--backend", "hf"], "empty.jsonl: no problems in the file"),
+    ]
+    (tmp_path / "empty.jsonl").write_text("")
+    for args, message in cases:
+        res = runner.invoke(app, args)
+        assert res.exit_code == 2 and message in res.output, (args, res.output)
+        assert "Traceback" not in res.output
+    # a hub id with no network and no local copy (in a process of its own, as a user runs it)
+    import subprocess
+    import sys
+
+    args = ["collect", "--model", "SomeOrg/not-cached-model", "--data", str(problems), "--out", str(tmp_path / "c")]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    res = subprocess.run([sys.executable, "-m", "stepdpo.cli", *args], capture_output=True, text=True, env=env)
+    assert res.returncode == 2 and "the Hugging Face hub could not provide it" in res.stdout + res.stderr
+    assert "Traceback" not in res.stdout + res.stderr
 
 
 def test_inspect_shows_the_trained_tokens(tmp_path, tokenizer):

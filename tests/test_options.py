@@ -12,17 +12,20 @@ from stepdpo.cli import app
 from stepdpo.commands import (
     BuildCommand,
     CollectCommand,
+    ConvertCommand,
     EvalCommand,
     InspectCommand,
     LocateCommand,
     MergeCommand,
     RectifyCommand,
+    ReviewCommand,
     SFTCommand,
     ValidateCommand,
 )
 from stepdpo.experiments.ablate import AblateConfig
 from stepdpo.experiments.common import DemoConfig
 from stepdpo.experiments.iterate import IterateConfig
+from stepdpo.experiments.judge_eval import EvalJudgeConfig
 from stepdpo.options import OptionError, defaults_text, fields_of, flag, load_yaml
 from stepdpo.pipeline.run import PipelineConfig
 from stepdpo.training.trainer import TrainConfig
@@ -43,6 +46,9 @@ COMMANDS = {
     "demo": DemoConfig,
     "ablate": AblateConfig,
     "iterate": IterateConfig,
+    "eval-judge": EvalJudgeConfig,
+    "review": ReviewCommand,
+    "convert": ConvertCommand,
 }
 COMMAND_ONLY = {"config", "preset", "quick", "start", "stop", "shard"}
 runner = CliRunner()

@@ -19,20 +19,23 @@ from rich.table import Table
 from stepdpo.commands import (
     BuildCommand,
     CollectCommand,
+    ConvertCommand,
     EvalCommand,
     InspectCommand,
     LocateCommand,
     MergeCommand,
     RectifyCommand,
+    ReviewCommand,
     SFTCommand,
     ValidateCommand,
 )
 from stepdpo.experiments.ablate import AblateConfig
 from stepdpo.experiments.common import DEMO_PRESETS, LABELS, DemoConfig
 from stepdpo.experiments.iterate import IterateConfig
+from stepdpo.experiments.judge_eval import EvalJudgeConfig
 from stepdpo.options import OptionError, command
 from stepdpo.pipeline.run import PipelineConfig
-from stepdpo.recordio import DataError, OutputLocked
+from stepdpo.recordio import DataError, DiskFull, OutputLocked
 from stepdpo.training.trainer import TrainConfig
 
 app = typer.Typer(
@@ -109,6 +112,11 @@ def _clear_errors(job) -> None:
         job()
     except (DataError, OptionError, OutputLocked, FileNotFoundError, ValueError, ImportError) as e:
         _fail(str(e))
+    except DiskFull as e:  # not a usage error: the same command completes once there is space
+        _say(f"error: {e}")
+        raise typer.Exit(1) from None
+    except (NotADirectoryError, FileExistsError, IsADirectoryError, PermissionError) as e:
+        _fail(f"cannot write {e.filename}: {e.strerror}")
 
 
 def cli_command(cls: type, name: str, help: str, **kw) -> object:
@@ -186,6 +194,45 @@ def inspect(cfg: InspectCommand) -> None:
             )
         else:
             sys.stdout.write(render(item, i) + "\n")
+
+
+@cli_command(
+    ConvertCommand,
+    "convert",
+    "Convert pairs or step labels between the field's formats (TRL, ProcessBench, the released layout).",
+    arguments=("inp", "out"),
+    config_file=False,
+)
+def convert(cfg: ConvertCommand) -> None:
+    from stepdpo.exchange import convert as run
+
+    _say(run(cfg.inp, cfg.out, cfg.to, cfg.source, cfg.prompt_format).text() + f": {cfg.out}")
+
+
+@cli_command(
+    EvalJudgeConfig,
+    "eval-judge",
+    "Measure a localization judge on labelled solutions (ProcessBench's metrics: F1, accuracies, cost).",
+)
+def eval_judge(cfg: EvalJudgeConfig) -> None:
+    from stepdpo.experiments.judge_eval import run_eval_judge, table
+
+    _say(
+        table(run_eval_judge(cfg))
+        + f"\nper case: {Path(cfg.out) / 'cases.jsonl'}; plot: {Path(cfg.out) / 'confusion.png'}"
+    )
+
+
+@cli_command(
+    ReviewCommand,
+    "review",
+    "A local web page to locate first errors by hand or vet step pairs (Sec. 3.2, 'manually').",
+    config_file=False,
+)
+def review(cfg: ReviewCommand) -> None:
+    from stepdpo.review.app import serve
+
+    serve(cfg.inp, cfg.out, cfg.mode, cfg.host, cfg.port, cfg.annotator, on_start=_say)
 
 
 @cli_command(

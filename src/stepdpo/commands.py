@@ -8,8 +8,10 @@ YAML file given with ``--config`` and Python read the same dataclass). ``train``
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
+from stepdpo.exchange import FORMATS as EXCHANGE_FORMATS
 from stepdpo.options import option
 from stepdpo.pipeline.run import ModelOptions, ProblemOptions
 from stepdpo.stages.collect import CollectConfig
@@ -121,3 +123,54 @@ class MergeCommand:
 
     files: list[str] = option([], "Shard outputs of one stage.", required=True)
     out: str = option(None, "Merged file.", required=True)
+
+
+@dataclass
+class ConvertCommand:
+    """``stepdpo convert``: the field's exchange formats (:mod:`stepdpo.exchange`)."""
+
+    inp: str = option(None, "Input file (JSONL, JSON, Parquet) or Hugging Face dataset folder.", required=True)
+    out: str = option(
+        None, "Output: .jsonl, .json or .parquet by its suffix, else a Hugging Face dataset folder.", required=True
+    )
+    to: str = option(
+        None,
+        "step-pair, step-dpo (the released layout), preference (TRL / LLaMA-Factory), located, "
+        "processbench or trl-stepwise.",
+        choices=EXCHANGE_FORMATS,
+        required=True,
+    )
+    source: str = option(
+        "auto",
+        "The input's format (auto: detected from its fields).",
+        choices=("auto", *EXCHANGE_FORMATS),
+        cli="--from",
+    )
+    prompt_format: str = option(
+        "base",
+        "How a preference prompt folds problem and prior steps in: base, alpaca, deepseek-math or qwen2-boxed.",
+        choices=("base", "alpaca", "deepseek-math", "qwen2-boxed"),
+    )
+
+
+@dataclass
+class ReviewCommand:
+    """``stepdpo review``: a local web page for a person to locate first errors or vet pairs."""
+
+    inp: str = option(
+        None,
+        "Wrong solutions (D1) or located errors (D2) in locate mode; step pairs in pairs mode.",
+        required=True,
+        cli="--in",
+    )
+    out: str = option(
+        None,
+        "Located errors (judge 'human') in locate mode, kept pairs in pairs mode; decisions go beside it.",
+        required=True,
+    )
+    mode: str = option(
+        "locate", "locate (first wrong step) or pairs (keep or drop each pair).", choices=("locate", "pairs")
+    )
+    host: str = option("127.0.0.1", "Address to bind; any other than this machine's needs the printed token.")
+    port: int = option(8765, "Port.", min=1, max=65535)
+    annotator: str = option(os.environ.get("USER") or "annotator", "Your name, recorded with each decision.")

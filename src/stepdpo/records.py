@@ -145,12 +145,18 @@ class Solution(_Record):
         )
 
 
+NO_WRONG_STEP = "no_wrong_step"
+"""The ``reason`` of a located error whose judge found every step right."""
+
+
 @dataclass
 class LocatedError(_Record):
     """A wrong solution and its first wrong step k (1-based), as found by a judge.
 
-    ``first_error_step`` is None when the judge could not locate the error; ``reason`` then says
-    why. ``evidence`` is judge-specific (per-step verdicts, rollouts spent, checker message).
+    ``first_error_step`` is None when the judge could not locate an error; ``reason`` then says
+    why: :data:`NO_WRONG_STEP` when the judge finds every step right (ProcessBench's label -1),
+    anything else when it abstained. ``evidence`` is judge-specific (per-step verdicts, rollouts
+    spent, checker message, the annotator).
     """
 
     KIND: ClassVar[str] = "located_error"

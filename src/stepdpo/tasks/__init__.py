@@ -37,6 +37,7 @@ class Task:
     heldout_seed: int
     train_size: int
     needs_meta: tuple[str, ...] = ()
+    label: Callable[..., list[tuple[list[str], int]]] | None = None
 
     def problems(self, split: str, n: int, seed: int | None = None) -> list[Problem]:
         """``n`` problems of ``split`` (``train`` or ``test``); the test split never holds one of
@@ -45,6 +46,14 @@ class Task:
             return self.generate(n, seed=self.train_seed if seed is None else seed)
         train_texts = {p.problem for p in self.generate(self.train_size, seed=self.train_seed)}
         return self.generate(n, seed=self.heldout_seed if seed is None else seed, exclude=train_texts)
+
+    def labelled_cases(self, n: int, seed: int = 0) -> list[tuple[Problem, list[str], int]]:
+        """``n`` held-out problems, each with a solution's steps and the 0-based index of its first
+        wrong step (-1: every step right): labelled cases for measuring judges."""
+        if self.label is None:
+            raise ValueError(f"task {self.name!r} has no generator of labelled cases")
+        problems = self.problems("test", n, seed=None if seed == 0 else self.heldout_seed + seed)
+        return [(p, steps, label) for p, (steps, label) in zip(problems, self.label(problems, seed=seed))]
 
     def can_check(self, meta: dict[str, Any]) -> bool:
         return all(k in meta for k in self.needs_meta)
@@ -95,6 +104,7 @@ register(
         heldout_seed=2000,
         train_size=6000,
         needs_meta=("start", "ops"),
+        label=arithmetic.labelled_solutions,
     )
 )
 register(
@@ -107,5 +117,6 @@ register(
         heldout_seed=2,
         train_size=8000,
         needs_meta=("start", "ops"),
+        label=arithmetic.labelled_solutions,
     )
 )

@@ -33,6 +33,7 @@ from stepdpo.tasks.arithmetic.common import (
 )
 from stepdpo.tasks.arithmetic.slips import (
     SLIP_SIZES,
+    labelled_solutions,
     slipped_demonstrations,
     slipped_solution,
 )
@@ -54,6 +55,7 @@ __all__ = [
     "make_chain_problem",
     "make_problem",
     "running_values",
+    "labelled_solutions",
     "slipped_demonstrations",
     "slipped_solution",
 ]

@@ -68,3 +68,25 @@ def slipped_demonstrations(
                     break
         texts.append(text)
     return texts
+
+
+def labelled_solutions(
+    problems: list[Problem], seed: int = 0, correct_fraction: float = 1 / 3, sizes: tuple[int, ...] = SLIP_SIZES
+) -> list[tuple[list[str], int]]:
+    """For each problem, a solution's steps and the 0-based index of its first wrong step (-1: all
+    right), as ProcessBench labels them: a fraction ``correct_fraction`` are the canonical solution,
+    the rest slip at a step picked uniformly along the chain (:func:`slipped_solution`)."""
+    rng = random.Random(f"labelled-{seed}")
+    out = []
+    for problem in problems:
+        n = len(problem.meta["ops"])
+        steps, label = [canonical_step(problem, i) for i in range(1, n + 1)], -1
+        if rng.random() >= correct_fraction:
+            for _ in range(20):  # a slip that would make a value non-positive is redrawn
+                k = rng.randint(1, n)
+                slipped = slipped_solution(problem, k, rng.choice(sizes))
+                if slipped is not None:
+                    steps, label = slipped, k - 1
+                    break
+        out.append((steps, label))
+    return out

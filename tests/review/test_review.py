@@ -1,0 +1,230 @@
+"""stepdpo review: decisions kept across kills, tokens off this machine, and a real browser."""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from stepdpo.exchange import case_to_located
+from stepdpo.experiments.judge_eval import load_cases
+from stepdpo.recordio import read_records, write_records
+from stepdpo.records import NO_WRONG_STEP, LocatedError
+from stepdpo.review import Review, decisions_path
+
+pytest.importorskip("starlette")
+pytest.importorskip("uvicorn")
+# STEPDPO_SCREENSHOTS=docs/img python -m pytest tests/review  redraws the docs' screenshots
+SHOTS = Path(os.environ["STEPDPO_SCREENSHOTS"]) if os.environ.get("STEPDPO_SCREENSHOTS") else None
+
+
+@pytest.fixture
+def located(tmp_path):
+    """Four located errors, as a rollout judge might leave them: located, one step late, abstained."""
+    errs = []
+    for i, c in enumerate(c for c in load_cases("synthetic", 30) if c.label >= 1):
+        err = case_to_located(c, judge="rollout")
+        if i == 1:
+            err = LocatedError(err.solution, min(c.label + 2, len(c.steps)), "rollout")
+        if i == 2:
+            err = LocatedError(err.solution, None, "rollout", reason="unsolvable_by_policy")
+        errs.append(err)
+        if len(errs) == 4:
+            break
+    path = tmp_path / "located.jsonl"
+    write_records(path, errs)
+    return path
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _start(inp, out, *extra, port=None):
+    port = port or _port()
+    cmd = [sys.executable, "-m", "stepdpo.cli", "review", "--in", str(inp), "--out", str(out), "--port", str(port)]
+    proc = subprocess.Popen([*cmd, *extra], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}/"
+    for _ in range(200):
+        try:
+            urllib.request.urlopen(url + "api/state", timeout=1)
+            return proc, url
+        except urllib.error.HTTPError:
+            return proc, url
+        except OSError:
+            if proc.poll() is not None:
+                raise AssertionError(proc.stdout.read()) from None
+            time.sleep(0.1)
+    raise AssertionError("the review server did not start")
+
+
+def _post(url, body):
+    req = urllib.request.Request(url, json.dumps(body).encode(), {"Content-Type": "application/json"})
+    try:
+        return 200, json.loads(urllib.request.urlopen(req).read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def test_decisions_survive_a_kill_between_decision_and_record(located, tmp_path):
+    out = tmp_path / "human.jsonl"
+    items, _ = read_records(located, "located_error")
+    r = Review(items, out, "locate", "ana")
+    r.decide(items[0].id, "step", 2)
+    r.decide(items[1].id, "no_wrong_step")
+    r.decide(items[2].id, "skip")
+    with pytest.raises(ValueError, match="already decided"):
+        r.decide(items[0].id, "step", 1)
+    with pytest.raises(ValueError, match="step must be 1.."):
+        r.decide(items[3].id, "step", 99)
+    r.close()
+    # as if killed after writing a decision but before its record: drop the last output line
+    lines = out.read_text().splitlines(keepends=True)
+    out.write_text("".join(lines[:-1]))
+    r = Review(items, out, "locate", "ana")
+    assert [it.id for it in r.pending()] == [items[3].id]
+    got, _ = read_records(out, "located_error")
+    assert [(e.first_error_step, e.reason, e.judge) for e in got] == [
+        (2, None, "human"),
+        (None, NO_WRONG_STEP, "human"),
+    ]
+    assert got[0].evidence == {"annotator": "ana", "auto_judge": "rollout", "auto_step": items[0].first_error_step}
+    assert len(decisions_path(out).read_text().splitlines()) == 3
+    s = r.summary()
+    assert s["decided"] == 3 and s["decisions"] == {"step": 1, "no_wrong_step": 1, "skip": 1}
+    r.close()
+
+
+def test_the_server_off_this_machine_needs_the_token(located, tmp_path):
+    port = _port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "stepdpo.cli", "review", "--in", str(located), "--out", str(tmp_path / "o.jsonl")]
+        + ["--host", "0.0.0.0", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        line = proc.stdout.readline()
+        assert "?token=" in line, line
+        token = line.split("?token=")[1].split()[0]
+        url = f"http://127.0.0.1:{port}/api/state"
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(url, timeout=1)
+                raise AssertionError("served without the token")
+            except urllib.error.HTTPError as e:
+                assert e.code == 403
+                break
+            except OSError:
+                time.sleep(0.1)
+        state = json.loads(urllib.request.urlopen(f"{url}?token={token}").read())
+        assert state["total"] == 4 and state["done"] == 0
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_bad_input_is_a_clear_error(tmp_path):
+    bad = tmp_path / "x.jsonl"
+    bad.write_text('{"problem": 3}\n')
+    res = subprocess.run(
+        [sys.executable, "-m", "stepdpo.cli", "review", "--in", str(bad), "--out", str(tmp_path / "o.jsonl")],
+        capture_output=True,
+        text=True,
+    )
+    assert res.returncode == 2 and "x.jsonl:1" in res.stdout + res.stderr and "Traceback" not in res.stderr
+
+
+def _browser():
+    sync_api = pytest.importorskip("playwright.sync_api")
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("needs Chromium (Debian: apt-get install chromium)")
+    return sync_api, chromium
+
+
+def test_in_a_real_browser_by_click_and_by_keyboard_across_a_kill(located, tmp_path):
+    sync_api, chromium = _browser()
+    out = tmp_path / "human.jsonl"
+    items, _ = read_records(located, "located_error")
+    proc, url = _start(located, out)
+    try:
+        with sync_api.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+            page = browser.new_page(viewport={"width": 1100, "height": 900})
+            page.goto(url)
+            page.wait_for_selector("#step-1")
+            assert "0 of 4 decided" in page.inner_text("#progress")
+            assert page.inner_text("#problem") == items[0].solution.problem
+            if SHOTS:
+                page.screenshot(path=str(SHOTS / "review-locate.png"), full_page=True)
+            page.click("#step-2")  # by click
+            page.wait_for_selector("text=1 of 4 decided")
+            page.keyboard.press("n")  # by keyboard: no wrong step
+            page.wait_for_selector("text=2 of 4 decided")
+            os.kill(proc.pid, signal.SIGKILL)  # the server dies; nothing decided is lost
+            proc.wait(10)
+            proc, url = _start(located, out, port=int(url.rsplit(":", 1)[1].strip("/")))
+            page.goto(url)
+            page.wait_for_selector("text=2 of 4 decided")
+            assert page.inner_text("#problem") == items[2].solution.problem  # not asked again
+            page.keyboard.press("j")
+            page.keyboard.press("Enter")  # the step under the cursor: step 2
+            page.wait_for_selector("text=3 of 4 decided")
+            page.keyboard.press("s")
+            page.wait_for_selector("#finished")
+            page.goto(url + "summary")
+            page.wait_for_selector("#summary table")
+            assert "rollout" in page.inner_text("#summary")
+            if SHOTS:
+                page.screenshot(path=str(SHOTS / "review-summary.png"), full_page=True)
+            browser.close()
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    got, _ = read_records(out, "located_error")
+    assert [(e.id, e.first_error_step) for e in got] == [(items[0].id, 2), (items[1].id, None), (items[2].id, 2)]
+    decisions = [json.loads(x) for x in decisions_path(out).read_text().splitlines()]
+    assert [d["decision"] for d in decisions] == ["step", "no_wrong_step", "step", "skip"]  # none twice
+
+
+def test_pairs_in_a_real_browser(tmp_path):
+    sync_api, chromium = _browser()
+    from helpers import toy_pairs
+
+    pairs = toy_pairs(3)
+    inp, out = tmp_path / "pairs.jsonl", tmp_path / "kept.jsonl"
+    write_records(inp, pairs)
+    proc, url = _start(inp, out, "--mode", "pairs")
+    try:
+        with sync_api.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+            page = browser.new_page(viewport={"width": 1100, "height": 760})
+            page.goto(url)
+            page.wait_for_selector("#chosen")
+            assert page.inner_text("#chosen").strip() == pairs[0].chosen.strip()
+            if SHOTS:
+                page.screenshot(path=str(SHOTS / "review-pairs.png"), full_page=True)
+            page.click("#keep")
+            page.wait_for_selector("text=1 of 3 decided")
+            page.keyboard.press("d")
+            page.wait_for_selector("text=2 of 3 decided")
+            page.keyboard.press("a")
+            page.wait_for_selector("#finished")
+            browser.close()
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    kept, _ = read_records(out, "step_pair")
+    assert kept == [pairs[0], pairs[2]]
