@@ -7,6 +7,7 @@ same defaults. A bad option or input is one clear line and exit code 2, before a
 
 from __future__ import annotations
 
+import errno
 import json
 import sys
 from dataclasses import asdict
@@ -117,6 +118,12 @@ def _clear_errors(job) -> None:
         raise typer.Exit(1) from None
     except (NotADirectoryError, FileExistsError, IsADirectoryError, PermissionError) as e:
         _fail(f"cannot write {e.filename}: {e.strerror}")
+    except OSError as e:
+        if e.errno not in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
+            raise
+        # a library's own write (a model or checkpoint save): name the file, then resume by rerunning
+        _say(f"error: no space left writing {e.filename or 'an output'} ({e.strerror}); free some space and rerun")
+        raise typer.Exit(1) from None
 
 
 def cli_command(cls: type, name: str, help: str, **kw) -> object:

@@ -171,6 +171,28 @@ def _disk_full(path: Path, e: OSError, written: int | None = None) -> DiskFull:
     )
 
 
+def is_disk_full(e: BaseException) -> bool:
+    """Whether an error from any writer (Python's, or a library's own, such as safetensors')
+    means the disk or a file size limit ran out."""
+    if isinstance(e, OSError) and e.errno in _FULL:
+        return True
+    text = str(e)
+    return any(f"os error {n}" in text for n in _FULL) or "No space left" in text or "File too large" in text
+
+
+@contextlib.contextmanager
+def saving(path: str | os.PathLike, what: str) -> Iterator[None]:
+    """Turn a full disk during a library's save of ``path`` into :class:`DiskFull`."""
+    try:
+        yield
+    except Exception as e:
+        if is_disk_full(e):
+            raise DiskFull(
+                errno.ENOSPC, f"no space left writing {what} to {path}; free some space and run the same command again"
+            ) from None
+        raise
+
+
 def _tmp_name(path: Path) -> Path:
     """The temporary file of an atomic write: hidden, beside the output, named by the writer's pid."""
     return path.with_name(f".{path.name}.{os.getpid()}.tmp")

@@ -302,3 +302,24 @@ def test_a_second_training_run_on_the_same_folder_fails_at_once(pair_file, defau
 
     with exclusive(tmp_path / "run" / "train"), pytest.raises(OutputLocked, match="being written by process"):
         train(_cfg(pair_file, default_model, tmp_path / "run", max_steps=1))
+
+
+def test_a_full_disk_while_saving_the_model_is_named_and_the_rerun_completes(pair_file, tmp_path):
+    """safetensors reports a full disk in its own error type; the CLI names the file either way."""
+    import resource
+
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "stepdpo.cli", "-q", "train", "--data", str(pair_file), "--out", str(out)]
+    cmd += ["--max-steps", "1", "--global-batch", "4", "--val-fraction", "0", "--dtype", "fp32"]
+    full = subprocess.run(
+        cmd,
+        capture_output=True,
+        text=True,
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (5_000_000, 5_000_000)),
+    )
+    assert full.returncode == 1, full.stderr[-2000:]
+    assert f"no space left writing the trained model to {out / 'model'}" in full.stdout + full.stderr
+    assert "Traceback" not in full.stdout + full.stderr
+    again = subprocess.run(cmd, capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert (out / "model" / "model.safetensors").stat().st_size > 5_000_000

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 from stepdpo.progress import log
-from stepdpo.recordio import atomic_write_text
+from stepdpo.recordio import atomic_write_text, saving
 
 
 def _checkpoints(out: Path) -> list[Path]:
@@ -18,7 +18,8 @@ def _checkpoints(out: Path) -> list[Path]:
 def save_checkpoint(accelerator, out: Path, step: int) -> None:
     """Save the training state; ``step.json``, written last and atomically, marks it complete."""
     path = out / "checkpoints" / f"step-{step}"
-    accelerator.save_state(str(path))
+    with saving(path, "a checkpoint"):
+        accelerator.save_state(str(path))
     if accelerator.is_main_process:
         atomic_write_text(path / "step.json", json.dumps({"step": step}))
     accelerator.wait_for_everyone()

@@ -25,7 +25,7 @@ import torch
 
 from stepdpo.options import load_yaml, option
 from stepdpo.progress import Bar
-from stepdpo.recordio import atomic_write_text, exclusive, read_records
+from stepdpo.recordio import atomic_write_text, exclusive, read_records, saving
 from stepdpo.records import StepPair, content_id
 from stepdpo.text.prompts import FORMATS
 from stepdpo.training.checkpoints import resume_checkpoint, save_checkpoint
@@ -352,8 +352,9 @@ def _save_model(accelerator, model, tok, out: Path, cfg: TrainConfig) -> Path:
         state = None
         if not cfg.lora_r:  # gathered from all processes under ZeRO-3 / FSDP; drop the wrapper's prefix
             state = {k.removeprefix("model."): v for k, v in accelerator.get_state_dict(model).items()}
-        unwrapped.save_pretrained(final, state_dict=state)
-        tok.save_pretrained(final)
+        with saving(final, "the trained model"):
+            unwrapped.save_pretrained(final, state_dict=state)
+            tok.save_pretrained(final)
         atomic_write_text(out / "train_config.json", json.dumps(asdict(cfg), indent=2))
     accelerator.wait_for_everyone()
     return final
