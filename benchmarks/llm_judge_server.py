@@ -144,7 +144,7 @@ def main() -> None:
                 flush=True,
             )
             # what was judged, without the per-run flag saying whether the reply came from the cache
-            judged = [(r["id"], r["first_error_step"], r["reason"], r["evidence"].get("verdicts")) for r in rows]
+            judged = [(r["id"], r["first_error_step"], r.get("reason"), r["evidence"].get("verdicts")) for r in rows]
             return res, judged
 
         results["json"], _ = judge("json", "json")

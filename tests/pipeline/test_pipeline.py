@@ -2,7 +2,6 @@ import json
 
 import pytest
 
-from stepdpo.generation.hf import HFGenerator
 from stepdpo.pipeline.run import (
     PipelineConfig,
     run_build,
@@ -12,24 +11,12 @@ from stepdpo.pipeline.run import (
     run_rectify,
 )
 from stepdpo.pipeline.runner import ledger_path, merge_shards
-from stepdpo.problems import load_problems
 from stepdpo.recordio import read_records
 from stepdpo.stages.collect import CollectConfig
 from stepdpo.stages.locate import make_judge
 from stepdpo.stages.pairs import BuildConfig, build_pairs
 from stepdpo.stages.rectify import RectifyConfig
 from stepdpo.tasks.arithmetic import check_solution
-
-
-@pytest.fixture(scope="module")
-def gen(model, tokenizer):
-    return HFGenerator(model, tokenizer, batch_size=64)
-
-
-@pytest.fixture(scope="module")
-def problems():
-    return load_problems("synthetic", split="train", limit=12, seed=555)
-
 
 CCFG = CollectConfig(k=4, temperature=1.0, max_new_tokens=160, seed=1)
 

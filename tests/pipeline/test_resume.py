@@ -8,25 +8,13 @@ import textwrap
 
 import pytest
 
-from stepdpo.generation.hf import HFGenerator
 from stepdpo.pipeline.run import run_collect, run_locate
 from stepdpo.pipeline.runner import ledger_path
-from stepdpo.problems import load_problems
 from stepdpo.recordio import AppendWriter, clean_stale_tmp, write_records
 from stepdpo.stages.collect import CollectConfig
 from stepdpo.stages.locate import make_judge
 
 CCFG = CollectConfig(k=4, temperature=1.0, max_new_tokens=160, seed=1)
-
-
-@pytest.fixture(scope="module")
-def gen(model, tokenizer):
-    return HFGenerator(model, tokenizer, batch_size=64)
-
-
-@pytest.fixture(scope="module")
-def problems():
-    return load_problems("synthetic", split="train", limit=12, seed=555)
 
 
 @pytest.fixture(scope="module")

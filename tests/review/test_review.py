@@ -1,5 +1,6 @@
 """stepdpo review: decisions kept across kills, tokens off this machine, and a real browser."""
 
+import contextlib
 import json
 import os
 import shutil
@@ -146,23 +147,27 @@ def test_bad_input_is_a_clear_error(tmp_path):
     assert res.returncode == 2 and "x.jsonl:1" in res.stdout + res.stderr and "Traceback" not in res.stderr
 
 
-def _browser():
+@contextlib.contextmanager
+def _page(height):
+    """A page in headless Chromium (Debian's package), or the test is skipped without one."""
     sync_api = pytest.importorskip("playwright.sync_api")
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
         pytest.skip("needs Chromium (Debian: apt-get install chromium)")
-    return sync_api, chromium
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        try:
+            yield browser.new_page(viewport={"width": 1100, "height": height})
+        finally:
+            browser.close()
 
 
 def test_in_a_real_browser_by_click_and_by_keyboard_across_a_kill(located, tmp_path):
-    sync_api, chromium = _browser()
     out = tmp_path / "human.jsonl"
     items, _ = read_records(located, "located_error")
     proc, url = _start(located, out)
     try:
-        with sync_api.sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
-            page = browser.new_page(viewport={"width": 1100, "height": 900})
+        with _page(900) as page:
             page.goto(url)
             page.wait_for_selector("#step-1")
             assert "0 of 4 decided" in page.inner_text("#progress")
@@ -189,7 +194,6 @@ def test_in_a_real_browser_by_click_and_by_keyboard_across_a_kill(located, tmp_p
             assert "rollout" in page.inner_text("#summary")
             if SHOTS:
                 page.screenshot(path=str(SHOTS / "review-summary.png"), full_page=True)
-            browser.close()
     finally:
         proc.terminate()
         proc.wait(10)
@@ -200,7 +204,6 @@ def test_in_a_real_browser_by_click_and_by_keyboard_across_a_kill(located, tmp_p
 
 
 def test_pairs_in_a_real_browser(tmp_path):
-    sync_api, chromium = _browser()
     from helpers import toy_pairs
 
     pairs = toy_pairs(3)
@@ -208,9 +211,7 @@ def test_pairs_in_a_real_browser(tmp_path):
     write_records(inp, pairs)
     proc, url = _start(inp, out, "--mode", "pairs")
     try:
-        with sync_api.sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
-            page = browser.new_page(viewport={"width": 1100, "height": 760})
+        with _page(760) as page:
             page.goto(url)
             page.wait_for_selector("#chosen")
             assert page.inner_text("#chosen").strip() == pairs[0].chosen.strip()
@@ -222,7 +223,6 @@ def test_pairs_in_a_real_browser(tmp_path):
             page.wait_for_selector("text=2 of 3 decided")
             page.keyboard.press("a")
             page.wait_for_selector("#finished")
-            browser.close()
     finally:
         proc.terminate()
         proc.wait(10)

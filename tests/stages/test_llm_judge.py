@@ -7,8 +7,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from stepdpo.net import is_local_url
 from stepdpo.records import Solution
-from stepdpo.stages.locate.llm import LLMJudge, first_error, is_local, parse_verdicts
+from stepdpo.stages.locate.llm import LLMJudge, first_error, parse_verdicts
 
 SECRET = "sk-test-secret-value-123"
 
@@ -180,7 +181,7 @@ def test_missing_key_is_a_clear_error(monkeypatch):
         LLMJudge(api_key_env="NO_SUCH_KEY_VAR", base_url="http://10.0.0.5:8000/v1")
     for url in ("http://127.0.0.1:8000/v1", "http://localhost:1234/v1", "http://[::1]:80/v1"):
         assert LLMJudge(api_key_env="NO_SUCH_KEY_VAR", base_url=url).base_url == url
-    assert not is_local("http://127.example.com/v1") and not is_local(None)
+    assert not is_local_url("http://127.example.com/v1") and not is_local_url(None)
 
 
 def test_parse_and_neutral_rule():

@@ -13,20 +13,11 @@ import hmac
 import json
 import secrets
 from importlib import resources
-from ipaddress import ip_address
 from pathlib import Path
 from typing import Any
 
+from stepdpo.net import is_loopback
 from stepdpo.review.store import Review, item_view
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def make_app(review: Review, token: str | None = None) -> Any:

@@ -24,6 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from stepdpo.net import is_local_url
 from stepdpo.records import NO_WRONG_STEP, LocatedError, Solution, content_id
 from stepdpo.text.steps import step_body
 
@@ -111,22 +112,6 @@ def response_format(reply_format: str, n_steps: int) -> dict[str, Any]:
     return {"type": "json_object"}
 
 
-def is_local(base_url: str | None) -> bool:
-    """Whether ``base_url`` names a server on this machine (loopback address or ``localhost``)."""
-    from ipaddress import ip_address
-    from urllib.parse import urlparse
-
-    host = urlparse(base_url).hostname if base_url else None
-    if host is None:
-        return False
-    if host == "localhost":
-        return True
-    try:
-        return ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def first_error(verdicts: list[str]) -> int | None:
     """The first ``incorrect`` step (1-based); neutral steps are not errors."""
     return next((i for i, v in enumerate(verdicts, 1) if v == "incorrect"), None)
@@ -155,7 +140,7 @@ class LLMJudge:
         except ImportError as e:
             raise ImportError("the llm judge needs the openai client: pip install 'stepdpo[judge]'") from e
         key = os.environ.get(api_key_env)
-        if not key and is_local(base_url):
+        if not key and is_local_url(base_url):
             key = "none"  # a server on this machine (vLLM, llama.cpp) started without a key takes any
         if not key:
             raise ValueError(
