@@ -11,6 +11,10 @@ def test_mean_ci():
     assert r["mean"] == pytest.approx(0.6)
     assert r["ci95"][0] == pytest.approx(0.6 - 4.303 * 0.1 / 3**0.5, abs=1e-3)
     assert mean_ci([0.4])["ci95"] == [0.4, 0.4]
+    # eleven seeds: t(0.975, 10) = 2.228, not the normal 1.96
+    values = [0.5 + 0.01 * i for i in range(11)]
+    sd = (sum((v - 0.55) ** 2 for v in values) / 10) ** 0.5
+    assert mean_ci(values)["ci95"][1] == pytest.approx(0.55 + 2.2281 * sd / 11**0.5, abs=1e-4)
 
 
 @pytest.mark.slow

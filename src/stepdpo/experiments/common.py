@@ -22,7 +22,6 @@ METHODS = ("sft", "dpo", "step_dpo", "step_dpo_ood")
 LABELS = {"sft": "SFT", "dpo": "SFT + DPO", "step_dpo": "SFT + Step-DPO", "step_dpo_ood": "SFT + Step-DPO (OOD s_win)"}
 ABLATED = ("dpo", "step_dpo")
 """The arms `stepdpo ablate` retrains."""
-T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
 
 
 @dataclass
@@ -52,11 +51,13 @@ DEMO_PRESETS = {"quick": {"seeds": [0], "train_problems": 60, "eval_problems": 6
 
 
 def mean_ci(values: list[float]) -> dict[str, Any]:
-    """Mean and Student-t 95 % interval over seeds."""
+    """Mean and Student-t 95 % interval over seeds (the exact quantile for n - 1 degrees of freedom)."""
+    from scipy.stats import t
+
     m = statistics.fmean(values)
     if len(values) < 2:
         return {"mean": m, "ci95": [m, m], "values": values}
-    half = T975.get(len(values) - 1, 1.96) * statistics.stdev(values) / math.sqrt(len(values))
+    half = float(t.ppf(0.975, len(values) - 1)) * statistics.stdev(values) / math.sqrt(len(values))
     return {"mean": m, "ci95": [m - half, m + half], "values": values}
 
 
