@@ -228,3 +228,17 @@ def test_pairs_in_a_real_browser(tmp_path):
         proc.wait(10)
     kept, _ = read_records(out, "step_pair")
     assert kept == [pairs[0], pairs[2]]
+
+
+def test_wrong_solutions_are_reviewed_without_a_judges_verdict(located, tmp_path):
+    from stepdpo.review import load_items
+    from stepdpo.review.store import item_view
+
+    sols = tmp_path / "errors.jsonl"
+    write_records(sols, [e.solution for e in read_records(located, "located_error")[0]])
+    items = load_items(sols, "locate")
+    assert len(items) == 4 and item_view(items[0], "locate")["auto"] is None
+    r = Review(items, tmp_path / "human.jsonl", "locate", "ana")
+    r.decide(items[0].id, "step", 1)
+    assert r.summary()["agreement"] == {}  # nothing to agree with
+    r.close()
