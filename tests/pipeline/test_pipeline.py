@@ -144,3 +144,23 @@ def test_a_second_writer_of_the_same_output_fails_at_once(gen, problems, tmp_pat
     assert not out.exists() or out.read_text() == ""
     run_collect(gen, problems[:2], out, CCFG)  # the lock is free again
     assert out.exists()
+
+
+def test_holistic_pairs_set_a_correct_against_a_wrong_whole_solution(gen, problems, tmp_path):
+    """Holistic DPO (Sec. 3.1, the baseline of Table 3): both sides are the model's own whole
+    solutions of one problem, one reaching the gold answer and one not."""
+    run_collect(gen, problems, tmp_path / "all.jsonl", CollectConfig(**{**CCFG.__dict__, "keep_correct": True}))
+    s = run_build(tmp_path / "all.jsonl", tmp_path / "pairs.jsonl", BuildConfig(pair_format="holistic"))
+    pairs, _ = read_records(tmp_path / "pairs.jsonl", "step_pair")
+    sols = {x.id: x for x in read_records(tmp_path / "all.jsonl", "solution")[0]}
+    assert s.rows_out == len(pairs) > 0
+    for p in pairs:
+        good, bad = sols[p.meta["chosen_id"]], sols[p.meta["rejected_id"]]
+        assert good.correct and not bad.correct and good.problem_id == bad.problem_id
+        assert (p.chosen, p.rejected, p.initial_reason_steps) == (good.completion, bad.completion, "")
+    outcomes = {}
+    for x in sols.values():
+        outcomes.setdefault(x.problem_id, set()).add(x.correct)
+    assert {sols[p.meta["chosen_id"]].problem_id for p in pairs} == {k for k, v in outcomes.items() if len(v) == 2}
+    with pytest.raises(ValueError, match="set collect.keep_correct"):
+        run_pipeline(PipelineConfig(out=str(tmp_path / "p"), build=BuildConfig(pair_format="holistic")))

@@ -21,7 +21,7 @@ from stepdpo.progress import log
 from stepdpo.recordio import atomic_write_text, read_records, write_records
 from stepdpo.stages.collect import CollectConfig, collect_chunk, collect_settings
 from stepdpo.stages.locate import LocateConfig, judge_from_config
-from stepdpo.stages.pairs import BuildConfig, build_pairs
+from stepdpo.stages.pairs import BuildConfig, build_pairs, holistic_pairs
 from stepdpo.stages.rectify import RectifyConfig, rectify_chunk, rectify_settings
 from stepdpo.tasks import DEFAULT_TASK
 
@@ -94,12 +94,16 @@ def run_build(inp: str | Path, out: str | Path, cfg: BuildConfig) -> StageSummar
     import time
 
     t0 = time.time()
-    rects, _ = read_records(inp, "rectification")
-    pairs, dropped = build_pairs(rects, cfg)
+    if cfg.pair_format == "holistic":
+        rows, _ = read_records(inp, "solution")
+        pairs, dropped = holistic_pairs(rows, cfg)
+    else:
+        rows, _ = read_records(inp, "rectification")
+        pairs, dropped = build_pairs(rows, cfg)
     write_records(out, pairs)
     return StageSummary(
         stage=f"build ({cfg.pair_format})",
-        rows_in=len(rects),
+        rows_in=len(rows),
         rows_out=len(pairs),
         dropped=dropped,
         wall_s=time.time() - t0,
@@ -168,6 +172,8 @@ def run_pipeline(
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     todo = STAGES[STAGES.index(start) : STAGES.index(stop) + 1]
+    if cfg.build.pair_format == "holistic" and "collect" in todo and not cfg.collect.keep_correct:
+        raise ValueError("build.pair_format: holistic pairs a correct with a wrong solution: set collect.keep_correct")
     path = {s: out / FILES[s] for s in STAGES}
     generator = None
     if any(s in todo for s in ("collect", "rectify")) or ("locate" in todo and cfg.locate.judge == "rollout"):
@@ -196,8 +202,10 @@ def run_pipeline(
                 None,
             )
         else:
+            # holistic pairs come from the sampled solutions themselves, not from rectification
             rect = shard_path(path["rectify"], shard)
-            s = run_build(rect, shard_path(path["build"], shard), cfg.build)
+            source = shard_path(path["collect"], shard) if cfg.build.pair_format == "holistic" else rect
+            s = run_build(source, shard_path(path["build"], shard), cfg.build)
             summaries.append(s)
             s = run_build(
                 rect,

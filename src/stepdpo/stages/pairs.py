@@ -5,7 +5,11 @@ model-written correct step as ``chosen`` (s_win), the located wrong step as ``re
 Empty steps and ``chosen == rejected`` are dropped, duplicates removed, and pairs capped per error
 and per problem. ``recheck`` re-checks each chosen step with the task's exact checker: a right
 final answer can be reached through a wrong step, which the paper filters out. ``pair_format="dpo"``
-writes whole-solution pairs from the same data for the vanilla-DPO baseline (Table 3).
+writes whole-solution pairs from the same data: the model's continuation after s1..s(k-1) against
+the whole wrong solution, whose shared prefix cancels in eq. 1. ``pair_format="holistic"`` is the
+holistic preference the paper argues against (Sec. 3.1): from sampled solutions (``collect
+--keep-correct``), a correct whole solution of a problem against a wrong whole solution of the
+same problem (:func:`holistic_pairs`).
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 
 from stepdpo.options import option
-from stepdpo.records import Problem, Rectification, StepPair
+from stepdpo.records import Problem, Rectification, Solution, StepPair
 from stepdpo.tasks import step_checker
 from stepdpo.text.steps import COT_TRIGGER, prior_text, step_body
 
@@ -24,7 +28,10 @@ class BuildConfig:
     """Options of building the pairs."""
 
     pair_format: str = option(
-        "step", "step: Step-DPO pairs; dpo: whole-solution pairs for vanilla DPO.", choices=("step", "dpo")
+        "step",
+        "step: Step-DPO pairs; dpo: whole-solution pairs sharing the prefix s1..s(k-1); holistic: a "
+        "correct against a wrong whole solution of the same problem (reads solutions from 'collect --keep-correct').",
+        choices=("step", "dpo", "holistic"),
     )
     max_per_error: int = option(1, "Pairs kept per located error (one per distinct chosen step).", min=1)
     max_per_problem: int = option(4, "Pairs kept per problem.", min=1)
@@ -41,6 +48,35 @@ def _chosen_is_right(rect: Rectification, step: str) -> bool | None:
     k = rect.error.first_error_step or 1
     found, _ = check(problem, "".join(rect.error.prior_steps) + step, True)
     return found is None or found > k
+
+
+def holistic_pairs(solutions: list[Solution], cfg: BuildConfig) -> tuple[list[StepPair], Counter]:
+    """Holistic DPO pairs: for each problem, its i-th wrong solution against one of its correct
+    solutions (taken in turn), up to ``max_per_problem``; problems without both are counted."""
+    by_problem: dict[str, tuple[list[Solution], list[Solution]]] = defaultdict(lambda: ([], []))
+    for sol in solutions:
+        by_problem[sol.problem_id][0 if sol.correct else 1].append(sol)
+    dropped: Counter = Counter()
+    pairs: list[StepPair] = []
+    for right, wrong in by_problem.values():
+        if not right or not wrong:
+            dropped["no_correct_solution" if not right else "no_wrong_solution"] += len(right) + len(wrong)
+            continue
+        for i, bad in enumerate(wrong[: cfg.max_per_problem]):
+            good = right[i % len(right)]
+            pairs.append(
+                StepPair(
+                    prompt=good.problem,
+                    initial_reason_steps="",
+                    chosen=good.completion,
+                    rejected=bad.completion,
+                    answer=good.answer,
+                    dataset=good.dataset,
+                    meta={"pair_kind": "holistic", "chosen_id": good.id, "rejected_id": bad.id},
+                )
+            )
+        dropped["over_max_per_problem"] += max(0, len(wrong) - cfg.max_per_problem)
+    return pairs, dropped
 
 
 def build_pairs(rects: list[Rectification], cfg: BuildConfig) -> tuple[list[StepPair], Counter]:
