@@ -7,7 +7,6 @@ same defaults. A bad option or input is one clear line and exit code 2, before a
 
 from __future__ import annotations
 
-import errno
 import json
 import sys
 from dataclasses import asdict
@@ -36,7 +35,7 @@ from stepdpo.experiments.iterate import IterateConfig
 from stepdpo.experiments.judge_eval import EvalJudgeConfig
 from stepdpo.options import OptionError, command
 from stepdpo.pipeline.run import PipelineConfig
-from stepdpo.recordio import DataError, DiskFull, OutputLocked
+from stepdpo.recordio import DataError, DiskFull, OutputLocked, is_disk_full
 from stepdpo.training.trainer import TrainConfig
 
 app = typer.Typer(
@@ -113,16 +112,16 @@ def _clear_errors(job) -> None:
         job()
     except (DataError, OptionError, OutputLocked, FileNotFoundError, ValueError, ImportError) as e:
         _fail(str(e))
-    except DiskFull as e:  # not a usage error: the same command completes once there is space
-        _say(f"error: {e}")
-        raise typer.Exit(1) from None
     except (NotADirectoryError, FileExistsError, IsADirectoryError, PermissionError) as e:
         _fail(f"cannot write {e.filename}: {e.strerror}")
     except OSError as e:
-        if e.errno not in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
+        if not is_disk_full(e):
             raise
-        # a library's own write (a model or checkpoint save): name the file, then resume by rerunning
-        _say(f"error: no space left writing {e.filename or 'an output'} ({e.strerror}); free some space and rerun")
+        # not a usage error: the same command completes once there is space
+        if isinstance(e, DiskFull):  # already names the file and what to do
+            _say(f"error: {e}")
+        else:
+            _say(f"error: no space left writing {e.filename or 'an output'} ({e.strerror}); free some space and rerun")
         raise typer.Exit(1) from None
 
 

@@ -245,6 +245,7 @@ class ConvertReport:
     rows_in: int = 0
     rows_out: int = 0
     skipped: Counter = field(default_factory=Counter)
+    made: Counter = field(default_factory=Counter)  # the models, judges and data sets the rows name
 
     def text(self) -> str:
         skipped = ", ".join(f"{k}: {v}" for k, v in self.skipped.items()) or "none"
@@ -288,6 +289,7 @@ def convert(
             if fmt != report.source and {fmt, report.source} != {"step-pair", "step-dpo"}:
                 raise RecordError("mixed_formats", f"a {fmt} row in a file of {report.source} rows")
             report.rows_in += 1
+            _provenance(row, report.made)
             converted = _convert_row(row, fmt, to, prompt_format)
         except RecordError as e:
             raise DataError(inp, line, str(e), e.reason) from None
@@ -298,7 +300,7 @@ def convert(
     if report.rows_in == 0:
         raise DataError(inp, None, "no rows", "empty")
     report.rows_out = len(rows_out)
-    write_dataset(out, rows_out, card=dataset_card(inp, report, rows_out))
+    write_dataset(out, rows_out, card=None if is_file_output(out) else dataset_card(inp, report))
     return report
 
 
@@ -329,11 +331,16 @@ def _convert_row(row: dict[str, Any], fmt: str, to: str, prompt_format: str) -> 
     return case_to_located(case).to_dict()
 
 
+def is_file_output(out: str | os.PathLike) -> bool:
+    """A .jsonl, .json or .parquet file; any other name is a dataset folder."""
+    return Path(out).suffix.lower() in (".jsonl", ".json", ".parquet")
+
+
 def write_dataset(out: str | os.PathLike, rows: list[dict[str, Any]], card: str | None = None) -> Path:
     """Rows to JSONL / JSON / Parquet by suffix, or to a Hugging Face dataset folder
     (``save_to_disk``) with ``card`` as its README.md."""
     out = Path(out)
-    if out.suffix.lower() in (".jsonl", ".json", ".parquet"):
+    if is_file_output(out):
         write_records(out, rows)
         return out
     from datasets import Dataset
@@ -344,18 +351,20 @@ def write_dataset(out: str | os.PathLike, rows: list[dict[str, Any]], card: str 
     return out
 
 
-def dataset_card(inp: str | os.PathLike, report: ConvertReport, rows: list[dict[str, Any]]) -> str:
+def _provenance(row: dict[str, Any], made: Counter) -> None:
+    """Count what a row says about how it was made: sampling model and settings, judge, data set."""
+    for src in (row.get("solution"), row):
+        gen = src.get("generator") if isinstance(src, dict) else None
+        if isinstance(gen, dict) and gen.get("model"):
+            made[f"sampled by {gen['model']} ({json.dumps(gen.get('sampling', {}), sort_keys=True)})"] += 1
+    if isinstance(row.get("judge"), str):
+        made[f"located by the {row['judge']} judge"] += 1
+    if isinstance(row.get("dataset"), str) and row["dataset"]:
+        made[f"problems from {row['dataset']}"] += 1
+
+
+def dataset_card(inp: str | os.PathLike, report: ConvertReport) -> str:
     """How the data was made: the models, judges and settings its records name, and the counts."""
-    made: Counter = Counter()
-    for _, row in read_rows(inp):
-        for src in (row.get("solution"), row):
-            gen = (src or {}).get("generator") if isinstance(src, dict) else None
-            if isinstance(gen, dict) and gen.get("model"):
-                made[f"sampled by {gen['model']} ({json.dumps(gen.get('sampling', {}), sort_keys=True)})"] += 1
-        if isinstance(row.get("judge"), str):
-            made[f"located by the {row['judge']} judge"] += 1
-        if isinstance(row.get("dataset"), str) and row["dataset"]:
-            made[f"problems from {row['dataset']}"] += 1
     lines = [
         "---",
         "tags: [step-dpo, stepdpo]",
@@ -367,7 +376,7 @@ def dataset_card(inp: str | os.PathLike, report: ConvertReport, rows: list[dict[
         f"- rows: {report.rows_out} of {report.rows_in}; skipped: "
         + (", ".join(f"{k} {v}" for k, v in report.skipped.items()) or "none"),
     ]
-    lines += [f"- {what}: {n} rows" for what, n in made.most_common()]
+    lines += [f"- {what}: {n} rows" for what, n in report.made.most_common()]
     if report.target in ("preference", "step-dpo", "step-pair"):
         lines += [
             "",

@@ -162,15 +162,6 @@ class DiskFull(OSError):
         return str(self.strerror)
 
 
-def _disk_full(path: Path, e: OSError, written: int | None = None) -> DiskFull:
-    done = f" after {written:,} bytes" if written is not None else ""
-    return DiskFull(
-        e.errno,
-        f"no space left writing {path}{done} ({os.strerror(e.errno)}); free some space and run the "
-        "same command again: it resumes where it stopped",
-    )
-
-
 def is_disk_full(e: BaseException) -> bool:
     """Whether an error from any writer (Python's, or a library's own, such as safetensors')
     means the disk or a file size limit ran out."""
@@ -181,16 +172,22 @@ def is_disk_full(e: BaseException) -> bool:
 
 
 @contextlib.contextmanager
-def saving(path: str | os.PathLike, what: str) -> Iterator[None]:
-    """Turn a full disk during a library's save of ``path`` into :class:`DiskFull`."""
+def saving(path: str | os.PathLike, what: str = "", written: Callable[[], int | None] = lambda: None) -> Iterator[None]:
+    """Turn a full disk while writing ``path`` (ours, or a library's save of ``what``) into
+    :class:`DiskFull`, naming the file and, where ``written`` can tell, the bytes written."""
     try:
         yield
     except Exception as e:
-        if is_disk_full(e):
-            raise DiskFull(
-                errno.ENOSPC, f"no space left writing {what} to {path}; free some space and run the same command again"
-            ) from None
-        raise
+        if isinstance(e, DiskFull) or not is_disk_full(e):
+            raise
+        size = written()
+        code = e.errno if isinstance(e, OSError) and e.errno else errno.ENOSPC
+        raise DiskFull(
+            code,
+            f"no space left writing {what + ' to ' if what else ''}{path}"
+            + (f" after {size:,} bytes" if size is not None else "")
+            + "; free some space and run the same command again: it resumes where it stopped",
+        ) from None
 
 
 def _tmp_name(path: Path) -> Path:
@@ -224,15 +221,11 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     clean_stale_tmp(path)
     tmp = _tmp_name(path)
     try:
-        with open(tmp, "w", encoding="utf-8") as fh:
+        with saving(path), open(tmp, "w", encoding="utf-8") as fh:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except OSError as e:
-        if e.errno in _FULL:
-            raise _disk_full(path, e) from None
-        raise
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -249,25 +242,22 @@ def write_records(path: str | os.PathLike, records: Iterable[Any]) -> int:
     clean_stale_tmp(path)
     tmp = _tmp_name(path)
     try:
-        if path.suffix.lower() == ".parquet":
-            import pyarrow as pa
-            import pyarrow.parquet as pq
+        with saving(path, written=lambda: tmp.stat().st_size if tmp.exists() else None):
+            if path.suffix.lower() == ".parquet":
+                import pyarrow as pa
+                import pyarrow.parquet as pq
 
-            pq.write_table(pa.Table.from_pylist(rows), tmp)
-        else:
-            with open(tmp, "w", encoding="utf-8") as fh:
-                if path.suffix.lower() == ".json":
-                    json.dump(rows, fh, ensure_ascii=False, indent=1)
-                else:
-                    for row in rows:
-                        fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-                fh.flush()
-                os.fsync(fh.fileno())
+                pq.write_table(pa.Table.from_pylist(rows), tmp)
+            else:
+                with open(tmp, "w", encoding="utf-8") as fh:
+                    if path.suffix.lower() == ".json":
+                        json.dump(rows, fh, ensure_ascii=False, indent=1)
+                    else:
+                        for row in rows:
+                            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+                    fh.flush()
+                    os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except OSError as e:
-        if e.errno in _FULL:
-            raise _disk_full(path, e, tmp.stat().st_size if tmp.exists() else None) from None
-        raise
     finally:
         tmp.unlink(missing_ok=True)
     return len(rows)
@@ -292,7 +282,6 @@ class AppendWriter:
         self.key, self.keep_rows = key, keep_rows
         self.done: set[str] = set()
         self.rows: dict[str, dict] = {}
-        self.damaged: list[int] = []  # line numbers set aside (a torn last line is not counted)
         self._repair_and_scan()
         self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115  (held open for appends, closed by close())
 
@@ -334,8 +323,7 @@ class AppendWriter:
         with open(damaged, "ab") as fh:
             for _, raw in bad:
                 fh.write(raw if raw.endswith(b"\n") else raw + b"\n")
-        self.damaged = [n for n, _ in bad]
-        where = ", ".join(map(str, self.damaged[:10])) + (" ..." if len(bad) > 10 else "")
+        where = ", ".join(str(n) for n, _ in bad[:10]) + (" ..." if len(bad) > 10 else "")
         log.warning(
             f"{self.path}: {len(bad)} unreadable line(s) (line {where}) moved to {damaged}; the work they held is redone"
         )
@@ -343,14 +331,10 @@ class AppendWriter:
 
     def write(self, record: Any) -> None:
         row = _to_dict(record)
-        try:
+        with saving(self.path, written=lambda: self.path.stat().st_size):
             self._fh.write(json.dumps(row, ensure_ascii=False) + "\n")
             self._fh.flush()
             os.fsync(self._fh.fileno())
-        except OSError as e:
-            if e.errno in _FULL:
-                raise _disk_full(self.path, e, self.path.stat().st_size) from None
-            raise
         self._add(row)
 
     def close(self) -> None:

@@ -61,9 +61,9 @@ class Review:
         self._decisions = AppendWriter(decisions_path(self.out), key="id", keep_rows=True)
         self._output = AppendWriter(self.out, key="id")
         self.decided = dict(self._decisions.rows)
-        by_id = {item.id: item for item in self.items}
+        self._by_id = {item.id: item for item in self.items}
         for iid, d in self.decided.items():  # a kill between decision and record: write the record now
-            rec = self._record(by_id[iid], d) if iid in by_id else None
+            rec = self._record(self._by_id[iid], d) if iid in self._by_id else None
             if rec is not None and rec.id not in self._output.done:
                 self._output.write(rec)
 
@@ -79,7 +79,7 @@ class Review:
         allowed = LOCATE_DECISIONS if self.mode == "locate" else PAIR_DECISIONS
         if decision not in allowed:
             raise ValueError(f"decision must be one of {', '.join(allowed)}")
-        item = next((it for it in self.items if it.id == iid), None)
+        item = self._by_id.get(iid)
         if item is None:
             raise KeyError(f"no item {iid!r}")
         if decision == "step":

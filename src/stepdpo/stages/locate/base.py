@@ -10,6 +10,7 @@ from typing import Any, Protocol
 from stepdpo.options import option
 from stepdpo.records import LocatedError, Solution
 from stepdpo.stages.base import ItemResult
+from stepdpo.stages.locate.llm import REPLY_FORMATS
 
 
 class Judge(Protocol):
@@ -99,7 +100,7 @@ class LocateConfig:
         "llm judge replies: json (any JSON object: OpenAI's JSON mode), json_schema (held to the "
         "verdicts' schema, one verdict per step: structured outputs, vLLM) or llamacpp_schema (the "
         "same schema in llama.cpp's form).",
-        choices=("json", "json_schema", "llamacpp_schema"),
+        choices=REPLY_FORMATS,
     )
     cache: str | None = option(None, "Reply cache file (llm judge; default beside the output).")
     seed: int = option(0, "Rollout seed.")

@@ -139,21 +139,21 @@ class RolloutJudge:
         return self._root
 
     def locate(self, solutions: list[Solution]) -> list[LocatedError]:
-        """The first error of each solution. The R(0) check is shared by the solutions of a
-        problem within one call (a chunk of the stage), so a record never depends on which
-        chunks ran before it."""
+        """The first error of each solution. A solution graded correct reaches the gold answer:
+        R(n) holds, so no step is found wrong (an error the solution recovers from is invisible to
+        rollouts). The R(0) check is shared by the solutions of a problem within one call (a chunk
+        of the stage), so a record never depends on which chunks ran before it."""
         self._root = {}
+        found = iter(self._locate_wrong([s for s in solutions if not s.correct]))
+        return [
+            LocatedError(s, None, self.name, reason=NO_WRONG_STEP, evidence={"rollouts": 0, "m": self.m})
+            if s.correct
+            else next(found)
+            for s in solutions
+        ]
+
+    def _locate_wrong(self, solutions: list[Solution]) -> list[LocatedError]:
         out: list[LocatedError | None] = [None] * len(solutions)
-        for j, s in enumerate(solutions):
-            # a solution that reaches the gold answer: R(n) holds, so no step is found wrong
-            # (an error that the solution recovers from is invisible to rollouts)
-            if s.correct:
-                out[j] = LocatedError(s, None, self.name, reason=NO_WRONG_STEP, evidence={"rollouts": 0, "m": self.m})
-        rest = [j for j in range(len(solutions)) if out[j] is None]
-        if len(rest) < len(solutions):
-            for j, err in zip(rest, self.locate([solutions[j] for j in rest]) if rest else []):
-                out[j] = err
-            return out  # type: ignore[return-value]
         root_cost, start = {}, [0] * len(solutions)
         if self.abstain:
             # if the policy never solves the problem from scratch, rollouts cannot tell where it
