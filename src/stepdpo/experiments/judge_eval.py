@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -134,7 +134,8 @@ def run_eval_judge(cfg: EvalJudgeConfig) -> dict[str, Any]:
     cases = load_cases(cfg.data, cfg.limit)
     if cfg.judge == "rollout" and not cfg.judgements and any(not c.answer for c in cases):
         raise ValueError(f"{cfg.data}: the rollout judge needs each case's gold answer ('answer'); these have none")
-    errors = [case_to_located(c if c.answer else Case(**{**asdict(c), "answer": "(not given)"})) for c in cases]
+    # the llm judge and the verifier need no gold answer; a case without one says so in the prompt
+    errors = [case_to_located(replace(c, answer=c.answer or "(not given)")) for c in cases]
     solutions = out / "solutions.jsonl"
     write_records(solutions, [e.solution for e in errors])
     t0, generator, stats = time.time(), None, {}
