@@ -51,3 +51,15 @@ def test_synthetic_splits_do_not_overlap(spec):
 def test_unknown_source_is_clear():
     with pytest.raises(DataError, match="no such file"):
         load_problems("nope.jsonl")
+
+
+def test_a_problem_record_with_a_solution_keeps_its_source_meta_and_id(tmp_path):
+    from stepdpo.recordio import write_records
+    from stepdpo.tasks import get_task, step_checker
+
+    problems = get_task("synthetic").problems("train", 3)
+    assert all(p.solution for p in problems)
+    write_records(tmp_path / "problems.jsonl", problems)
+    back = load_problems(str(tmp_path / "problems.jsonl"))
+    assert [(p.id, p.source, p.meta) for p in back] == [(p.id, p.source, p.meta) for p in problems]
+    assert step_checker(back[0].source, back[0].meta) is not None  # the verifier judge can check them

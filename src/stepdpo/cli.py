@@ -414,26 +414,56 @@ def train(cfg: TrainConfig) -> None:
 @cli_command(
     DemoConfig,
     "demo",
-    "The whole method on the embedded default: SFT vs DPO vs Step-DPO (Tables 3, 4; Fig. 2).",
+    "The paper's comparisons on an embedded model: SFT, holistic and shared-prefix DPO, Step-DPO, Step-DPO with "
+    "out-of-distribution s_win (Tables 3, 4; Fig. 2), whole pipeline per seed; --tune picks each arm's lr and beta.",
     presets=DEMO_PRESETS,
 )
 def demo(cfg: DemoConfig) -> None:
     from stepdpo.experiments.demo import run_demo
 
     res = run_demo(cfg)
-    table = Table(title=f"stepdpo demo: held-out accuracy over seeds {res['seeds']}, mean [95 % interval]")
-    for col in ("model", "accuracy %", "gain over SFT", "pairs"):
-        table.add_column(col)
 
     def pct(r, signed=False):
         f = "{:+.1f}" if signed else "{:.1f}"
         lo, hi = r["ci95"]
         return f"{f.format(100 * r['mean'])} [{f.format(100 * lo)}, {f.format(100 * hi)}]"
 
+    if cfg.tune:
+        table = Table(title=f"stepdpo demo --tune ({res['task']}): {res['metric']} on {res['val_problems']} problems")
+        for col in ("arm", "lr", "beta", "accuracy %"):
+            table.add_column(col)
+        for r in res["runs"]:
+            best = res["picks"][r["arm"]]
+            mark = " *" if (best["lr"], best["beta"]) == (r["lr"], r["beta"]) else ""
+            table.add_row(LABELS[r["arm"]], f"{r['lr']:g}", f"{r['beta']:g}", f"{100 * r['accuracy']:.1f}{mark}")
+        Console().print(table)
+        _say(f"grid: {Path(cfg.out) / 'tuning.json'}; picks (* above): {Path(cfg.out) / 'picks.json'}")
+        return
+    table = Table(
+        title=f"stepdpo demo ({res['task']}): held-out {res['accuracy_kind']} accuracy over seeds {res['seeds']}, "
+        "mean [95 % interval]"
+    )
+    for col in ("model", "accuracy %", "pairs per seed", "lr", "beta"):
+        table.add_column(col)
     for m, label in LABELS.items():
-        gain = res["gain_over_sft"].get(m)
-        table.add_row(label, pct(res["accuracy"][m]), pct(gain, True) if gain else "", str(res["pairs"].get(m, "")))
+        h = res["hyperparameters"].get(m, {})
+        n = res["pairs"].get(m)
+        table.add_row(
+            label,
+            pct(res["accuracy"][m]),
+            ", ".join(map(str, n)) if n else "",
+            f"{h['lr']:g}" if h else "",
+            f"{h['beta']:g}" if h else "",
+        )
     Console().print(table)
+    diffs = Table(title="paired differences (points), mean [95 % interval]: does the paper's ordering hold here?")
+    for col in ("difference", "points", "here"):
+        diffs.add_column(col)
+    from stepdpo.experiments.report import verdict
+
+    for k, r in res["differences"].items():
+        diffs.add_row(k, pct(r, True), verdict(r))
+    Console().print(diffs)
     _say(
         f"results: {Path(cfg.out) / 'results.json'}; report: {Path(cfg.out) / 'report.md'}; total {res['wall_s']:.0f} s"
     )

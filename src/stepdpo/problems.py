@@ -57,7 +57,8 @@ def _from_row(row: dict[str, Any], source: str) -> dict[str, Any]:
             "solution": solution,
             "source": source or "gsm8k",
         }
-    if "problem" in row and "solution" in row:  # MATH
+    # MATH; a problem record (which carries its source or meta) may hold a solution too
+    if "problem" in row and "solution" in row and "source" not in row and "meta" not in row:
         if not isinstance(row["solution"], str):
             raise RecordError("wrong_type", "field 'solution' must be a string")
         answer = row.get("answer") or reference_answer(row["solution"])

@@ -1,7 +1,8 @@
-"""``stepdpo ablate``: where the difference between Step-DPO and vanilla DPO comes from.
+"""``stepdpo ablate``: where the difference between Step-DPO and DPO on whole solutions sharing the
+prefix s1..s(k-1) (the demo's ``dpo_shared_prefix`` arm) comes from.
 
-Reads a finished ``stepdpo demo`` folder and retrains both methods on the same seeds with one
-factor changed at a time: the number of pairs (a share of the errors, the same errors for both
+Reads a finished ``stepdpo demo`` folder and retrains both on the same seeds and each seed's own
+pairs with one factor changed at a time: the number of pairs (a share of the errors, the same errors for both
 methods), beta of eq. 2, the number of epochs, and the kind of error (errors in the last step
 against errors earlier in the chain). The demo's own runs are the baseline of every factor.
 
@@ -28,12 +29,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from stepdpo.experiments.arms import problem_sets
 from stepdpo.experiments.common import (
     ABLATED,
+    ARM_DATA,
+    ARMS,
     LABELS,
     DemoConfig,
     evaluate_model,
-    heldout_problems,
     mean_ci,
     train_config,
 )
@@ -44,7 +47,8 @@ from stepdpo.records import Problem, StepPair, content_id
 from stepdpo.text.steps import split_steps
 
 METHODS = ABLATED
-FILES = {"dpo": ("pairs_dpo.jsonl", "dpo"), "step_dpo": ("pairs.jsonl", "step")}
+DPO, GAP = "dpo_shared_prefix", "step_dpo_minus_dpo_shared_prefix"
+FILES = {m: ARM_DATA[m] for m in METHODS}
 ERROR_SUBSETS = ("last_step", "mid_chain")
 
 
@@ -54,7 +58,7 @@ class AblateConfig:
 
     demo: str = option("runs/demo", "A finished `stepdpo demo` output folder; results go there too.")
     fractions: list[float] = option([0.25, 0.5], "Shares of the errors to train on (the demo trains on all).")
-    betas: list[float] = option([0.1, 1.0], "Values of beta (the demo's is the baseline).")
+    betas: list[float] = option([0.1, 1.0], "Values of beta (each arm's picked beta is the baseline).")
     epochs: list[float] = option([1.0, 6.0], "Numbers of epochs (the demo's is the baseline).")
     errors: list[str] = option(
         list(ERROR_SUBSETS),
@@ -135,18 +139,23 @@ def run_ablations(cfg: AblateConfig) -> dict[str, Any]:
     dcfg = DemoConfig(**results["config"])
     dcfg.out = str(demo)
     seeds = cfg.seeds if cfg.seeds is not None else results["seeds"]
-    pairs = {m: read_records(demo / "data" / f, "step_pair")[0] for m, (f, _) in FILES.items()}
+    pairs = {
+        (m, s): read_records(demo / f"seed{s}" / "data" / f, "step_pair")[0]
+        for m, (f, _) in FILES.items()
+        for s in seeds
+    }
     log = AppendWriter(demo / "ablations.jsonl", key="id")
     todo = [(c, m, s) for c in conditions(cfg) for m in METHODS for s in seeds if _run_id(c, m, s) not in log.done]
     t0 = time.time()
-    held = {s: heldout_problems(dcfg, s) for s in seeds}
+    held = problem_sets(dcfg, seeds)["test"]
+    hp = results["hyperparameters"]
     bar = Bar("ablations", len(todo), unit="run")
     for (factor, value), method, seed in todo:
         fname, fmt = FILES[method]
-        data, n = demo / "data" / fname, len(pairs[method])
+        data, n = demo / f"seed{seed}" / "data" / fname, len(pairs[method, seed])
         if factor in ("pairs", "errors"):
-            chosen = select(pairs[method], factor, value)
-            data, n = demo / "ablations" / "data" / f"{factor}-{value}-{fname}", len(chosen)
+            chosen = select(pairs[method, seed], factor, value)
+            data, n = demo / "ablations" / "data" / f"seed{seed}-{factor}-{value}-{fname}", len(chosen)
             if not data.exists():
                 write_records(data, chosen)
         over = {"beta": value} if factor == "beta" else {"epochs": value} if factor == "epochs" else {}
@@ -154,7 +163,9 @@ def run_ablations(cfg: AblateConfig) -> dict[str, Any]:
         t = time.time()
         if n < 4:
             raise ValueError(f"{data}: {n} pairs, too few to train on; use a larger share or more problems")
-        model = train(train_config(dcfg, data, fmt, run, seed, **over))["model"]
+        lr, beta = hp[method]["lr"], hp[method]["beta"]
+        ref_cache = demo / "ref_logps.json"
+        model = train(train_config(dcfg, data, fmt, run, seed, lr, beta, ref_cache, **over))["model"]
         acc = evaluate_model(dcfg, model, held[seed], run / "eval")
         if not cfg.keep_models:
             shutil.rmtree(model, ignore_errors=True)
@@ -176,7 +187,7 @@ def run_ablations(cfg: AblateConfig) -> dict[str, Any]:
     rows = [json.loads(line) for line in (demo / "ablations.jsonl").read_text(encoding="utf-8").splitlines()]
     out = {
         "seeds": seeds,
-        "baseline": {"pairs": 1.0, "beta": dcfg.beta, "epochs": dcfg.epochs, "errors": "all"},
+        "baseline": {"pairs": 1.0, "beta": "picked", "epochs": dcfg.epochs, "errors": "all"},
         "factors": summarize(rows, results, dcfg, seeds),
         "analysis": analyze(demo, held),
         "config": asdict(cfg),
@@ -197,10 +208,11 @@ def _run_id(cond: tuple[str, Any], method: str, seed: int) -> str:
 
 
 def summarize(rows: list[dict], results: dict, dcfg: DemoConfig, seeds: list[int]) -> dict[str, list[dict]]:
-    """Per factor, its values in order (the demo's own runs as the baseline value): accuracy of
-    each method and Step-DPO minus DPO, mean and 95 % interval over seeds."""
+    """Per factor, its values in order (the demo's own runs as the baseline value; for beta each
+    arm's picked one): accuracy of each method and Step-DPO minus shared-prefix DPO, mean and 95 %
+    interval over seeds."""
     demo_acc = {m: dict(zip(results["seeds"], results["accuracy"][m]["values"])) for m in ("sft", *METHODS)}
-    base = {"pairs": 1.0, "beta": dcfg.beta, "epochs": dcfg.epochs, "errors": "all"}
+    base = {"pairs": 1.0, "beta": "picked", "epochs": dcfg.epochs, "errors": "all"}
     out: dict[str, list[dict]] = {}
     for factor, default in base.items():
         values = [default] + sorted(
@@ -209,24 +221,25 @@ def summarize(rows: list[dict], results: dict, dcfg: DemoConfig, seeds: list[int
         entries = []
         for v in values:
             acc: dict[str, dict[int, float]] = {m: {} for m in METHODS}
-            npairs: dict[str, int] = {}
+            npairs: dict[str, list[int]] = {m: [] for m in METHODS}
             for m in METHODS:
                 if v == default:
                     acc[m] = {s: demo_acc[m][s] for s in seeds if s in demo_acc[m]}
-                    npairs[m] = results["pairs"][m]
+                    npairs[m] = [n for s, n in zip(results["seeds"], results["pairs"][m]) if s in seeds]
                 for r in rows:
                     if r["factor"] == factor and r["value"] == v and r["method"] == m and r["seed"] in seeds:
                         acc[m][r["seed"]] = r["accuracy"]
-                        npairs[m] = r["pairs"]
-            common = sorted(set(acc["dpo"]) & set(acc["step_dpo"]))
+                        npairs[m].append(r["pairs"])
+            common = sorted(set(acc[DPO]) & set(acc["step_dpo"]))
             if not common:
                 continue
             sft = [demo_acc["sft"][s] for s in common]
-            entry = {"value": v, "baseline": v == default, "seeds": common, "pairs": npairs}
+            mean_pairs = {m: round(statistics.fmean(n)) for m, n in npairs.items() if n}
+            entry = {"value": v, "baseline": v == default, "seeds": common, "pairs": mean_pairs}
             for m in METHODS:
                 entry[m] = mean_ci([acc[m][s] for s in common])
                 entry[f"{m}_gain"] = mean_ci([acc[m][s] - b for s, b in zip(common, sft)])
-            entry["step_dpo_minus_dpo"] = mean_ci([acc["step_dpo"][s] - acc["dpo"][s] for s in common])
+            entry[GAP] = mean_ci([acc["step_dpo"][s] - acc[DPO][s] for s in common])
             entries.append(entry)
         out[factor] = entries
     return out
@@ -234,16 +247,16 @@ def summarize(rows: list[dict], results: dict, dcfg: DemoConfig, seeds: list[int
 
 def analyze(demo: Path, held: dict[int, list[Problem]]) -> dict[str, Any]:
     """What needs no training: where the pairs' errors sit, how many completion tokens follow
-    them, and which errors each model still makes on the held-out problems."""
+    them, and which errors each model still makes on the held-out problems (pooled over seeds)."""
     from stepdpo.models import load_tokenizer
     from stepdpo.tasks.arithmetic import check_solution
 
     tok = load_tokenizer("default")
-    rects, _ = read_records(demo / "data" / "rectified.jsonl", "rectification")
-    meta = {r.error.solution.problem_id: r.error.solution.meta for r in rects}
+    data = [demo / f"seed{s}" / "data" for s in held]
+    meta = {p.id: p.meta for d in data for p in read_records(d / "problems.jsonl", "problem")[0]}
     pairs_info = {}
     for m, (fname, _) in FILES.items():
-        pairs, _ = read_records(demo / "data" / fname, "step_pair")
+        pairs = [p for d in data for p in read_records(d / fname, "step_pair")[0]]
         pos = [error_position(p) for p in pairs]
         kinds = Counter()
         after, shared = [], []
@@ -281,11 +294,11 @@ def heldout_errors(demo: Path, held: dict[int, list[Problem]]) -> dict[str, Any]
 
     probs = {s: {p.id: p for p in problems} for s, problems in held.items()}
     out: dict[str, Any] = {}
-    for m in ("sft", *METHODS, "step_dpo_ood"):
+    for m in ARMS:
         by_len: dict[int, list[int]] = {}
         kinds, where = Counter(), Counter()
         for s in held:
-            path = demo / f"seed{s}" / f"eval-{m}" / "results.jsonl"
+            path = demo / f"seed{s}" / f"eval-{m}" / "greedy" / "results.jsonl"
             if not path.exists():
                 continue
             for line in path.read_text(encoding="utf-8").splitlines():

@@ -3,6 +3,7 @@ evaluated, and statistics over seeds."""
 
 from __future__ import annotations
 
+import json
 import math
 import statistics
 from dataclasses import dataclass, replace
@@ -11,17 +12,55 @@ from typing import Any
 
 from stepdpo.options import option
 from stepdpo.pipeline.run import PipelineConfig
-from stepdpo.recordio import read_records
 from stepdpo.records import Problem, StepPair
 from stepdpo.stages.collect import CollectConfig
 from stepdpo.stages.locate import LocateConfig
 from stepdpo.stages.pairs import BuildConfig
 from stepdpo.stages.rectify import RectifyConfig
 
-METHODS = ("sft", "dpo", "step_dpo", "step_dpo_ood")
-LABELS = {"sft": "SFT", "dpo": "SFT + DPO", "step_dpo": "SFT + Step-DPO", "step_dpo_ood": "SFT + Step-DPO (OOD s_win)"}
-ABLATED = ("dpo", "step_dpo")
+ARMS = ("sft", "dpo", "dpo_shared_prefix", "step_dpo", "step_dpo_ood")
+"""The demo's arms (Tables 3 and 4): the SFT model, and four preference trainings of it on pairs
+from the same error-collection problems."""
+TRAINED = ARMS[1:]
+LABELS = {
+    "sft": "SFT",
+    "dpo": "SFT + DPO (holistic)",
+    "dpo_shared_prefix": "SFT + DPO (shared prefix)",
+    "step_dpo": "SFT + Step-DPO",
+    "step_dpo_ood": "SFT + Step-DPO (OOD s_win)",
+}
+ARM_DATA = {
+    "dpo": ("pairs_holistic.jsonl", "dpo"),
+    "dpo_shared_prefix": ("pairs_dpo.jsonl", "dpo"),
+    "step_dpo": ("pairs.jsonl", "step"),
+    "step_dpo_ood": ("pairs_ood.jsonl", "step"),
+}
+"""Each trained arm's pair file (in a seed's data folder) and the pair format it trains with."""
+ABLATED = ("dpo_shared_prefix", "step_dpo")
 """The arms `stepdpo ablate` retrains."""
+
+DEMO_TASKS: dict[str, dict[str, Any]] = {
+    # the collection sampling of each task: the long-chain model's slips are rare tokens that
+    # top_p 0.95 cuts off, so it samples at temperature 1 and top_p 1 (docs/localization.md)
+    "default": {
+        "data": "synthetic",
+        "model": "default",
+        "max_new_tokens": 200,
+        "temperature": 0.8,
+        "top_p": 0.95,
+        "rollout_temperature": 1.0,
+    },
+    "long": {
+        "data": "synthetic-long",
+        "model": "default-long",
+        "max_new_tokens": 400,
+        "temperature": 1.0,
+        "top_p": 1.0,
+        "rollout_temperature": 0.5,
+    },
+}
+PICKS_FILE = Path(__file__).with_name("demo_picks.json")
+"""Each arm's lr and beta per task, picked by ``stepdpo demo --tune`` (docs/demo.md has the grid)."""
 
 
 @dataclass
@@ -29,9 +68,21 @@ class DemoConfig:
     """Options of ``stepdpo demo`` (presets in :data:`DEMO_PRESETS`)."""
 
     out: str = option("runs/demo", "Output folder: results.json, report.md, plots, data, logs.")
-    seeds: list[int] = option([0, 1, 2], "Training seeds, comma-separated; each also draws its own held-out problems.")
-    train_problems: int = option(600, "Problems to collect errors on.", min=1)
-    eval_problems: int = option(500, "Held-out problems per seed.", min=1)
+    task: str = option(
+        "default",
+        "default: the embedded task (3 to 6 steps); long: its long-chain form (20 steps) and model.",
+        choices=tuple(DEMO_TASKS),
+    )
+    seeds: list[int] = option(
+        [0, 1, 2],
+        "Seeds, comma-separated: each reruns collect, locate and rectify on its own problems with its "
+        "own sampling seed, trains with its own data order, and is tested on its own held-out problems.",
+    )
+    full: bool = option(False, "Five seeds (0 to 4) instead of --seeds.")
+    collect_problems: int = option(400, "Error-collection problems per seed (held out from SFT).", min=1)
+    eval_problems: int = option(500, "Held-out test problems per seed.", min=1)
+    val_problems: int = option(300, "Validation problems for --tune (disjoint from every test set).", min=1)
+    val_pairs: int = option(64, "Common validation pairs of each kind (step, whole solution) for Fig. 2.", min=1)
     k: int = option(4, "Solutions sampled per problem (collect).", min=1)
     n: int = option(8, "Continuations per error (rectify).", min=1)
     judge: str = option(
@@ -39,15 +90,44 @@ class DemoConfig:
         "Localization: verifier (the exact checker) or rollout (no judge at all).",
         choices=("verifier", "rollout"),
     )
-    lr: float = option(2e-5, "Learning rate of DPO and Step-DPO.", min=0.0)
-    beta: float = option(0.4, "beta of eq. 2.", min=1e-9)
     epochs: float = option(3.0, "Training epochs.", min=1e-9)
     global_batch: int = option(32, "Pairs per optimizer step.", min=1)
-    max_new_tokens: int = option(200, "Sampling length limit.", min=1)
+    picks: str = option("", "A JSON file of each arm's lr and beta (default: the packaged picks of --tune).")
+    tune: bool = option(
+        False,
+        "Instead of the demo, pick each arm's lr and beta from the grid on validation problems "
+        "(one data seed of its own); writes tuning.json and picks.json.",
+    )
+    lrs: list[float] = option([1e-5, 2e-5, 5e-5], "The --tune grid's learning rates.")
+    betas: list[float] = option([0.1, 0.4], "The --tune grid's values of beta.")
+
+    @property
+    def run_seeds(self) -> list[int]:
+        return list(range(5)) if self.full else list(self.seeds)
+
+    @property
+    def setting(self) -> dict[str, Any]:
+        return DEMO_TASKS[self.task]
 
 
-DEMO_PRESETS = {"quick": {"seeds": [0], "train_problems": 60, "eval_problems": 60, "epochs": 1.0, "n": 4}}
+DEMO_PRESETS = {
+    "quick": {"seeds": [0], "collect_problems": 60, "eval_problems": 60, "val_problems": 60, "epochs": 1.0, "n": 4}
+}
 """Named configurations of the demo: ``quick`` (one seed, few problems) checks the wiring."""
+
+
+def hyperparameters(cfg: DemoConfig) -> dict[str, dict[str, float]]:
+    """Each trained arm's ``{"lr", "beta"}`` for ``cfg.task``, from ``cfg.picks`` or the packaged picks."""
+    path = Path(cfg.picks) if cfg.picks else PICKS_FILE
+    try:
+        picks = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{path}: cannot read the arms' picks ({e})") from None
+    picks = picks.get(cfg.task, picks) if isinstance(picks, dict) else picks
+    missing = [a for a in TRAINED if not isinstance(picks.get(a), dict) or not {"lr", "beta"} <= set(picks[a])]
+    if missing:
+        raise ValueError(f"{path}: no lr and beta for {', '.join(missing)} (task {cfg.task})")
+    return {a: {"lr": float(picks[a]["lr"]), "beta": float(picks[a]["beta"])} for a in TRAINED}
 
 
 def mean_ci(values: list[float]) -> dict[str, Any]:
@@ -61,43 +141,44 @@ def mean_ci(values: list[float]) -> dict[str, Any]:
     return {"mean": m, "ci95": [m - half, m + half], "values": values}
 
 
-def ood_pairs(pairs: list[StepPair], rect_path: Path) -> list[StepPair]:
-    """The same pairs with s_win replaced by the task solver's correct step, in its own style."""
+def ood_pairs(pairs: list[StepPair], problems: dict[str, Problem], style: str = "paraphrase") -> list[StepPair]:
+    """The same pairs with s_win written in another voice (Table 4's out-of-distribution s_win): the
+    correct step k in :data:`~stepdpo.tasks.arithmetic.common.STYLES` ``style``, for the problems
+    in ``problems`` (by id)."""
     from stepdpo.tasks.arithmetic import canonical_step
 
-    rects, _ = read_records(rect_path, "rectification")
-    meta = {r.error.solution.problem_id: r.error.solution.meta for r in rects}
     out = []
     for p in pairs:
-        pid, k = p.meta["problem_id"], p.meta["first_error_step"]
-        problem = Problem(id=pid, problem=p.prompt, answer=p.answer or "", meta=meta[pid])
-        chosen = canonical_step(problem, k, style="solver")
+        problem = problems[p.meta["problem_id"]]
+        chosen = canonical_step(problem, p.meta["first_error_step"], style=style)
         if chosen.strip() != p.rejected.strip():
             out.append(
-                StepPair(
-                    prompt=p.prompt,
-                    initial_reason_steps=p.initial_reason_steps,
-                    chosen=chosen,
-                    rejected=p.rejected,
-                    answer=p.answer,
-                    dataset=p.dataset,
-                    meta={**p.meta, "format": "step_ood"},
-                )
+                replace(p, chosen=chosen, full_chosen=None, full_rejected=None, meta={**p.meta, "format": "step_ood"})
             )
     return out
 
 
-def train_config(cfg: DemoConfig, data: Path, fmt: str, run: Path, seed: int, **overrides: Any):
+def train_config(
+    cfg: DemoConfig,
+    data: Path,
+    fmt: str,
+    run: Path,
+    seed: int,
+    lr: float,
+    beta: float,
+    ref_cache: Path,
+    **overrides: Any,
+):
     """The training settings every demo (and ablation) run shares."""
     from stepdpo.training.trainer import TrainConfig
 
     tc = TrainConfig(
         data=str(data),
         out=str(run),
-        model="default",
+        model=cfg.setting["model"],
         pair_format=fmt,
-        lr=cfg.lr,
-        beta=cfg.beta,
+        lr=lr,
+        beta=beta,
         epochs=cfg.epochs,
         global_batch=cfg.global_batch,
         max_seq_len=1024,
@@ -106,32 +187,22 @@ def train_config(cfg: DemoConfig, data: Path, fmt: str, run: Path, seed: int, **
         eval_every=4,
         seed=seed,
         dtype="fp32",
-        ref_cache=str(Path(cfg.out) / "data" / "ref_logps.json"),
+        ref_cache=str(ref_cache),
     )
     return replace(tc, **overrides)
 
 
-def heldout_problems(cfg: DemoConfig, seed: int) -> list[Problem]:
-    """Seed ``seed``'s held-out problems (disjoint from the training problems by their seed)."""
-    from stepdpo.problems import load_problems
-    from stepdpo.tasks import get_task
-
-    return load_problems(
-        "synthetic", split="test", limit=cfg.eval_problems, seed=get_task("synthetic").heldout_seed + seed
-    )
-
-
-def evaluate_model(cfg: DemoConfig, model: str, held: list[Problem], out: Path) -> float:
-    """Greedy held-out accuracy of ``model``; per-problem results go to ``out``."""
+def evaluate_model(cfg: DemoConfig, model: str, held: list[Problem], out: Path, sampled: bool = False) -> float:
+    """Held-out accuracy of ``model``: greedy, or with ``sampled`` one sample per problem at the
+    collection temperature (seeded); per-problem results go to ``out``."""
     from stepdpo.generation.hf import HFGenerator
     from stepdpo.stages.evaluate import EvalConfig, evaluate, save_result
 
-    res = evaluate(
-        HFGenerator(model, batch_size=128, device="cpu", dtype="fp32"),
-        held,
-        EvalConfig(max_new_tokens=cfg.max_new_tokens),
-        data_name="synthetic",
-    )
+    st = cfg.setting
+    ecfg = EvalConfig(max_new_tokens=st["max_new_tokens"])
+    if sampled:
+        ecfg = EvalConfig(max_new_tokens=st["max_new_tokens"], temperature=st["temperature"], top_p=st["top_p"])
+    res = evaluate(HFGenerator(model, batch_size=128, device="cpu", dtype="fp32"), held, ecfg, data_name=st["data"])
     save_result(res, out)
     return res.summary["accuracy"]
 
@@ -147,9 +218,16 @@ def synthetic_pipeline(
     data_seed: int | None = None,
     data: str = "synthetic",
     batch_size: int = 128,
+    seed: int = 0,
+    temperature: float = 0.8,
+    top_p: float = 0.95,
+    keep_correct: bool = False,
+    recheck: bool = False,
+    rollout_temperature: float = 1.0,
 ) -> PipelineConfig:
     """The pipeline the demo and ``iterate`` run (transformers backend; the embedded synthetic task
-    unless ``data`` names other problems)."""
+    unless ``data`` names other problems); ``seed`` seeds every stage's sampling."""
+    sampling = {"max_new_tokens": max_new_tokens, "seed": seed, "temperature": temperature, "top_p": top_p}
     return PipelineConfig(
         model=model,
         data=data,
@@ -159,8 +237,8 @@ def synthetic_pipeline(
         out=str(out),
         backend="hf",
         batch_size=batch_size,
-        collect=CollectConfig(k=k, max_new_tokens=max_new_tokens),
-        locate=LocateConfig(judge=judge, max_new_tokens=max_new_tokens),
-        rectify=RectifyConfig(n=n, max_new_tokens=max_new_tokens),
-        build=BuildConfig(max_per_error=1, max_per_problem=4),
+        collect=CollectConfig(k=k, keep_correct=keep_correct, **sampling),
+        locate=LocateConfig(judge=judge, max_new_tokens=max_new_tokens, seed=seed, temperature=rollout_temperature),
+        rectify=RectifyConfig(n=n, **sampling),
+        build=BuildConfig(max_per_error=1, max_per_problem=4, recheck=recheck),
     )

@@ -1,131 +1,243 @@
-"""``stepdpo demo``: the paper's comparisons at small scale, end to end on the embedded default.
+"""``stepdpo demo``: the paper's comparisons at small scale, end to end on an embedded model.
 
-SFT model -> collect errors on training problems -> locate -> rectify -> build pairs, then for each
-seed: Step-DPO, vanilla DPO on whole solutions from the same errors (Table 3), and Step-DPO with
-out-of-distribution s_win written by the task's own solver in its own style (Table 4, where GPT-4
-wrote them in the paper); each is evaluated on that seed's held-out problems, as is the SFT model.
-Writes ``results.json``, ``report.md``, ``accuracy.png``, ``curves.png`` (Fig. 2) and every
-stage's data and logs into one folder.
+Arms (Tables 3 and 4), all trained from the same SFT model on pairs from the same error-collection
+problems (:mod:`stepdpo.experiments.arms`): holistic DPO (a correct against a wrong whole
+solution), DPO on whole solutions sharing the prefix s1..s(k-1) (the released data's
+``full_chosen``/``full_rejected``), Step-DPO (eq. 2), and Step-DPO with s_win in another voice.
+Each seed reruns collect, locate and rectify on its own problems with its own sampling seed, then
+trains every arm (its lr and beta picked by ``--tune``) and tests it and the SFT model on its own
+held-out problems. Every trained model is also scored on the same step-level and whole-solution
+validation pairs during training (Fig. 2). Writes ``results.json``, ``report.md``,
+``accuracy.png``, ``curves.png`` and every seed's data, logs and evaluations into one folder;
+killed and rerun, finished trainings and evaluations are kept.
 """
 
 from __future__ import annotations
 
 import json
-import statistics
+import math
 import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from stepdpo.experiments.arms import COMMON_SEED, arm_data, cap, problem_sets, ref_logp_per_token
 from stepdpo.experiments.common import (
-    METHODS,
+    ARM_DATA,
+    ARMS,
+    TRAINED,
     DemoConfig,
     evaluate_model,
-    heldout_problems,
+    hyperparameters,
     mean_ci,
-    ood_pairs,
-    synthetic_pipeline,
     train_config,
 )
 from stepdpo.experiments.report import report
-from stepdpo.pipeline.run import run_pipeline
 from stepdpo.progress import Bar, log
-from stepdpo.recordio import read_records, write_records
+from stepdpo.recordio import atomic_write_text, read_records, write_records
+
+DIFFERENCES = {
+    "step_dpo_minus_dpo": ("step_dpo", "dpo"),
+    "step_dpo_minus_dpo_shared_prefix": ("step_dpo", "dpo_shared_prefix"),
+    "step_dpo_minus_step_dpo_ood": ("step_dpo", "step_dpo_ood"),
+    "step_dpo_minus_sft": ("step_dpo", "sft"),
+}
+"""The paired per-seed differences the report reads: Table 3 twice, Table 4, and the gain."""
 
 
 def run_demo(cfg: DemoConfig) -> dict[str, Any]:
-    """Run everything; returns the content of ``results.json``."""
-    from stepdpo.training.trainer import train
+    """Run everything; returns the content of ``results.json`` (``--tune``: of ``tuning.json``)."""
+    if cfg.tune:
+        from stepdpo.experiments.tune import run_tune
 
+        return run_tune(cfg)
     t_all, times = time.time(), {}
-    out = Path(cfg.out)
+    out, seeds, hp = Path(cfg.out), cfg.run_seeds, hyperparameters(cfg)
     out.mkdir(parents=True, exist_ok=True)
+    sampled = cfg.task == "long"  # greedy decoding solves nearly every long chain
+    whole = Bar("demo", 1 + len(seeds) * (1 + len(TRAINED) + len(ARMS)), unit="part")
+    whole.note(now="data for the common validation pairs")
     t = time.time()
-    # one bar over the whole run (the data pipeline, then per seed three trainings and four
-    # evaluations), under which each part shows its own
-    whole = Bar("demo", 1 + 7 * len(cfg.seeds), unit="part")
-    whole.note(now="data pipeline")
-    pcfg = synthetic_pipeline(
-        "default",
-        cfg.train_problems,
-        out / "data",
-        judge=cfg.judge,
-        max_new_tokens=cfg.max_new_tokens,
-        k=cfg.k,
-        n=cfg.n,
-    )
-    stages = run_pipeline(pcfg)
+    sets = problem_sets(cfg, seeds)
+    val_sets = _common_pairs(cfg, sets["common"], out / "common")
     whole.update(1)
-    times["data pipeline"] = time.time() - t
-    log.info(f"[{times['data pipeline']:.0f} s] data: " + "; ".join(f"{s.stage} {s.rows_out}" for s in stages))
-    step_pairs, _ = read_records(out / "data" / "pairs.jsonl", "step_pair")
-    write_records(out / "data" / "pairs_ood.jsonl", ood_pairs(step_pairs, out / "data" / "rectified.jsonl"))
-    data = {
-        "dpo": ("pairs_dpo.jsonl", "dpo"),
-        "step_dpo": ("pairs.jsonl", "step"),
-        "step_dpo_ood": ("pairs_ood.jsonl", "step"),
-    }
-    acc: dict[str, list[float]] = {m: [] for m in METHODS}
-    logs: dict[str, list] = {}
-    for seed in cfg.seeds:
-        held = heldout_problems(cfg, seed)
-        models = {"sft": "default"}
-        for method, (fname, fmt) in data.items():
+    times["data"] = time.time() - t
+    acc: dict[str, dict[str, list[float]]] = {"greedy": {a: [] for a in ARMS}, "sampled": {a: [] for a in ARMS}}
+    data, logs, ref_lp = {}, {a: [] for a in TRAINED}, {"id": [], "ood": []}
+    for seed in seeds:
+        sdir = out / f"seed{seed}"
+        t = time.time()
+        whole.note(now=f"seed {seed}: collect, locate, rectify, build")
+        data[seed] = arm_data(cfg, sets["collect"][seed], seed, sdir / "data")
+        for kind, fname in (("id", "pairs.jsonl"), ("ood", "pairs_ood.jsonl")):
+            ref_lp[kind].append(
+                ref_logp_per_token(cfg.setting["model"], read_records(sdir / "data" / fname, "step_pair")[0])
+            )
+        whole.update(1)
+        times["data"] += time.time() - t
+        log.info(f"[{time.time() - t_all:.0f} s] seed {seed} pairs: {data[seed]['pairs']}")
+        models = {"sft": cfg.setting["model"]}
+        for arm in TRAINED:
             t = time.time()
-            whole.note(now=f"seed {seed}, training {method}")
-            run = out / f"seed{seed}" / method
-            tc = train_config(cfg, out / "data" / fname, fmt, run, seed)
-            models[method] = train(tc)["model"]
+            whole.note(now=f"seed {seed}: training {arm}")
+            models[arm], rows = _train_arm(cfg, arm, seed, hp[arm], sdir, out, val_sets)
+            logs[arm].append(rows)
             whole.update(1)
-            logs.setdefault(method, [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()])
-            times[f"train {method}"] = times.get(f"train {method}", 0) + time.time() - t
-        for method in METHODS:
+            times[f"train {arm}"] = times.get(f"train {arm}", 0) + time.time() - t
+        for arm in ARMS:
             t = time.time()
-            whole.note(now=f"seed {seed}, evaluating {method}")
-            acc[method].append(evaluate_model(cfg, models[method], held, out / f"seed{seed}" / f"eval-{method}"))
+            whole.note(now=f"seed {seed}: evaluating {arm}")
+            for mode in ("greedy", "sampled") if sampled else ("greedy",):
+                acc[mode][arm].append(_evaluate(cfg, models[arm], sets["test"][seed], sdir / f"eval-{arm}", mode))
             whole.update(1)
             times["evaluate"] = times.get("evaluate", 0) + time.time() - t
-        log.info(f"[{time.time() - t_all:.0f} s] seed {seed}: " + ", ".join(f"{m} {acc[m][-1]:.3f}" for m in METHODS))
+        main = acc["sampled" if sampled else "greedy"]
+        log.info(f"[{time.time() - t_all:.0f} s] seed {seed}: " + ", ".join(f"{a} {main[a][-1]:.3f}" for a in ARMS))
     whole.close()
+    main = acc["sampled" if sampled else "greedy"]
     results = {
-        "seeds": cfg.seeds,
-        "accuracy": {m: mean_ci(v) for m, v in acc.items()},
-        "gain_over_sft": {m: mean_ci([a - b for a, b in zip(acc[m], acc["sft"])]) for m in METHODS if m != "sft"},
-        "step_dpo_minus_dpo": mean_ci([a - b for a, b in zip(acc["step_dpo"], acc["dpo"])]),
-        "pairs": {m: len((out / "data" / f).read_text().splitlines()) for m, (f, _) in data.items()},
-        "data_stages": [s.to_dict() for s in stages],
+        "task": cfg.task,
+        "seeds": seeds,
+        "accuracy_kind": "sampled" if sampled else "greedy",
+        "accuracy": {a: mean_ci(v) for a, v in main.items()},
+        "differences": {k: mean_ci([x - y for x, y in zip(main[a], main[b])]) for k, (a, b) in DIFFERENCES.items()},
+        "ref_logp_per_token": {k: mean_ci(v) for k, v in ref_lp.items()},
+        "pairs": {a: [data[s]["pairs"][a] for s in seeds] for a in TRAINED},
+        "pairs_before_cap": {a: [data[s]["uncapped"][a] for s in seeds] for a in ("dpo", "dpo_shared_prefix")},
+        "recheck_dropped": [data[s]["recheck_dropped"] for s in seeds],
+        "hyperparameters": hp,
+        "validation": _validation_summary(logs, hp),
+        "data_stages": {str(s): data[s]["stages"] for s in seeds},
         "stage_seconds": {k: round(v, 1) for k, v in times.items()},
         "config": asdict(cfg),
         "wall_s": round(time.time() - t_all, 1),
     }
-    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    _plots(out, acc, logs)
-    (out / "report.md").write_text(report(results))
+    if sampled:
+        results["accuracy_greedy"] = {a: mean_ci(v) for a, v in acc["greedy"].items()}
+    atomic_write_text(out / "results.json", json.dumps(results, indent=2) + "\n")
+    _plots(out, results, logs, hp)
+    atomic_write_text(out / "report.md", report(results))
     return results
 
 
-def _plots(out: Path, acc: dict[str, list[float]], logs: dict[str, list]) -> None:
+def _common_pairs(cfg: DemoConfig, problems: list, out: Path) -> list[str]:
+    """The validation pairs every trained model is scored on (Fig. 2): ``cfg.val_pairs`` step pairs
+    and as many holistic whole-solution pairs, from problems no seed trains or tests on; returned
+    as the trainer's ``val_sets`` entries."""
+    arm_data(cfg, problems, COMMON_SEED, out)
+    entries = []
+    for name, fname, fmt in (("step", "pairs.jsonl", "step"), ("whole", "pairs_holistic.jsonl", "dpo")):
+        pairs, _ = read_records(out / fname, "step_pair")
+        if not pairs:
+            raise ValueError(f"{out / fname}: no {name} validation pairs; raise --val-pairs")
+        write_records(out / f"val_{name}.jsonl", cap(pairs, cfg.val_pairs, "val"))
+        entries.append(f"{name}={fmt}:{out / f'val_{name}.jsonl'}")
+    return entries
+
+
+def _train_arm(
+    cfg: DemoConfig, arm: str, seed: int, hp: dict[str, float], sdir: Path, out: Path, val_sets: list[str]
+) -> tuple[str, list[dict]]:
+    """Train one arm of one seed (kept if already trained); returns its model and log rows."""
+    from stepdpo.training.trainer import train
+
+    fname, fmt = ARM_DATA[arm]
+    run = sdir / arm
+    done = run / "done.json"
+    if not done.exists():
+        tc = train_config(
+            cfg, sdir / "data" / fname, fmt, run, seed, hp["lr"], hp["beta"], out / "ref_logps.json", val_sets=val_sets
+        )
+        atomic_write_text(done, json.dumps({"model": train(tc)["model"]}))
+    model = json.loads(done.read_text())["model"]
+    rows = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    return model, rows
+
+
+def _evaluate(cfg: DemoConfig, model: str, held: list, out: Path, mode: str) -> float:
+    """Accuracy on ``held`` (kept if already measured)."""
+    path = out / f"{mode}.json"
+    if not path.exists():
+        res = evaluate_model(cfg, model, held, out / mode, sampled=mode == "sampled")
+        atomic_write_text(path, json.dumps({"accuracy": res}))
+    return json.loads(path.read_text())["accuracy"]
+
+
+def _validation_summary(logs: dict[str, list[list[dict]]], hp: dict[str, dict[str, float]]) -> dict[str, Any]:
+    """Per arm and kind of validation pair, the last validation pass over seeds: reward accuracy and
+    the margin divided by beta (the log-ratio margin, comparable across arms whose beta differs)."""
+    out: dict[str, Any] = {}
+    for arm, runs in logs.items():
+        out[arm] = {}
+        for kind in ("step", "whole"):
+            last = [[r for r in rows if f"val_{kind}/reward_accuracy" in r][-1] for rows in runs]
+            out[arm][kind] = {
+                "reward_accuracy": mean_ci([r[f"val_{kind}/reward_accuracy"] for r in last]),
+                "logratio_margin": mean_ci([r[f"val_{kind}/reward_margin"] / hp[arm]["beta"] for r in last]),
+            }
+    return out
+
+
+def _curve(runs: list[list[dict]], key: str, scale: float) -> tuple[list[float], list[float], list[float], list[float]]:
+    """Training progress (share of the run) against the mean over seeds of ``key`` with its 95 %
+    band, at each validation pass all seeds' runs share."""
+    passes = [[(r["step"], r[key] / scale) for r in rows if key in r] for rows in runs]
+    n = min(len(p) for p in passes)
+    xs, mean, lo, hi = [], [], [], []
+    for j in range(n):
+        vals = [p[j][1] for p in passes]
+        m = mean_ci(vals)
+        xs.append(j / max(n - 1, 1))
+        mean.append(m["mean"])
+        lo.append(m["ci95"][0] if not math.isnan(m["ci95"][0]) else m["mean"])
+        hi.append(m["ci95"][1] if not math.isnan(m["ci95"][1]) else m["mean"])
+    return xs, mean, lo, hi
+
+
+def _plots(out: Path, res: dict[str, Any], logs: dict[str, list[list[dict]]], hp: dict[str, dict[str, float]]) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from stepdpo.training.logs import plot_curves
+    from stepdpo.experiments.common import LABELS
 
-    plot_curves(
-        {"DPO": logs["dpo"], "Step-DPO": logs["step_dpo"]},
-        out / "curves.png",
-        keys=("reward_accuracy", "reward_margin"),
-        title="Validation reward accuracy and margin (seed 0)",
-    )
-    fig, ax = plt.subplots(figsize=(6, 3.2))
-    means = [statistics.fmean(acc[m]) * 100 for m in METHODS]
-    short = {"sft": "SFT", "dpo": "+ DPO", "step_dpo": "+ Step-DPO", "step_dpo_ood": "+ Step-DPO\n(OOD s_win)"}
-    ax.bar([short[m] for m in METHODS], means, color=["C7", "C0", "C1", "C2"])
-    for i, m in enumerate(METHODS):
-        ax.scatter([i] * len(acc[m]), [a * 100 for a in acc[m]], color="k", s=10, zorder=3)
-    ax.set_ylabel("held-out accuracy (%)")
-    ax.set_ylim(min(means) - 10, max(means) + 8)
+    fig, axes = plt.subplots(2, 2, figsize=(10, 6.4), sharex=True)
+    for i, kind in enumerate(("step", "whole")):
+        for j, (key, what) in enumerate((("reward_accuracy", "reward accuracy"), ("reward_margin", "margin / beta"))):
+            ax = axes[i][j]
+            for c, arm in enumerate(TRAINED):
+                scale = hp[arm]["beta"] if key == "reward_margin" else 1.0
+                xs, m, lo, hi = _curve(logs[arm], f"val_{kind}/{key}", scale)
+                ax.plot(xs, m, color=f"C{c}", label=LABELS[arm].replace("SFT + ", ""))
+                ax.fill_between(xs, lo, hi, color=f"C{c}", alpha=0.15)
+            ax.set_title(f"{what} on common {'step-level' if kind == 'step' else 'whole-solution'} pairs", fontsize=10)
+            ax.grid(alpha=0.3)
+    for ax in axes[1]:
+        ax.set_xlabel("share of training")
+    axes[0][0].legend(fontsize=8)
+    fig.suptitle(f"Fig. 2 at small scale: mean and 95 % band over seeds {res['seeds']}", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(out / "curves.png", dpi=110)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(7.5, 3.4))
+    acc = res["accuracy"]
+    means = [acc[a]["mean"] * 100 for a in ARMS]
+    short = {
+        "sft": "SFT",
+        "dpo": "+ DPO\n(holistic)",
+        "dpo_shared_prefix": "+ DPO\n(shared prefix)",
+        "step_dpo": "+ Step-DPO",
+        "step_dpo_ood": "+ Step-DPO\n(OOD s_win)",
+    }
+    ax.bar([short[a] for a in ARMS], means, color=["C7", "C0", "C4", "C1", "C2"])
+    for i, a in enumerate(ARMS):
+        lo, hi = acc[a]["ci95"]
+        ax.errorbar([i], [means[i]], yerr=[[means[i] - 100 * lo], [100 * hi - means[i]]], color="k", capsize=4)
+        ax.scatter([i] * len(acc[a]["values"]), [v * 100 for v in acc[a]["values"]], color="k", s=10, zorder=3)
+    ax.set_ylabel(f"held-out accuracy, {res['accuracy_kind']} (%)")
+    ax.set_ylim(max(0, min(means) - 12), min(100, max(means) + 8))
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     fig.savefig(out / "accuracy.png", dpi=110)

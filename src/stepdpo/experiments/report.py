@@ -6,57 +6,110 @@ from typing import Any
 
 from stepdpo.experiments.common import ABLATED, LABELS
 
+DPO, GAP = "dpo_shared_prefix", "step_dpo_minus_dpo_shared_prefix"  # what `stepdpo ablate` compares
+
+PAPER_ORDERINGS = (
+    ("step_dpo_minus_dpo", "Table 3", "Step-DPO above holistic DPO"),
+    (
+        "step_dpo_minus_dpo_shared_prefix",
+        "Table 3 (the released data's whole solutions)",
+        "Step-DPO above DPO on whole solutions sharing s1..s(k-1)",
+    ),
+    ("step_dpo_minus_step_dpo_ood", "Table 4", "in-distribution s_win above out-of-distribution s_win"),
+    ("step_dpo_minus_sft", "Table 1", "Step-DPO above the SFT model"),
+)
+"""The orderings the paper reports, as (difference, where, what it claims)."""
+
 
 def _fmt(r: dict[str, Any]) -> str:
     lo, hi = r["ci95"]
     return f"{100 * r['mean']:.1f} [{100 * lo:.1f}, {100 * hi:.1f}]"
 
 
+def verdict(diff: dict[str, Any]) -> str:
+    """``holds``, ``reversed`` or ``not separable``: where the 95 % interval of a paired difference lies."""
+    lo, hi = diff["ci95"]
+    if len(diff["values"]) < 2:
+        return "not separable"
+    return "holds" if lo > 0 else "reversed" if hi < 0 else "not separable"
+
+
 def report(res: dict[str, Any], ablations: dict[str, Any] | None = None) -> str:
-    """The Markdown report: the tables, what the numbers say, how long each stage took, and the
-    ablations of ``stepdpo ablate`` when they have been run."""
-    a, g = res["accuracy"], res["gain_over_sft"]
-    diff = res["step_dpo_minus_dpo"]
+    """The Markdown report: the tables, which of the paper's orderings hold here, how long each
+    stage took, and the ablations of ``stepdpo ablate`` when they have been run."""
+    a, d, hp = res["accuracy"], res["differences"], res["hyperparameters"]
+    cfg = res["config"]
+    kind = res["accuracy_kind"]
+    task = "the long-chain form (20 steps)" if res["task"] == "long" else "the embedded task (3 to 6 steps)"
     lines = [
-        "# Step-DPO on the embedded default",
+        f"# Step-DPO on {task}",
         "",
-        f"Seeds {res['seeds']}; each seed trains with its own data order and evaluates on its own "
-        f"{res['config']['eval_problems']} held-out problems (greedy). Accuracy in %, mean and 95 % interval "
-        "(Student t over seeds).",
+        f"Seeds {res['seeds']}. Each seed reruns collect, locate and rectify with its own sampling seed on its own "
+        f"{cfg['collect_problems']} collection problems (held out from SFT), trains every arm with its own data "
+        f"order, and tests on its own {cfg['eval_problems']} held-out problems ({kind} decoding"
+        + (", one sample per problem at the collection temperature" if kind == "sampled" else "")
+        + "). Accuracy in %, mean and 95 % interval (Student t over seeds); differences paired by seed.",
         "",
-        "## Table 3 at small scale",
+        "## Arms",
         "",
-        "| model | accuracy | gain over SFT |",
-        "|---|---|---|",
-        f"| {LABELS['sft']} | {_fmt(a['sft'])} | |",
-        f"| {LABELS['dpo']} | {_fmt(a['dpo'])} | {_fmt(g['dpo'])} |",
-        f"| {LABELS['step_dpo']} | {_fmt(a['step_dpo'])} | {_fmt(g['step_dpo'])} |",
-        "",
-        "## Table 4 at small scale: where s_win comes from",
-        "",
-        "| s_win | accuracy | gain over SFT |",
-        "|---|---|---|",
-        f"| in-distribution (the model's own rectified steps) | {_fmt(a['step_dpo'])} | {_fmt(g['step_dpo'])} |",
-        f"| out-of-distribution (the task solver's steps) | {_fmt(a['step_dpo_ood'])} | {_fmt(g['step_dpo_ood'])} |",
-        "",
-        f"Pairs: Step-DPO {res['pairs']['step_dpo']}, DPO {res['pairs']['dpo']}, OOD {res['pairs']['step_dpo_ood']}.",
-        "",
-        "## What the numbers say",
-        "",
+        "| arm | accuracy | pairs per seed | lr | beta |",
+        "|---|---|---|---|---|",
+        f"| {LABELS['sft']} | {_fmt(a['sft'])} | | | |",
     ]
-    beats_sft = g["step_dpo"]["ci95"][0] > 0
-    vs_dpo = "above" if diff["ci95"][0] > 0 else ("below" if diff["ci95"][1] < 0 else "not separable from")
-    lines.append(
-        f"- Step-DPO {'improves' if beats_sft else 'does not clearly improve'} held-out accuracy over SFT "
-        f"({_fmt(g['step_dpo'])} points)."
-    )
-    lines.append(f"- Step-DPO minus DPO: {_fmt(diff)} points, i.e. Step-DPO is {vs_dpo} vanilla DPO at this scale.")
-    if vs_dpo != "above" and ablations is not None:
-        lines.append("- Why: see the ablations below.")
-    elif vs_dpo != "above":
+    for arm in ("dpo", "dpo_shared_prefix", "step_dpo", "step_dpo_ood"):
         lines.append(
-            "- Why: run `stepdpo ablate --demo <this folder>` to retrain both with one factor changed at a "
-            "time (pairs, beta, epochs, kind of error); its section is added to this report."
+            f"| {LABELS[arm]} | {_fmt(a[arm])} | {', '.join(map(str, res['pairs'][arm]))} | "
+            f"{hp[arm]['lr']:g} | {hp[arm]['beta']:g} |"
+        )
+    if "accuracy_greedy" in res:
+        g = res["accuracy_greedy"]
+        lines += ["", "Greedy accuracy, for reference: " + ", ".join(f"{LABELS[x]} {_fmt(g[x])}" for x in g) + "."]
+    before = res["pairs_before_cap"]
+    lines += [
+        "",
+        "Pairs: a DPO arm with more pairs than Step-DPO keeps as many as Step-DPO has, those whose ids hash lowest "
+        f"(before the cap: holistic {before['dpo']}, shared prefix {before['dpo_shared_prefix']}). The task's checker "
+        f"rechecked every s_win and dropped {res['recheck_dropped']} per seed. lr and beta: each arm's pick from the "
+        "same grid on validation problems (`stepdpo demo --tune`).",
+        "",
+        "## What holds here",
+        "",
+        "| paper | ordering | difference (points) | per seed | here |",
+        "|---|---|---|---|---|",
+    ]
+    for key, where, claim in PAPER_ORDERINGS:
+        r = d[key]
+        lines.append(
+            f"| {where} | {claim} | {_signed(r)} | {', '.join(f'{100 * v:+.1f}' for v in r['values'])} | {verdict(r)} |"
+        )
+    held = [claim for key, _, claim in PAPER_ORDERINGS if verdict(d[key]) == "holds"]
+    other = [(claim, verdict(d[key])) for key, _, claim in PAPER_ORDERINGS if verdict(d[key]) != "holds"]
+    lines += [
+        "",
+        "Holds (the 95 % interval of the paired difference is above zero): " + ("; ".join(held) or "none") + ".",
+        "Does not hold: " + ("; ".join(f"{c} ({v})" for c, v in other) or "none") + ".",
+        "",
+        "## Table 4: how far out of distribution s_win is",
+        "",
+        "| s_win | reference log-prob per token |",
+        "|---|---|",
+        f"| the model's own rectified steps | {_nats(res['ref_logp_per_token']['id'])} |",
+        f"| the same step in another voice | {_nats(res['ref_logp_per_token']['ood'])} |",
+        "",
+        "## Fig. 2: the same validation pairs for every model",
+        "",
+        f"At the end of training, on {cfg['val_pairs']} step-level and {cfg['val_pairs']} whole-solution pairs from "
+        "problems no seed trains or tests on: reward accuracy, and the margin divided by beta (the log-ratio "
+        "margin, comparable across arms whose beta differs). Curves over training: `curves.png`.",
+        "",
+        "| arm | step-level accuracy | step-level margin / beta | whole-solution accuracy | whole-solution margin / beta |",
+        "|---|---|---|---|---|",
+    ]
+    for arm, v in res["validation"].items():
+        s, w = v["step"], v["whole"]
+        lines.append(
+            f"| {LABELS[arm]} | {_fmt(s['reward_accuracy'])} | {_num(s['logratio_margin'])} | "
+            f"{_fmt(w['reward_accuracy'])} | {_num(w['logratio_margin'])} |"
         )
     lines += [
         "",
@@ -76,6 +129,16 @@ def report(res: dict[str, Any], ablations: dict[str, Any] | None = None) -> str:
     return "\n".join(lines)
 
 
+def _nats(r: dict[str, Any]) -> str:
+    lo, hi = r["ci95"]
+    return f"{r['mean']:.2f} [{lo:.2f}, {hi:.2f}] nats"
+
+
+def _num(r: dict[str, Any]) -> str:
+    lo, hi = r["ci95"]
+    return f"{r['mean']:.2f} [{lo:.2f}, {hi:.2f}]"
+
+
 def _pct(r: dict[str, Any]) -> str:
     lo, hi = r["ci95"]
     return f"{100 * r['mean']:.1f} [{100 * lo:.1f}, {100 * hi:.1f}]"
@@ -91,10 +154,10 @@ def reading(ab: dict[str, Any]) -> list[str]:
     entries = [e for es in ab["factors"].values() for e in es]
     if not entries:
         return []
-    widest = max(entries, key=lambda e: abs(e["step_dpo_minus_dpo"]["mean"]))
+    widest = max(entries, key=lambda e: abs(e[GAP]["mean"]))
     out = [
         f"- Over all {len(entries)} rows, the largest mean gap between Step-DPO and DPO is "
-        f"{_signed(widest['step_dpo_minus_dpo'])} points (at {_row_name(ab, widest)})."
+        f"{_signed(widest[GAP])} points (at {_row_name(ab, widest)})."
     ]
     for factor, what in (
         ("pairs", "the share of errors trained on"),
@@ -106,18 +169,18 @@ def reading(ab: dict[str, Any]) -> list[str]:
             span = {m: 100 * (max(e[m]["mean"] for e in es) - min(e[m]["mean"] for e in es)) for m in ABLATED}
             out.append(
                 f"- Changing {what} ({', '.join(str(e['value']) for e in es)}) moves DPO's accuracy over "
-                f"{span['dpo']:.1f} points and Step-DPO's over {span['step_dpo']:.1f}."
+                f"{span[DPO]:.1f} points and Step-DPO's over {span['step_dpo']:.1f}."
             )
     errs = {e["value"]: e for e in ab["factors"].get("errors", [])}
     if "last_step" in errs:
         out.append(
             f"- Errors in the last step, where the two losses see the same tokens but for EOS: Step-DPO minus "
-            f"DPO {_signed(errs['last_step']['step_dpo_minus_dpo'])} points."
+            f"DPO {_signed(errs['last_step'][GAP])} points."
         )
     if "mid_chain" in errs:
         out.append(
             f"- Errors with steps after them, where DPO also sees the continuations: "
-            f"{_signed(errs['mid_chain']['step_dpo_minus_dpo'])} points."
+            f"{_signed(errs['mid_chain'][GAP])} points."
         )
     return out
 
@@ -132,11 +195,12 @@ def _row_name(ab: dict[str, Any], entry: dict[str, Any]) -> str:
 def section(ab: dict[str, Any]) -> list[str]:
     """The report's ablation section, in Markdown lines."""
     pi = ab["analysis"]["pairs"]
-    d, s = pi["dpo"], pi["step_dpo"]
+    d, s = pi[DPO], pi["step_dpo"]
     lines = [
-        "## Why: ablations (`stepdpo ablate`)",
+        "## Step-DPO against DPO on whole solutions sharing s1..s(k-1): ablations (`stepdpo ablate`)",
         "",
         f"Seeds {ab['seeds']}; one factor changed at a time, the rest as in the demo (* marks the demo's own runs). "
+        "DPO here is the shared-prefix arm. "
         "Held-out accuracy in %, mean and 95 % interval over seeds.",
         "",
         "### What the two losses see",
@@ -162,7 +226,7 @@ def section(ab: dict[str, Any]) -> list[str]:
         "",
         "### One factor at a time",
         "",
-        "| factor | value | pairs (DPO / Step-DPO) | DPO | Step-DPO | Step-DPO minus DPO |",
+        "| factor | value | pairs per seed (DPO / Step-DPO) | DPO | Step-DPO | Step-DPO minus DPO |",
         "|---|---|---|---|---|---|",
     ]
     findings = []
@@ -171,13 +235,13 @@ def section(ab: dict[str, Any]) -> list[str]:
             star = "*" if e["baseline"] else ""
             np_ = e.get("pairs", {})
             lines.append(
-                f"| {factor} | {e['value']}{star} | {np_.get('dpo', '?')} / {np_.get('step_dpo', '?')} | "
-                f"{_pct(e['dpo'])} | {_pct(e['step_dpo'])} | {_signed(e['step_dpo_minus_dpo'])} |"
+                f"| {factor} | {e['value']}{star} | {np_.get(DPO, '?')} / {np_.get('step_dpo', '?')} | "
+                f"{_pct(e[DPO])} | {_pct(e['step_dpo'])} | {_signed(e[GAP])} |"
             )
-            lo, hi = e["step_dpo_minus_dpo"]["ci95"]
+            lo, hi = e[GAP]["ci95"]
             if len(e["seeds"]) > 1 and (lo > 0 or hi < 0) and not (e["baseline"] and factor != "pairs"):
                 who = "Step-DPO above DPO" if lo > 0 else "DPO above Step-DPO"
-                findings.append(f"{factor} = {e['value']}{star}: {who}, {_signed(e['step_dpo_minus_dpo'])} points.")
+                findings.append(f"{factor} = {e['value']}{star}: {who}, {_signed(e[GAP])} points.")
     if len(ab["seeds"]) > 1:
         lines += [
             "",

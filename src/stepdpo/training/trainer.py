@@ -62,6 +62,11 @@ class TrainConfig:
     )
     add_eos: bool | None = option(None, "Override the pair format's EOS rule.")
     val_data: str | None = option(None, "A held-out pair file; without one, --val-fraction of --data is held out.")
+    val_sets: list[str] = option(
+        [],
+        "More validation pair files scored at every validation pass, each NAME=FORMAT:FILE (FORMAT step or "
+        "dpo, as --pair-format), logged as val_NAME/...; runs of different arms scored on the same pairs.",
+    )
     val_fraction: float = option(0.05, "Share of the pairs held out for the validation curves.", min=0.0, max=0.9)
     loss: str = option(
         "sigmoid", "sigmoid (DPO / Step-DPO), robust, hinge or ipo.", choices=("sigmoid", "robust", "hinge", "ipo")
@@ -250,19 +255,13 @@ def _train(cfg: TrainConfig, accelerator: Any, out: Path) -> dict[str, Any]:
     if not train_pairs:
         raise ValueError(f"{cfg.data}: no training pairs")
     tok, model, dtype = _load(cfg, device)
-    enc, venc = (
-        encode_pairs(
-            tok,
-            ps,
-            add_eos=cfg.eos,
-            prompt_format=cfg.prompt_format,
-            pair_format=cfg.pair_format,
-            max_prompt_tokens=cfg.max_prompt_tokens,
-            max_completion_tokens=cfg.max_completion_tokens,
-        )
-        for ps in (train_pairs, val)
-    )
-    ref, vref = reference_tables(model, enc, venc, cfg, out, accelerator, dtype)
+    enc, venc = (_encode(tok, ps, cfg, cfg.pair_format) for ps in (train_pairs, val))
+    extra = [(name, _encode(tok, ps, cfg, fmt)) for name, fmt, ps in _val_sets(cfg)]
+    ref, vref = reference_tables(model, enc, venc + [p for _, e in extra for p in e], cfg, out, accelerator, dtype)
+    scored, at = [("val/", venc, vref[: len(venc)])], len(venc)
+    for name, e in extra:
+        scored.append((f"val_{name}/", e, vref[at : at + len(e)]))
+        at += len(e)
     if cfg.lora_r:
         model = _wrap_lora(model, cfg)
     model.train()
@@ -314,20 +313,23 @@ def _train(cfg: TrainConfig, accelerator: Any, out: Path) -> dict[str, Any]:
         bar.note(loss=f"{row['train/loss']:.4f}", acc=f"{row['train/reward_accuracy']:.2f}")
         bar.update(1)
         last = step + 1 == total
-        if venc and ((cfg.eval_every and (step + 1) % cfg.eval_every == 0) or last):
-            vs = accelerator.reduce(
-                evaluate_pairs(
-                    model,
-                    loss_fn,
-                    _rank_slice(venc, rank, world),
-                    vref[rank_index(len(venc), rank, world)],
-                    cfg,
-                    device,
-                    dtype,
-                ),
-                "sum",
-            )
-            row.update(_metrics(vs, len(venc), "val/"))
+        if any(e for _, e, _ in scored) and ((cfg.eval_every and (step + 1) % cfg.eval_every == 0) or last):
+            for prefix, e, r in scored:
+                if not e:
+                    continue
+                vs = accelerator.reduce(
+                    evaluate_pairs(
+                        model,
+                        loss_fn,
+                        _rank_slice(e, rank, world),
+                        r[rank_index(len(e), rank, world)],
+                        cfg,
+                        device,
+                        dtype,
+                    ),
+                    "sum",
+                )
+                row.update(_metrics(vs, len(e), prefix))
         if (step + 1) % cfg.log_every == 0 or last or "val/loss" in row:
             tlog.write(row)
         if cfg.save_every and (step + 1) % cfg.save_every == 0 and not last:
@@ -337,6 +339,34 @@ def _train(cfg: TrainConfig, accelerator: Any, out: Path) -> dict[str, Any]:
     final = _save_model(accelerator, model, tok, out, cfg)
     tlog.close(plot=True)
     return {**(tlog.rows[-1] if tlog.rows else {}), "model": str(final), "steps": total}
+
+
+def _encode(tok, pairs: list[StepPair], cfg: TrainConfig, pair_format: str) -> list:
+    """Token ids of ``pairs`` in ``pair_format``; whole solutions end with EOS unless ``add_eos`` says
+    otherwise for the training format."""
+    eos = cfg.eos if pair_format == cfg.pair_format else pair_format == "dpo"
+    return encode_pairs(
+        tok,
+        pairs,
+        add_eos=eos,
+        prompt_format=cfg.prompt_format,
+        pair_format=pair_format,
+        max_prompt_tokens=cfg.max_prompt_tokens,
+        max_completion_tokens=cfg.max_completion_tokens,
+    )
+
+
+def _val_sets(cfg: TrainConfig) -> list[tuple[str, str, list[StepPair]]]:
+    """``(name, format, pairs)`` of each ``--val-sets`` entry NAME=FORMAT:FILE."""
+    out = []
+    for spec in cfg.val_sets:
+        name, sep, rest = spec.partition("=")
+        fmt, sep2, path = rest.partition(":")
+        if not sep or not sep2 or not name or fmt not in ("step", "dpo") or not path:
+            raise ValueError(f"--val-sets entry {spec!r}: expected NAME=FORMAT:FILE with FORMAT step or dpo")
+        pairs, _ = read_records(path, "step_pair")
+        out.append((name, fmt, pairs))
+    return out
 
 
 def _rank_slice(items: list, rank: int, world: int) -> list:

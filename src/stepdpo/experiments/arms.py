@@ -1,0 +1,134 @@
+"""The demo's data: disjoint problem sets, and for each seed a whole run of the data pipeline
+(Sec. 3.2) and the pairs of every arm.
+
+Problem sets, all disjoint from the SFT model's training problems and from each other: per seed
+its error-collection problems and its held-out test problems; validation problems for tuning;
+the tuning run's own collection problems; the problems of the common validation pairs (Fig. 2).
+
+From one seed's collection, all arms see the same problems: Step-DPO pairs (s_win rechecked by
+the task's checker, the paper's filter), the shared-prefix DPO pairs of the same errors, holistic
+DPO pairs (a correct against a wrong whole solution, both sampled), and the Step-DPO pairs with
+s_win in another voice. A DPO arm with more pairs than Step-DPO keeps as many as Step-DPO has:
+those whose ids hash lowest (a fixed random subset, :func:`cap`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from stepdpo.experiments.common import ARM_DATA, DemoConfig, ood_pairs, synthetic_pipeline
+from stepdpo.pipeline.run import run_build, run_pipeline
+from stepdpo.recordio import read_records, write_records
+from stepdpo.records import Problem, StepPair, content_id
+from stepdpo.stages.pairs import BuildConfig
+
+COLLECT_SEED = 3000  # seed s collects on generator seed COLLECT_SEED + s
+TUNE_SEED = 3999  # the tuning run's collection problems and sampling
+COMMON_SEED = 3998  # the common validation pairs' problems and sampling
+VAL_SEED = 4000  # the tuning run's validation problems
+
+
+def problem_sets(cfg: DemoConfig, seeds: list[int]) -> dict[str, Any]:
+    """``{"test": {seed: problems}, "collect": {seed: problems}, "val", "tune", "common"}``,
+    every set disjoint from the SFT model's training problems and from every other set (a seed's
+    test problems may repeat another seed's)."""
+    from stepdpo.tasks import get_task
+
+    task = get_task(cfg.setting["data"])
+    taken = {p.problem for p in task.generate(task.train_size, seed=task.train_seed)}
+    test = {s: task.problems("test", cfg.eval_problems, seed=task.heldout_seed + s) for s in seeds}
+    taken |= {p.problem for ps in test.values() for p in ps}
+
+    def fresh(n: int, seed: int) -> list[Problem]:
+        out = task.generate(n, seed=seed, exclude=taken)
+        taken.update(p.problem for p in out)
+        return out
+
+    return {
+        "test": test,
+        "val": fresh(cfg.val_problems, VAL_SEED),
+        "common": fresh(2 * cfg.val_pairs, COMMON_SEED),
+        "tune": fresh(cfg.collect_problems, TUNE_SEED),
+        "collect": {s: fresh(cfg.collect_problems, COLLECT_SEED + s) for s in seeds},
+    }
+
+
+def cap(pairs: list[StepPair], n: int, salt: str = "cap") -> list[StepPair]:
+    """At most ``n`` of ``pairs``: those whose ids hash lowest, in their original order."""
+    if len(pairs) <= n:
+        return pairs
+    keep = set(sorted(range(len(pairs)), key=lambda i: content_id(pairs[i].id, salt))[:n])
+    return [p for i, p in enumerate(pairs) if i in keep]
+
+
+def arm_data(cfg: DemoConfig, problems: list[Problem], seed: int, out: Path) -> dict[str, Any]:
+    """Run collect, locate, rectify and build on ``problems`` with sampling seed ``seed``, then write
+    every arm's pairs into ``out``; returns the pair counts, what the caps and the s_win recheck
+    dropped, and the stages' summaries. Rerun on the same folder, the stages resume from their files."""
+    out.mkdir(parents=True, exist_ok=True)
+    write_records(out / "problems.jsonl", problems)
+    st = cfg.setting
+    pcfg = synthetic_pipeline(
+        st["model"],
+        len(problems),
+        out,
+        judge=cfg.judge,
+        max_new_tokens=st["max_new_tokens"],
+        k=cfg.k,
+        n=cfg.n,
+        data=str(out / "problems.jsonl"),
+        seed=seed,
+        temperature=st["temperature"],
+        top_p=st["top_p"],
+        keep_correct=True,
+        recheck=True,
+        rollout_temperature=st["rollout_temperature"],
+    )
+    stages = run_pipeline(pcfg)
+    holistic = run_build(
+        out / "errors.jsonl", out / "pairs_holistic.jsonl", BuildConfig(pair_format="holistic", max_per_problem=4)
+    )
+    step, _ = read_records(out / "pairs.jsonl", "step_pair")
+    by_id = {p.id: p for p in problems}
+    write_records(out / "pairs_ood.jsonl", ood_pairs(step, by_id))
+    uncapped = {}
+    for arm in ("dpo", "dpo_shared_prefix"):
+        fname = ARM_DATA[arm][0]
+        pairs, _ = read_records(out / fname, "step_pair")
+        uncapped[arm] = len(pairs)
+        write_records(out / fname, cap(pairs, len(step)))
+    counts = {arm: len(read_records(out / ARM_DATA[arm][0], "step_pair")[0]) for arm in ARM_DATA}
+    summaries = [*stages, holistic]
+    return {
+        "pairs": counts,
+        "uncapped": uncapped,
+        "recheck_dropped": stages[-2].dropped.get("chosen_fails_recheck", 0),
+        "stages": [s.to_dict() for s in summaries],
+    }
+
+
+def ref_logp_per_token(model: str, pairs: list[StepPair]) -> float:
+    """The reference model's log-prob per token of the pairs' s_win (``chosen``) after their
+    prompt and prior steps, pooled over all tokens: how far s_win lies from the model's own
+    distribution (Table 4)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from stepdpo.models import load_tokenizer, resolve_model_path
+    from stepdpo.training.packing import completion_logps, encode_pairs, micro_batches
+    from stepdpo.training.trainer import TrainConfig
+
+    if not pairs:
+        return float("nan")
+    tok = load_tokenizer(model)
+    lm = AutoModelForCausalLM.from_pretrained(resolve_model_path(model), dtype=torch.float32).eval()
+    enc = encode_pairs(tok, pairs, add_eos=False, pair_format="step")
+    cfg = TrainConfig(max_seq_len=1024)
+    total, tokens = 0.0, 0
+    with torch.no_grad():
+        for order, batch in micro_batches(enc, list(range(len(enc))), cfg):
+            chosen, _ = completion_logps(lm, batch)
+            total += float(chosen.sum())
+            tokens += sum(len(enc[i].chosen) for i in order)
+    return total / tokens
