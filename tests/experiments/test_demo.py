@@ -2,8 +2,14 @@ import json
 
 import pytest
 
-from stepdpo.experiments.common import DemoConfig, mean_ci
-from stepdpo.experiments.demo import run_demo
+from stepdpo.experiments.arms import cap, problem_sets
+from stepdpo.experiments.common import ARMS, PICKS_FILE, TRAINED, DemoConfig, hyperparameters, mean_ci, ood_pairs
+from stepdpo.experiments.demo import DIFFERENCES, run_demo
+from stepdpo.experiments.report import verdict
+from stepdpo.experiments.tune import pick
+from stepdpo.records import StepPair
+from stepdpo.tasks import get_task
+from stepdpo.tasks.arithmetic import canonical_step, check_solution
 
 
 def test_mean_ci():
@@ -17,31 +23,147 @@ def test_mean_ci():
     assert mean_ci(values)["ci95"][1] == pytest.approx(0.55 + 2.2281 * sd / 11**0.5, abs=1e-4)
 
 
+@pytest.mark.parametrize("task", ["default", "long"])
+def test_problem_sets_are_disjoint_from_sft_and_from_each_other(task):
+    cfg = DemoConfig(task=task, collect_problems=50, eval_problems=40, val_problems=30, val_pairs=10)
+    sets = problem_sets(cfg, [0, 1])
+    t = get_task(cfg.setting["data"])
+    sft = {p.problem for p in t.generate(t.train_size, seed=t.train_seed)}
+    named = {
+        "val": sets["val"],
+        "common": sets["common"],
+        "tune": sets["tune"],
+        "collect0": sets["collect"][0],
+        "collect1": sets["collect"][1],
+    }
+    tests = {p.problem for ps in sets["test"].values() for p in ps}
+    seen: set[str] = set()
+    for name, ps in named.items():
+        texts = {p.problem for p in ps}
+        assert len(texts) == len(ps) > 0, name
+        assert not texts & sft and not texts & tests and not texts & seen, name
+        seen |= texts
+    assert {p.problem for p in sets["test"][0]} != {p.problem for p in sets["test"][1]}
+    assert all(not {p.problem for p in ps} & sft for ps in sets["test"].values())
+
+
+def _pair(i: int) -> StepPair:
+    return StepPair(prompt=f"p{i}", initial_reason_steps="", chosen=f"c{i}", rejected=f"r{i}")
+
+
+def test_cap_keeps_a_fixed_subset_in_order():
+    pairs = [_pair(i) for i in range(20)]
+    kept = cap(pairs, 7)
+    assert len(kept) == 7 and kept == cap(list(pairs), 7)
+    assert [pairs.index(p) for p in kept] == sorted(pairs.index(p) for p in kept)
+    assert cap(pairs, 20) == pairs and cap(pairs, 30) == pairs
+    assert cap(pairs, 7) != cap(pairs, 7, salt="other")
+
+
+@pytest.mark.parametrize("data", ["synthetic", "synthetic-long"])
+def test_ood_s_win_is_a_correct_step_in_another_voice(data):
+    problems = get_task(data).problems("train", 30)
+    pairs = []
+    for p in problems:
+        k = 2
+        prior = "".join(canonical_step(p, j) for j in range(1, k))
+        pairs.append(
+            StepPair(
+                prompt=p.problem,
+                initial_reason_steps=prior,
+                chosen=canonical_step(p, k),
+                rejected=f"Step {k}: wrong.\n",
+                meta={"problem_id": p.id, "first_error_step": k},
+            )
+        )
+    ood = ood_pairs(pairs, {p.id: p for p in problems})
+    assert len(ood) == len(pairs)
+    for p, o, problem in zip(pairs, ood, problems):
+        assert o.chosen != p.chosen and o.chosen.startswith("Step 2: ") and o.rejected == p.rejected
+        found, _ = check_solution(problem, o.initial_reason_steps + o.chosen, partial=True)
+        assert found is None, o.chosen  # the task's checker accepts it: right, only worded otherwise
+        assert o.full_chosen is None and o.meta["format"] == "step_ood"
+
+
+def test_tuning_picks_the_best_cell_and_breaks_ties_toward_the_smaller_lr():
+    rows = [
+        {"arm": "step_dpo", "lr": 5e-5, "beta": 0.1, "accuracy": 0.6},
+        {"arm": "step_dpo", "lr": 1e-5, "beta": 0.4, "accuracy": 0.6},
+        {"arm": "step_dpo", "lr": 2e-5, "beta": 0.1, "accuracy": 0.5},
+        {"arm": "dpo", "lr": 2e-5, "beta": 0.4, "accuracy": 0.7},
+        {"arm": "dpo", "lr": 2e-5, "beta": 0.1, "accuracy": 0.7},
+    ]
+    picks = pick(rows)
+    assert picks["step_dpo"] == {"lr": 1e-5, "beta": 0.4, "val_accuracy": 0.6}
+    assert (picks["dpo"]["lr"], picks["dpo"]["beta"]) == (2e-5, 0.1)
+
+
+def test_the_packaged_picks_cover_every_arm_of_each_task(tmp_path):
+    for task in json.loads(PICKS_FILE.read_text()):
+        hp = hyperparameters(DemoConfig(task=task))
+        assert set(hp) == set(TRAINED) and all(v["lr"] > 0 and v["beta"] > 0 for v in hp.values())
+    bad = tmp_path / "picks.json"
+    bad.write_text(json.dumps({"default": {"dpo": {"lr": 1e-5, "beta": 0.1}}}))
+    with pytest.raises(ValueError, match="no lr and beta for dpo_shared_prefix"):
+        hyperparameters(DemoConfig(picks=str(bad)))
+
+
+def test_verdict_reads_the_interval_of_a_paired_difference():
+    assert verdict(mean_ci([0.02, 0.03, 0.025])) == "holds"
+    assert verdict(mean_ci([-0.02, -0.03, -0.025])) == "reversed"
+    assert verdict(mean_ci([0.02, -0.01, 0.0])) == "not separable"
+    assert verdict(mean_ci([0.05])) == "not separable"  # one seed decides nothing
+
+
 @pytest.mark.slow
-def test_demo_writes_results_report_and_plots(tmp_path):
-    cfg = DemoConfig(out=str(tmp_path), seeds=[0, 1], train_problems=40, eval_problems=24, n=4, epochs=1.0)
-    res = run_demo(cfg)
-    saved = json.loads((tmp_path / "results.json").read_text())
-    assert saved["seeds"] == [0, 1] and saved["wall_s"] > 0
-    for m in ("sft", "dpo", "step_dpo", "step_dpo_ood"):
-        a = saved["accuracy"][m]
+def test_tune_then_demo_write_the_promised_results(tmp_path):
+    small = dict(collect_problems=40, eval_problems=24, val_problems=24, val_pairs=8, n=4, epochs=1.0)
+    tune = run_demo(DemoConfig(out=str(tmp_path / "tune"), tune=True, lrs=[1e-5, 5e-5], betas=[0.4], **small))
+    assert len(tune["runs"]) == 2 * len(TRAINED) and set(tune["picks"]) == set(TRAINED)
+    picks = tmp_path / "tune" / "picks.json"
+    assert set(json.loads(picks.read_text())["default"]) == set(TRAINED)
+
+    out = tmp_path / "demo"
+    res = run_demo(DemoConfig(out=str(out), seeds=[0, 1], picks=str(picks), **small))
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["seeds"] == [0, 1] and saved["wall_s"] > 0 and saved == json.loads(json.dumps(res))
+    for arm in ARMS:
+        a = saved["accuracy"][arm]
         assert len(a["values"]) == 2 and a["ci95"][0] <= a["mean"] <= a["ci95"][1]
-    # each seed draws its own held-out problems
-    assert (tmp_path / "seed0" / "eval-sft" / "results.jsonl").read_text() != (
-        tmp_path / "seed1" / "eval-sft" / "results.jsonl"
-    ).read_text()
-    for f in (
-        "report.md",
-        "accuracy.png",
-        "curves.png",
-        "data/pairs.jsonl",
-        "data/pairs_dpo.jsonl",
-        "data/pairs_ood.jsonl",
-        "seed0/step_dpo/log.jsonl",
-    ):
-        assert (tmp_path / f).exists(), f
-    ood = [json.loads(line) for line in (tmp_path / "data" / "pairs_ood.jsonl").read_text().splitlines()]
-    ind = [json.loads(line) for line in (tmp_path / "data" / "pairs.jsonl").read_text().splitlines()]
-    assert ood and all(" the count is now " in p["chosen"] for p in ood)
-    assert not any(" the count is now " in p["chosen"] for p in ind)
-    assert "Table 3" in (tmp_path / "report.md").read_text() and res["stage_seconds"]["data pipeline"] > 0
+    for key, (x, y) in DIFFERENCES.items():
+        d = saved["differences"][key]
+        ax, ay = saved["accuracy"][x]["values"], saved["accuracy"][y]["values"]
+        assert d["values"] == pytest.approx([p - q for p, q in zip(ax, ay)])
+    assert saved["hyperparameters"] == {a: {k: v for k, v in p.items() if k != "val_accuracy"} for a, p in tune["picks"].items()}
+    # the DPO arms never get more pairs than Step-DPO
+    for s in range(2):
+        step = saved["pairs"]["step_dpo"][s]
+        assert saved["pairs"]["dpo"][s] <= step and saved["pairs"]["dpo_shared_prefix"][s] <= step
+    # each seed collects on its own problems with its own sampling seed
+    p0, p1 = ((out / f"seed{s}" / "data" / "problems.jsonl").read_text() for s in range(2))
+    assert p0 != p1
+    sol = [json.loads((out / f"seed{s}" / "data" / "errors.jsonl").read_text().splitlines()[0]) for s in range(2)]
+    assert sol[0]["problem_id"] != sol[1]["problem_id"]
+    # holistic pairs: two whole sampled solutions of one problem, one right and one wrong
+    hol = [json.loads(x) for x in (out / "seed0" / "data" / "pairs_holistic.jsonl").read_text().splitlines()]
+    assert hol and all(h["meta"]["pair_kind"] == "holistic" for h in hol)
+    # the reference model finds its own steps far likelier than another voice's
+    lp = saved["ref_logp_per_token"]
+    assert lp["id"]["mean"] > lp["ood"]["mean"]
+    # every trained model scored on the same validation pairs, both kinds
+    for arm in TRAINED:
+        for kind in ("step", "whole"):
+            assert 0 <= saved["validation"][arm][kind]["reward_accuracy"]["mean"] <= 1
+        rows = [json.loads(x) for x in (out / "seed1" / arm / "log.jsonl").read_text().splitlines()]
+        assert "val_step/reward_margin" in rows[-1] and "val_whole/reward_margin" in rows[-1]
+    for f in ("report.md", "accuracy.png", "curves.png", "common/val_step.jsonl", "common/val_whole.jsonl"):
+        assert (out / f).exists(), f
+    text = (out / "report.md").read_text()
+    assert "## What holds here" in text and "Step-DPO above holistic DPO" in text
+
+    # killed after the trainings, rerun: nothing is trained again
+    (out / "results.json").unlink()
+    mtime = (out / "seed0" / "step_dpo" / "done.json").stat().st_mtime
+    again = run_demo(DemoConfig(out=str(out), seeds=[0, 1], picks=str(picks), **small))
+    assert again["accuracy"] == saved["accuracy"]
+    assert (out / "seed0" / "step_dpo" / "done.json").stat().st_mtime == mtime

@@ -323,3 +323,21 @@ def test_a_full_disk_while_saving_the_model_is_named_and_the_rerun_completes(pai
     again = subprocess.run(cmd, capture_output=True, text=True)
     assert again.returncode == 0, again.stderr[-2000:]
     assert (out / "model" / "model.safetensors").stat().st_size > 5_000_000
+
+
+def test_more_validation_sets_are_scored_in_their_own_format(pair_file, default_model, tmp_path):
+    whole = tmp_path / "whole.jsonl"
+    write_records(whole, toy_pairs(6))
+    sets = [f"same=step:{pair_file}", f"whole=dpo:{whole}", f"whole_as_steps=step:{whole}"]
+    train(_cfg(pair_file, default_model, tmp_path / "run", max_steps=2, val_data=str(pair_file), val_sets=sets))
+    rows = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    last = rows[-1]
+    for prefix in ("val/", "val_same/", "val_whole/", "val_whole_as_steps/"):
+        assert {f"{prefix}reward_accuracy", f"{prefix}reward_margin", f"{prefix}loss"} <= set(last), prefix
+    # the same pairs in the same format score as the trainer's own validation set
+    for k in ("loss", "reward_accuracy", "reward_margin"):
+        assert last[f"val_same/{k}"] == pytest.approx(last[f"val/{k}"], rel=1e-9)
+    # a set's format is its own: whole solutions with EOS against the same text without it
+    assert last["val_whole/reward_margin"] != pytest.approx(last["val_whole_as_steps/reward_margin"], rel=1e-6)
+    with pytest.raises(ValueError, match="NAME=FORMAT:FILE"):
+        train(_cfg(pair_file, default_model, tmp_path / "bad", max_steps=1, val_sets=[f"x=holistic:{whole}"]))

@@ -79,7 +79,7 @@ class DemoConfig:
         "own sampling seed, trains with its own data order, and is tested on its own held-out problems.",
     )
     full: bool = option(False, "Five seeds (0 to 4) instead of --seeds.")
-    collect_problems: int = option(400, "Error-collection problems per seed (held out from SFT).", min=1)
+    collect_problems: int = option(350, "Error-collection problems per seed (held out from SFT).", min=1)
     eval_problems: int = option(500, "Held-out test problems per seed.", min=1)
     val_problems: int = option(300, "Validation problems for --tune (disjoint from every test set).", min=1)
     val_pairs: int = option(64, "Common validation pairs of each kind (step, whole solution) for Fig. 2.", min=1)
@@ -183,8 +183,8 @@ def train_config(
         global_batch=cfg.global_batch,
         max_seq_len=1024,
         warmup_ratio=0.1,
-        val_fraction=0.1,
-        eval_every=4,
+        val_fraction=0.0,  # the demo scores every arm on common validation pairs instead (val_sets)
+        eval_every=6,
         seed=seed,
         dtype="fp32",
         ref_cache=str(ref_cache),

@@ -50,18 +50,18 @@ def running_values(meta: dict[str, Any]) -> list[int]:
 
 
 STYLES = ("sft", "paraphrase", "solver")
-"""Voices of a correct step: the SFT data's; another writer's, in the same words and order of
-facts reversed (``paraphrase``, the natural out-of-distribution s_win of Table 4); a terse solver's
-template (``solver``)."""
+"""Voices of a correct step: the SFT data's; another writer's, the same sentence reworded
+(``paraphrase``, the natural out-of-distribution s_win of Table 4); a terse solver's template
+(``solver``)."""
 
 
 def canonical_step(problem: Problem, k: int, style: str = "sft", values: list[int] | None = None) -> str:
     """The correct step k (1-based) in one of :data:`STYLES`.
 
     The SFT style restates the problem's sentence for the step, then computes:
-    "Step 2: She loses 10 marbles, so 18 - 10 = 8 marbles."; the paraphrase computes first, then
-    says why: "Step 2: Now there are 18 - 10 = 8 marbles, as she loses 10 marbles." (long-chain
-    form: "(m) -4: 56-4=52." and "(m) is -4, so 56-4=52.").
+    "Step 2: She loses 10 marbles, so 18 - 10 = 8 marbles."; the paraphrase rewords it: "Step 2:
+    She loses 10 marbles, so now there are 18 - 10 = 8 marbles." (long-chain form: "(m) -4:
+    56-4=52." and "(m) is -4, so 56-4=52.").
     ``values`` overrides the running values the step computes from and to (see :func:`slipped_solution`).
     """
     meta = problem.meta
@@ -71,14 +71,15 @@ def canonical_step(problem: Problem, k: int, style: str = "sft", values: list[in
     if style not in STYLES:
         raise ValueError(f"unknown style {style!r}; expected one of {', '.join(STYLES)}")
     said = "" if meta.get("form") == "chain" else meta["texts"][k - 1].removeprefix("Then ").rstrip(".")
+    said = said[:1].upper() + said[1:]
     if style == "sft" and meta.get("form") == "chain":
         body = f"({CHAIN_LABELS[k - 1]}) {op}{b}: {x}{op}{b}={y}."
     elif style == "paraphrase" and meta.get("form") == "chain":
         body = f"({CHAIN_LABELS[k - 1]}) is {op}{b}, so {x}{op}{b}={y}."
     elif style == "sft":
-        body = f"{said[0].upper()}{said[1:]}, so {x} {op} {b} = {y} {meta['item']}."
+        body = f"{said}, so {x} {op} {b} = {y} {meta['item']}."
     elif style == "paraphrase":
-        body = f"Now there are {x} {op} {b} = {y} {meta['item']}, as {said}."
+        body = f"{said}, so now there are {x} {op} {b} = {y} {meta['item']}."
     else:
         body = _SOLVER_TEXT[op].format(x=x, b=b, y=y)
     text = f"Step {k}: {body}\n"
