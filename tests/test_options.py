@@ -145,5 +145,5 @@ def test_presets_are_named_configs(monkeypatch):
         raise ValueError("stop here")
 
     monkeypatch.setattr(demo, "run_demo", fake)
-    runner.invoke(app, ["demo", "--quick", "--train-problems", "80"])
-    assert seen["cfg"].seeds == [0] and seen["cfg"].eval_problems == 60 and seen["cfg"].train_problems == 80
+    runner.invoke(app, ["demo", "--quick", "--collect-problems", "80"])
+    assert seen["cfg"].seeds == [0] and seen["cfg"].eval_problems == 60 and seen["cfg"].collect_problems == 80

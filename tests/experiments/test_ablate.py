@@ -88,7 +88,8 @@ def test_shared_steps_cancel_in_the_dpo_margin(tokenizer, model):
 @pytest.fixture(scope="module")
 def demo_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo")
-    run_demo(DemoConfig(out=str(out), seeds=[0, 1], train_problems=60, eval_problems=24, n=4, epochs=1.0))
+    cfg = DemoConfig(out=str(out), seeds=[0, 1], collect_problems=60, eval_problems=24, val_pairs=8, n=4, epochs=1.0)
+    run_demo(cfg)
     return out
 
 
@@ -101,19 +102,20 @@ def test_demo_then_ablations_resume_and_report(demo_dir):
     rows = [json.loads(line) for line in (demo_dir / "ablations.jsonl").read_text().splitlines()]
     assert len(rows) == 2 * 2 * 2  # 2 factor values x 2 methods x 2 seeds
     assert {r["id"] for r in rows} == {
-        f"{f}/seed{s}/{m}" for f in ("pairs=0.5", "beta=1.0") for s in (0, 1) for m in ("dpo", "step_dpo")
+        f"{f}/seed{s}/{m}" for f in ("pairs=0.5", "beta=1.0") for s in (0, 1) for m in ("dpo_shared_prefix", "step_dpo")
     }
     half = [r for r in rows if r["factor"] == "pairs"]
-    assert all(r["pairs"] < res["pairs"][r["method"]] for r in half)
+    assert all(r["pairs"] < res["pairs"][r["method"]][r["seed"]] for r in half)
     beta = ab["factors"]["beta"]
-    assert [e["value"] for e in beta] == [res["config"]["beta"], 1.0] and beta[0]["baseline"]
-    assert beta[0]["dpo"]["values"] == res["accuracy"]["dpo"]["values"]  # the demo's runs are the baseline
+    assert [e["value"] for e in beta] == ["picked", 1.0] and beta[0]["baseline"]
+    # the demo's runs are the baseline
+    assert beta[0]["dpo_shared_prefix"]["values"] == res["accuracy"]["dpo_shared_prefix"]["values"]
     # a rerun finds everything done: it trains nothing and keeps every row once
     (demo_dir / "ablations.jsonl").open("a").write('{"id": "torn')  # as if killed mid-write
     run_ablations(cfg)
     again = [json.loads(line) for line in (demo_dir / "ablations.jsonl").read_text().splitlines()]
     assert again == rows
     report = (demo_dir / "report.md").read_text()
-    assert "## Why: ablations" in report and "| beta | 1.0 |" in report
+    assert "## Step-DPO against DPO on whole solutions sharing" in report and "| beta | 1.0 |" in report
     assert (demo_dir / "ablations.png").stat().st_size > 1000
     assert not any(demo_dir.glob("ablations/*/seed*/*/model"))

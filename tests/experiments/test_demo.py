@@ -134,7 +134,9 @@ def test_tune_then_demo_write_the_promised_results(tmp_path):
         d = saved["differences"][key]
         ax, ay = saved["accuracy"][x]["values"], saved["accuracy"][y]["values"]
         assert d["values"] == pytest.approx([p - q for p, q in zip(ax, ay)])
-    assert saved["hyperparameters"] == {a: {k: v for k, v in p.items() if k != "val_accuracy"} for a, p in tune["picks"].items()}
+    assert saved["hyperparameters"] == {
+        a: {k: v for k, v in p.items() if k != "val_accuracy"} for a, p in tune["picks"].items()
+    }
     # the DPO arms never get more pairs than Step-DPO
     for s in range(2):
         step = saved["pairs"]["step_dpo"][s]

@@ -336,7 +336,7 @@ def plot(res: dict[str, Any], path: Path) -> None:
     for ax, f in zip(axes[0], factors):
         entries = res["factors"][f]
         if f != "errors":
-            entries = sorted(entries, key=lambda e: e["value"])
+            entries = sorted(entries, key=lambda e: (not isinstance(e["value"], str), e["value"]))
         xs = list(range(len(entries)))
         for j, m in enumerate(METHODS):
             ys = [100 * e[m]["mean"] for e in entries]

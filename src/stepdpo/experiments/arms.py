@@ -37,7 +37,7 @@ def problem_sets(cfg: DemoConfig, seeds: list[int]) -> dict[str, Any]:
 
     task = get_task(cfg.setting["data"])
     taken = {p.problem for p in task.generate(task.train_size, seed=task.train_seed)}
-    test = {s: task.problems("test", cfg.eval_problems, seed=task.heldout_seed + s) for s in seeds}
+    test = {s: task.problems("test", cfg.setting["eval_problems"], seed=task.heldout_seed + s) for s in seeds}
     taken |= {p.problem for ps in test.values() for p in ps}
 
     def fresh(n: int, seed: int) -> list[Problem]:
@@ -47,10 +47,10 @@ def problem_sets(cfg: DemoConfig, seeds: list[int]) -> dict[str, Any]:
 
     return {
         "test": test,
-        "val": fresh(cfg.val_problems, VAL_SEED),
+        "val": fresh(cfg.setting["val_problems"], VAL_SEED),
         "common": fresh(2 * cfg.val_pairs, COMMON_SEED),
-        "tune": fresh(cfg.collect_problems, TUNE_SEED),
-        "collect": {s: fresh(cfg.collect_problems, COLLECT_SEED + s) for s in seeds},
+        "tune": fresh(cfg.setting["collect_problems"], TUNE_SEED),
+        "collect": {s: fresh(cfg.setting["collect_problems"], COLLECT_SEED + s) for s in seeds},
     }
 
 
@@ -76,7 +76,7 @@ def arm_data(cfg: DemoConfig, problems: list[Problem], seed: int, out: Path) -> 
         judge=cfg.judge,
         max_new_tokens=st["max_new_tokens"],
         k=cfg.k,
-        n=cfg.n,
+        n=st["n"],
         data=str(out / "problems.jsonl"),
         seed=seed,
         temperature=st["temperature"],

@@ -49,6 +49,10 @@ DEMO_TASKS: dict[str, dict[str, Any]] = {
         "temperature": 0.8,
         "top_p": 0.95,
         "rollout_temperature": 1.0,
+        "collect_problems": 350,
+        "eval_problems": 500,
+        "val_problems": 300,
+        "n": 8,
     },
     "long": {
         "data": "synthetic-long",
@@ -57,6 +61,10 @@ DEMO_TASKS: dict[str, dict[str, Any]] = {
         "temperature": 1.0,
         "top_p": 1.0,
         "rollout_temperature": 0.5,
+        "collect_problems": 150,
+        "eval_problems": 200,
+        "val_problems": 150,
+        "n": 4,
     },
 }
 PICKS_FILE = Path(__file__).with_name("demo_picks.json")
@@ -79,12 +87,16 @@ class DemoConfig:
         "own sampling seed, trains with its own data order, and is tested on its own held-out problems.",
     )
     full: bool = option(False, "Five seeds (0 to 4) instead of --seeds.")
-    collect_problems: int = option(350, "Error-collection problems per seed (held out from SFT).", min=1)
-    eval_problems: int = option(500, "Held-out test problems per seed.", min=1)
-    val_problems: int = option(300, "Validation problems for --tune (disjoint from every test set).", min=1)
+    collect_problems: int | None = option(
+        None, "Error-collection problems per seed, held out from SFT (default: the task's, 350; long 150).", min=1
+    )
+    eval_problems: int | None = option(None, "Held-out test problems per seed (default: 500; long 200).", min=1)
+    val_problems: int | None = option(
+        None, "Validation problems for --tune, disjoint from every test set (default: 300; long 150).", min=1
+    )
     val_pairs: int = option(64, "Common validation pairs of each kind (step, whole solution) for Fig. 2.", min=1)
     k: int = option(4, "Solutions sampled per problem (collect).", min=1)
-    n: int = option(8, "Continuations per error (rectify).", min=1)
+    n: int | None = option(None, "Continuations per error (rectify; default: 8, long 4).", min=1)
     judge: str = option(
         "verifier",
         "Localization: verifier (the exact checker) or rollout (no judge at all).",
@@ -107,7 +119,9 @@ class DemoConfig:
 
     @property
     def setting(self) -> dict[str, Any]:
-        return DEMO_TASKS[self.task]
+        """The task's model, sampling and sizes, with the sizes given as options in their place."""
+        given = {k: getattr(self, k) for k in ("collect_problems", "eval_problems", "val_problems", "n")}
+        return {**DEMO_TASKS[self.task], **{k: v for k, v in given.items() if v is not None}}
 
 
 DEMO_PRESETS = {

@@ -106,6 +106,7 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
         "pairs_before_cap": {a: [data[s]["uncapped"][a] for s in seeds] for a in ("dpo", "dpo_shared_prefix")},
         "recheck_dropped": [data[s]["recheck_dropped"] for s in seeds],
         "hyperparameters": hp,
+        "setting": cfg.setting,
         "validation": _validation_summary(logs, hp),
         "data_stages": {str(s): data[s]["stages"] for s in seeds},
         "stage_seconds": {k: round(v, 1) for k, v in times.items()},

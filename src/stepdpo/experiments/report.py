@@ -38,15 +38,15 @@ def report(res: dict[str, Any], ablations: dict[str, Any] | None = None) -> str:
     """The Markdown report: the tables, which of the paper's orderings hold here, how long each
     stage took, and the ablations of ``stepdpo ablate`` when they have been run."""
     a, d, hp = res["accuracy"], res["differences"], res["hyperparameters"]
-    cfg = res["config"]
+    cfg, st = res["config"], res["setting"]
     kind = res["accuracy_kind"]
     task = "the long-chain form (20 steps)" if res["task"] == "long" else "the embedded task (3 to 6 steps)"
     lines = [
         f"# Step-DPO on {task}",
         "",
         f"Seeds {res['seeds']}. Each seed reruns collect, locate and rectify with its own sampling seed on its own "
-        f"{cfg['collect_problems']} collection problems (held out from SFT), trains every arm with its own data "
-        f"order, and tests on its own {cfg['eval_problems']} held-out problems ({kind} decoding"
+        f"{st['collect_problems']} collection problems (held out from SFT), trains every arm with its own data "
+        f"order, and tests on its own {st['eval_problems']} held-out problems ({kind} decoding"
         + (", one sample per problem at the collection temperature" if kind == "sampled" else "")
         + "). Accuracy in %, mean and 95 % interval (Student t over seeds); differences paired by seed.",
         "",
@@ -88,6 +88,15 @@ def report(res: dict[str, Any], ablations: dict[str, Any] | None = None) -> str:
         "",
         "Holds (the 95 % interval of the paired difference is above zero): " + ("; ".join(held) or "none") + ".",
         "Does not hold: " + ("; ".join(f"{c} ({v})" for c, v in other) or "none") + ".",
+        *(
+            []
+            if ablations is not None
+            else [
+                "",
+                "`stepdpo ablate --demo <this folder>` retrains Step-DPO and shared-prefix DPO with one factor "
+                "changed at a time (pairs, beta, epochs, kind of error); its section is added to this report.",
+            ]
+        ),
         "",
         "## Table 4: how far out of distribution s_win is",
         "",
@@ -164,7 +173,7 @@ def reading(ab: dict[str, Any]) -> list[str]:
         ("epochs", "the number of epochs"),
         ("beta", "beta"),
     ):
-        es = sorted(ab["factors"].get(factor, []), key=lambda e: e["value"])
+        es = sorted(ab["factors"].get(factor, []), key=lambda e: (not isinstance(e["value"], str), e["value"]))
         if len(es) > 1:
             span = {m: 100 * (max(e[m]["mean"] for e in es) - min(e[m]["mean"] for e in es)) for m in ABLATED}
             out.append(
