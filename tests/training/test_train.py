@@ -336,7 +336,7 @@ def test_more_validation_sets_are_scored_in_their_own_format(pair_file, default_
         assert {f"{prefix}reward_accuracy", f"{prefix}reward_margin", f"{prefix}loss"} <= set(last), prefix
     # the same pairs in the same format score as the trainer's own validation set
     for k in ("loss", "reward_accuracy", "reward_margin"):
-        assert last[f"val_same/{k}"] == pytest.approx(last[f"val/{k}"], rel=1e-9)
+        assert last[f"val_same/{k}"] == pytest.approx(last[f"val/{k}"], rel=1e-5)  # packed otherwise: fp32 sums
     # a set's format is its own: whole solutions with EOS against the same text without it
     assert last["val_whole/reward_margin"] != pytest.approx(last["val_whole_as_steps/reward_margin"], rel=1e-6)
     with pytest.raises(ValueError, match="NAME=FORMAT:FILE"):

@@ -158,12 +158,12 @@ def run_ablations(cfg: AblateConfig) -> dict[str, Any]:
             data, n = demo / "ablations" / "data" / f"seed{seed}-{factor}-{value}-{fname}", len(chosen)
             if not data.exists():
                 write_records(data, chosen)
-        over = {"beta": value} if factor == "beta" else {"epochs": value} if factor == "epochs" else {}
+        over = {"epochs": value} if factor == "epochs" else {}
         run = demo / "ablations" / f"{factor}-{value}" / f"seed{seed}" / method
         t = time.time()
         if n < 4:
             raise ValueError(f"{data}: {n} pairs, too few to train on; use a larger share or more problems")
-        lr, beta = hp[method]["lr"], hp[method]["beta"]
+        lr, beta = hp[method]["lr"], value if factor == "beta" else hp[method]["beta"]
         ref_cache = demo / "ref_logps.json"
         model = train(train_config(dcfg, data, fmt, run, seed, lr, beta, ref_cache, **over))["model"]
         acc = evaluate_model(dcfg, model, held[seed], run / "eval")

@@ -32,13 +32,16 @@ VAL_SEED = 4000  # the tuning run's validation problems
 def problem_sets(cfg: DemoConfig, seeds: list[int]) -> dict[str, Any]:
     """``{"test": {seed: problems}, "collect": {seed: problems}, "val", "tune", "common"}``,
     every set disjoint from the SFT model's training problems and from every other set (a seed's
-    test problems may repeat another seed's)."""
+    test problems may repeat another seed's). The test problems of seeds 0 to 4 (``--full``) are
+    kept out whichever seeds run, so the tuning and validation problems never depend on them."""
     from stepdpo.tasks import get_task
 
     task = get_task(cfg.setting["data"])
     taken = {p.problem for p in task.generate(task.train_size, seed=task.train_seed)}
     test = {s: task.problems("test", cfg.setting["eval_problems"], seed=task.heldout_seed + s) for s in seeds}
-    taken |= {p.problem for ps in test.values() for p in ps}
+    for s in set(range(5)) | set(seeds):
+        ps = test.get(s) or task.problems("test", cfg.setting["eval_problems"], seed=task.heldout_seed + s)
+        taken |= {p.problem for p in ps}
 
     def fresh(n: int, seed: int) -> list[Problem]:
         out = task.generate(n, seed=seed, exclude=taken)

@@ -110,7 +110,7 @@ class DemoConfig:
         "Instead of the demo, pick each arm's lr and beta from the grid on validation problems "
         "(one data seed of its own); writes tuning.json and picks.json.",
     )
-    lrs: list[float] = option([1e-5, 2e-5, 5e-5], "The --tune grid's learning rates.")
+    lrs: list[float] = option([1e-5, 5e-5], "The --tune grid's learning rates.")
     betas: list[float] = option([0.1, 0.4], "The --tune grid's values of beta.")
 
     @property

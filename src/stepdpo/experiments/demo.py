@@ -15,7 +15,6 @@ killed and rerun, finished trainings and evaluations are kept.
 from __future__ import annotations
 
 import json
-import math
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -43,6 +42,7 @@ DIFFERENCES = {
     "step_dpo_minus_sft": ("step_dpo", "sft"),
 }
 """The paired per-seed differences the report reads: Table 3 twice, Table 4, and the gain."""
+COLORS = {"sft": "C7", "dpo": "C0", "dpo_shared_prefix": "C4", "step_dpo": "C1", "step_dpo_ood": "C2"}
 
 
 def run_demo(cfg: DemoConfig) -> dict[str, Any]:
@@ -179,20 +179,26 @@ def _validation_summary(logs: dict[str, list[list[dict]]], hp: dict[str, dict[st
     return out
 
 
-def _curve(runs: list[list[dict]], key: str, scale: float) -> tuple[list[float], list[float], list[float], list[float]]:
-    """Training progress (share of the run) against the mean over seeds of ``key`` with its 95 %
-    band, at each validation pass all seeds' runs share."""
-    passes = [[(r["step"], r[key] / scale) for r in rows if key in r] for rows in runs]
-    n = min(len(p) for p in passes)
-    xs, mean, lo, hi = [], [], [], []
-    for j in range(n):
-        vals = [p[j][1] for p in passes]
-        m = mean_ci(vals)
-        xs.append(j / max(n - 1, 1))
-        mean.append(m["mean"])
-        lo.append(m["ci95"][0] if not math.isnan(m["ci95"][0]) else m["mean"])
-        hi.append(m["ci95"][1] if not math.isnan(m["ci95"][1]) else m["mean"])
-    return xs, mean, lo, hi
+def _curve(runs: list[list[dict]], key: str, scale: float) -> tuple[list[float], ...]:
+    """The mean over seeds of ``key`` (divided by ``scale``) against the share of training done,
+    with its 95 % band: each seed's validation passes interpolated onto one grid (seeds with
+    more pairs take more steps)."""
+    import numpy as np
+
+    series = []
+    for rows in runs:
+        last = max(r["step"] for r in rows)
+        xs = np.array([r["step"] / last for r in rows if key in r])
+        series.append((xs, np.array([r[key] / scale for r in rows if key in r])))
+    grid = np.linspace(max(x[0] for x, _ in series), 1.0, 20)
+    values = np.stack([np.interp(grid, x, y) for x, y in series])
+    stats = [mean_ci(list(map(float, values[:, j]))) for j in range(len(grid))]
+    return (
+        list(map(float, grid)),
+        [r["mean"] for r in stats],
+        [r["ci95"][0] for r in stats],
+        [r["ci95"][1] for r in stats],
+    )
 
 
 def _plots(out: Path, res: dict[str, Any], logs: dict[str, list[list[dict]]], hp: dict[str, dict[str, float]]) -> None:
@@ -207,11 +213,11 @@ def _plots(out: Path, res: dict[str, Any], logs: dict[str, list[list[dict]]], hp
     for i, kind in enumerate(("step", "whole")):
         for j, (key, what) in enumerate((("reward_accuracy", "reward accuracy"), ("reward_margin", "margin / beta"))):
             ax = axes[i][j]
-            for c, arm in enumerate(TRAINED):
+            for arm in TRAINED:
                 scale = hp[arm]["beta"] if key == "reward_margin" else 1.0
                 xs, m, lo, hi = _curve(logs[arm], f"val_{kind}/{key}", scale)
-                ax.plot(xs, m, color=f"C{c}", label=LABELS[arm].replace("SFT + ", ""))
-                ax.fill_between(xs, lo, hi, color=f"C{c}", alpha=0.15)
+                ax.plot(xs, m, color=COLORS[arm], label=LABELS[arm].replace("SFT + ", ""))
+                ax.fill_between(xs, lo, hi, color=COLORS[arm], alpha=0.15)
             ax.set_title(f"{what} on common {'step-level' if kind == 'step' else 'whole-solution'} pairs", fontsize=10)
             ax.grid(alpha=0.3)
     for ax in axes[1]:
@@ -232,7 +238,7 @@ def _plots(out: Path, res: dict[str, Any], logs: dict[str, list[list[dict]]], hp
         "step_dpo": "+ Step-DPO",
         "step_dpo_ood": "+ Step-DPO\n(OOD s_win)",
     }
-    ax.bar([short[a] for a in ARMS], means, color=["C7", "C0", "C4", "C1", "C2"])
+    ax.bar([short[a] for a in ARMS], means, color=[COLORS[a] for a in ARMS])
     for i, a in enumerate(ARMS):
         lo, hi = acc[a]["ci95"]
         ax.errorbar([i], [means[i]], yerr=[[means[i] - 100 * lo], [100 * hi - means[i]]], color="k", capsize=4)
