@@ -149,6 +149,8 @@ def test_tune_then_demo_write_the_promised_results(tmp_path):
     # holistic pairs: two whole sampled solutions of one problem, one right and one wrong
     hol = [json.loads(x) for x in (out / "seed0" / "data" / "pairs_holistic.jsonl").read_text().splitlines()]
     assert hol and all(h["meta"]["pair_kind"] == "holistic" for h in hol)
+    # shared-prefix pairs repeat s1..s(k-1) by construction
+    assert saved["pair_structure"]["dpo_shared_prefix"]["share_repeating_prior_steps"]["mean"] == 1.0
     # the reference model finds its own steps far likelier than another voice's
     lp = saved["ref_logp_per_token"]
     assert lp["id"]["mean"] > lp["ood"]["mean"]
@@ -169,3 +171,20 @@ def test_tune_then_demo_write_the_promised_results(tmp_path):
     again = run_demo(DemoConfig(out=str(out), seeds=[0, 1], picks=str(picks), **small))
     assert again["accuracy"] == saved["accuracy"]
     assert (out / "seed0" / "step_dpo" / "done.json").stat().st_mtime == mtime
+
+
+def test_pair_structure_reads_where_the_rejected_solution_errs():
+    from stepdpo.experiments.arms import pair_structure
+
+    p = get_task("synthetic").generate(1, seed=11, min_steps=5, max_steps=5)[0]
+    steps = [canonical_step(p, i) for i in range(1, 6)]
+    wrong3 = steps[2].replace(" = ", " = 1", 1)
+    rejected = "".join(steps[:2]) + wrong3 + "".join(steps[3:])
+    other = canonical_step(p, 1, style="paraphrase") + "".join(steps[1:])  # right, worded otherwise at step 1
+    pairs = [
+        StepPair(prompt=p.problem, initial_reason_steps="", chosen="".join(steps), rejected=rejected),
+        StepPair(prompt=p.problem, initial_reason_steps="", chosen=other, rejected=rejected),
+    ]
+    s = pair_structure(pairs, {p.id: p})
+    assert s["pairs_read"] == 2 and s["mean_first_error_step"] == 3 and s["mean_steps"] == 5
+    assert s["mean_steps_after_error"] == 2 and s["share_repeating_prior_steps"] == 0.5

@@ -105,9 +105,44 @@ def arm_data(cfg: DemoConfig, problems: list[Problem], seed: int, out: Path) -> 
     summaries = [*stages, holistic]
     return {
         "pairs": counts,
+        "structure": {
+            arm: pair_structure(read_records(out / ARM_DATA[arm][0], "step_pair")[0], by_id)
+            for arm in ("dpo", "dpo_shared_prefix")
+        },
         "uncapped": uncapped,
         "recheck_dropped": stages[-2].dropped.get("chosen_fails_recheck", 0),
         "stages": [s.to_dict() for s in summaries],
+    }
+
+
+def pair_structure(pairs: list[StepPair], problems: dict[str, Problem]) -> dict[str, float]:
+    """What the whole-solution pairs hold, read with the task's checker: the rejected solution's
+    first wrong step k, its steps, the steps after k, and the share of pairs whose chosen solution
+    repeats the rejected one's s1..s(k-1) verbatim (that part cancels in eq. 1, as in Step-DPO)."""
+    from stepdpo.tasks import step_checker
+    from stepdpo.text.steps import split_steps
+
+    by_text = {p.problem: p for p in problems.values()}
+    ks, steps, shared = [], [], []
+    for pair in pairs:
+        problem = by_text.get(pair.prompt)
+        check = step_checker(problem.source, problem.meta) if problem else None
+        if check is None:
+            continue
+        chosen, rejected = (split_steps(t)[1] for t in pair.dpo_completions())
+        k, _ = check(problem, "".join(rejected), False)
+        if k is None:
+            continue
+        ks.append(k)
+        steps.append(len(rejected))
+        shared.append(chosen[: k - 1] == rejected[: k - 1])
+    n = max(len(ks), 1)
+    return {
+        "pairs_read": len(ks),
+        "mean_first_error_step": sum(ks) / n,
+        "mean_steps": sum(steps) / n,
+        "mean_steps_after_error": sum(s - k for s, k in zip(steps, ks)) / n,
+        "share_repeating_prior_steps": sum(shared) / n,
     }
 
 

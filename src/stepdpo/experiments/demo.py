@@ -105,6 +105,10 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
         "pairs": {a: [data[s]["pairs"][a] for s in seeds] for a in TRAINED},
         "pairs_before_cap": {a: [data[s]["uncapped"][a] for s in seeds] for a in ("dpo", "dpo_shared_prefix")},
         "recheck_dropped": [data[s]["recheck_dropped"] for s in seeds],
+        "pair_structure": {
+            arm: {k: mean_ci([data[s]["structure"][arm][k] for s in seeds]) for k in data[seeds[0]]["structure"][arm]}
+            for arm in ("dpo", "dpo_shared_prefix")
+        },
         "hyperparameters": hp,
         "setting": cfg.setting,
         "validation": _validation_summary(logs, hp),

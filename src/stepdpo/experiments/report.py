@@ -98,6 +98,7 @@ def report(res: dict[str, Any], ablations: dict[str, Any] | None = None) -> str:
             ]
         ),
         "",
+        *_structure(res),
         "## Table 4: how far out of distribution s_win is",
         "",
         "| s_win | reference log-prob per token |",
@@ -136,6 +137,34 @@ def report(res: dict[str, Any], ablations: dict[str, Any] | None = None) -> str:
     if ablations is not None:
         lines += section(ablations)
     return "\n".join(lines)
+
+
+def _structure(res: dict[str, Any]) -> list[str]:
+    """The report's section on what the whole-solution pairs hold (read with the task's checker)."""
+    ps = res.get("pair_structure")
+    if not ps:
+        return []
+    lines = [
+        "## What the whole-solution pairs hold",
+        "",
+        "| pairs | first wrong step k | steps | steps after k | chosen repeats s1..s(k-1) of rejected |",
+        "|---|---|---|---|---|",
+    ]
+    for arm in ("dpo", "dpo_shared_prefix"):
+        v = ps[arm]
+        lines.append(
+            f"| {LABELS[arm].replace('SFT + ', '')} | {v['mean_first_error_step']['mean']:.1f} | "
+            f"{v['mean_steps']['mean']:.1f} | {v['mean_steps_after_error']['mean']:.1f} | "
+            f"{100 * v['share_repeating_prior_steps']['mean']:.0f} % |"
+        )
+    lines += [
+        "",
+        "Where the correct solution repeats the wrong one's steps before the error word for word, those steps "
+        "cancel in eq. 1 (the same tokens in the same context on both sides), so such a holistic pair trains "
+        "what Step-DPO trains plus the steps after k and EOS.",
+        "",
+    ]
+    return lines
 
 
 def _nats(r: dict[str, Any]) -> str:
