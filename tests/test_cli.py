@@ -153,3 +153,40 @@ def test_eval_prints_no_library_warning(tmp_path):
     for noise in ("Warning", "deprecated", "Loading weights"):
         assert noise not in proc.stderr, proc.stderr[-2000:]
     assert "eval: 20 problems" in proc.stderr
+
+
+def test_demo_prints_the_arms_and_whether_each_ordering_holds(monkeypatch, tmp_path):
+    import stepdpo.experiments.demo as demo
+    from stepdpo.experiments.common import ARMS, TRAINED, mean_ci
+
+    acc = {a: mean_ci([0.5 + 0.02 * i, 0.52 + 0.02 * i, 0.51 + 0.02 * i]) for i, a in enumerate(ARMS)}
+    res = {
+        "task": "default",
+        "seeds": [0, 1, 2],
+        "accuracy_kind": "greedy",
+        "accuracy": acc,
+        "differences": {
+            k: mean_ci(v)
+            for k, v in {"step_dpo_minus_dpo": [0.02, 0.03, 0.025], "step_dpo_minus_sft": [0.1, -0.1, 0.0]}.items()
+        },
+        "pairs": {a: [10, 11, 12] for a in TRAINED},
+        "hyperparameters": {a: {"lr": 5e-5, "beta": 0.4} for a in TRAINED},
+        "wall_s": 12.0,
+    }
+    monkeypatch.setattr(demo, "run_demo", lambda cfg: res)
+    out = runner.invoke(app, ["demo", "--out", str(tmp_path)], terminal_width=200)
+    assert out.exit_code == 0, out.output
+    assert "SFT + DPO (holistic)" in out.output and "10, 11, 12" in out.output and "5e-05" in out.output
+    assert "step_dpo_minus_dpo" in out.output and "holds" in out.output and "not separable" in out.output
+
+    tune = {
+        "task": "default",
+        "metric": "greedy accuracy",
+        "val_problems": 30,
+        "runs": [{"arm": "step_dpo", "lr": lr, "beta": 0.4, "accuracy": a} for lr, a in ((1e-5, 0.5), (5e-5, 0.6))],
+        "picks": {"step_dpo": {"lr": 5e-5, "beta": 0.4, "val_accuracy": 0.6}},
+    }
+    monkeypatch.setattr(demo, "run_demo", lambda cfg: tune)
+    out = runner.invoke(app, ["demo", "--tune", "--out", str(tmp_path)], terminal_width=200)
+    assert out.exit_code == 0, out.output
+    assert "60.0 *" in out.output and "50.0 *" not in out.output and "picks.json" in out.output
