@@ -81,7 +81,8 @@ def test_ood_s_win_is_a_correct_step_in_another_voice(data):
     for p, o, problem in zip(pairs, ood, problems):
         assert o.chosen != p.chosen and o.chosen.startswith("Step 2: ") and o.rejected == p.rejected
         res = check_solution(problem, o.initial_reason_steps + o.chosen, partial=True)
-        assert res.first_error_step is None, (o.chosen, res.message)  # the task's checker accepts it: right, only worded otherwise
+        # the task's checker accepts it: right, only worded otherwise
+        assert res.first_error_step is None, (o.chosen, res.message)
         assert o.full_chosen is None and o.meta["format"] == "step_ood"
 
 
