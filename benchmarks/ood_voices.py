@@ -65,7 +65,7 @@ def main() -> None:
     pairs = read_records(data / "pairs.jsonl", "step_pair")[0][: args.pairs]
     problems = {p.id: p for p in read_records(data / "problems.jsonl", "problem")[0]}
     form = "chain" if results["task"] == "long" else "story"
-    out = {"model's own s_win": ref_logp_per_token(model, pairs)}
+    sets = {"model's own s_win": pairs}
     voices = {"demo's paraphrase": None, **VOICES[form]}
     for name, template in voices.items():
         written = []
@@ -77,7 +77,8 @@ def main() -> None:
             if check_solution(problem, pair.initial_reason_steps + step, partial=True).first_error_step is not None:
                 raise AssertionError(f"voice {name!r} wrote a wrong step: {step!r}")
             written.append(replace(pair, chosen=step))
-        out[f"{name}: {written[0].chosen.strip()!r}"] = ref_logp_per_token(model, written)
+        sets[f"{name}: {written[0].chosen.strip()!r}"] = written
+    out = dict(zip(sets, ref_logp_per_token(model, *sets.values())))
     for name, lp in out.items():
         print(f"{lp:7.2f} nats/token  {name}")
     print(json.dumps({"model": model, "pairs": len(pairs), "ref_logp_per_token": out}))

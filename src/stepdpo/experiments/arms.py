@@ -68,7 +68,7 @@ def cap(pairs: list[StepPair], n: int, salt: str = "cap") -> list[StepPair]:
 def arm_data(cfg: DemoConfig, problems: list[Problem], seed: int, out: Path) -> dict[str, Any]:
     """Run collect, locate, rectify and build on ``problems`` with sampling seed ``seed``, then write
     every arm's pairs into ``out``; returns the pair counts, what the caps and the s_win recheck
-    dropped, and the stages' summaries. Rerun on the same folder, the stages resume from their files."""
+    dropped, the stages' summaries, and the Step-DPO pairs with either s_win (``s_win``). Rerun on the same folder, the stages resume from their files."""
     out.mkdir(parents=True, exist_ok=True)
     write_records(out / "problems.jsonl", problems)
     st = cfg.setting
@@ -92,23 +92,21 @@ def arm_data(cfg: DemoConfig, problems: list[Problem], seed: int, out: Path) -> 
     holistic = run_build(
         out / "errors.jsonl", out / "pairs_holistic.jsonl", BuildConfig(pair_format="holistic", max_per_problem=4)
     )
-    step, _ = read_records(out / "pairs.jsonl", "step_pair")
     by_id = {p.id: p for p in problems}
-    write_records(out / "pairs_ood.jsonl", ood_pairs(step, by_id))
-    uncapped = {}
-    for arm in ("dpo", "dpo_shared_prefix"):
-        fname = ARM_DATA[arm][0]
-        pairs, _ = read_records(out / fname, "step_pair")
-        uncapped[arm] = len(pairs)
-        write_records(out / fname, cap(pairs, len(step)))
-    counts = {arm: len(read_records(out / ARM_DATA[arm][0], "step_pair")[0]) for arm in ARM_DATA}
+    pairs = {
+        arm: read_records(out / ARM_DATA[arm][0], "step_pair")[0] for arm in ("dpo", "dpo_shared_prefix", "step_dpo")
+    }
+    pairs["step_dpo_ood"] = ood_pairs(pairs["step_dpo"], by_id)
+    write_records(out / ARM_DATA["step_dpo_ood"][0], pairs["step_dpo_ood"])
+    uncapped = {arm: len(pairs[arm]) for arm in ("dpo", "dpo_shared_prefix")}
+    for arm in uncapped:
+        pairs[arm] = cap(pairs[arm], len(pairs["step_dpo"]))
+        write_records(out / ARM_DATA[arm][0], pairs[arm])
     summaries = [*stages, holistic]
     return {
-        "pairs": counts,
-        "structure": {
-            arm: pair_structure(read_records(out / ARM_DATA[arm][0], "step_pair")[0], by_id)
-            for arm in ("dpo", "dpo_shared_prefix")
-        },
+        "pairs": {arm: len(pairs[arm]) for arm in ARM_DATA},
+        "structure": {arm: pair_structure(pairs[arm], by_id) for arm in uncapped},
+        "s_win": {"id": pairs["step_dpo"], "ood": pairs["step_dpo_ood"]},
         "uncapped": uncapped,
         "recheck_dropped": stages[-2].dropped.get("chosen_fails_recheck", 0),
         "stages": [s.to_dict() for s in summaries],
@@ -146,10 +144,10 @@ def pair_structure(pairs: list[StepPair], problems: dict[str, Problem]) -> dict[
     }
 
 
-def ref_logp_per_token(model: str, pairs: list[StepPair]) -> float:
-    """The reference model's log-prob per token of the pairs' s_win (``chosen``) after their
-    prompt and prior steps, pooled over all tokens: how far s_win lies from the model's own
-    distribution (Table 4)."""
+def ref_logp_per_token(model: str, *pair_sets: list[StepPair]) -> list[float]:
+    """For each set of pairs, the reference model's log-prob per token of their s_win (``chosen``)
+    after their prompt and prior steps, pooled over the set's tokens: how far s_win lies from the
+    model's own distribution (Table 4). The model is loaded once for all sets."""
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -157,16 +155,17 @@ def ref_logp_per_token(model: str, pairs: list[StepPair]) -> float:
     from stepdpo.training.packing import completion_logps, encode_pairs, micro_batches
     from stepdpo.training.trainer import TrainConfig
 
-    if not pairs:
-        return float("nan")
     tok = load_tokenizer(model)
     lm = AutoModelForCausalLM.from_pretrained(resolve_model_path(model), dtype=torch.float32).eval()
-    enc = encode_pairs(tok, pairs, add_eos=False, pair_format="step")
     cfg = TrainConfig(max_seq_len=1024)
-    total, tokens = 0.0, 0
-    with torch.no_grad():
-        for order, batch in micro_batches(enc, list(range(len(enc))), cfg):
-            chosen, _ = completion_logps(lm, batch)
-            total += float(chosen.sum())
-            tokens += sum(len(enc[i].chosen) for i in order)
-    return total / tokens
+    out = []
+    for pairs in pair_sets:
+        enc = encode_pairs(tok, pairs, add_eos=False, pair_format="step")
+        total, tokens = 0.0, 0
+        with torch.no_grad():
+            for order, batch in micro_batches(enc, list(range(len(enc))), cfg):
+                chosen, _ = completion_logps(lm, batch)
+                total += float(chosen.sum())
+                tokens += sum(len(enc[i].chosen) for i in order)
+        out.append(total / tokens if tokens else float("nan"))
+    return out

@@ -69,10 +69,9 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
         t = time.time()
         whole.note(now=f"seed {seed}: collect, locate, rectify, build")
         data[seed] = arm_data(cfg, sets["collect"][seed], seed, sdir / "data")
-        for kind, fname in (("id", "pairs.jsonl"), ("ood", "pairs_ood.jsonl")):
-            ref_lp[kind].append(
-                ref_logp_per_token(cfg.setting["model"], read_records(sdir / "data" / fname, "step_pair")[0])
-            )
+        s_win = data[seed].pop("s_win")
+        for kind, lp in zip(s_win, ref_logp_per_token(cfg.setting["model"], *s_win.values())):
+            ref_lp[kind].append(lp)
         whole.update(1)
         times["data"] += time.time() - t
         log.info(f"[{time.time() - t_all:.0f} s] seed {seed} pairs: {data[seed]['pairs']}")

@@ -21,11 +21,6 @@ PAPER_ORDERINGS = (
 """The orderings the paper reports, as (difference, where, what it claims)."""
 
 
-def _fmt(r: dict[str, Any]) -> str:
-    lo, hi = r["ci95"]
-    return f"{100 * r['mean']:.1f} [{100 * lo:.1f}, {100 * hi:.1f}]"
-
-
 def verdict(diff: dict[str, Any]) -> str:
     """``holds``, ``reversed`` or ``not separable``: where the 95 % interval of a paired difference lies."""
     lo, hi = diff["ci95"]
@@ -54,16 +49,16 @@ def report(res: dict[str, Any], ablations: dict[str, Any] | None = None) -> str:
         "",
         "| arm | accuracy | pairs per seed | lr | beta |",
         "|---|---|---|---|---|",
-        f"| {LABELS['sft']} | {_fmt(a['sft'])} | | | |",
+        f"| {LABELS['sft']} | {_pct(a['sft'])} | | | |",
     ]
     for arm in ("dpo", "dpo_shared_prefix", "step_dpo", "step_dpo_ood"):
         lines.append(
-            f"| {LABELS[arm]} | {_fmt(a[arm])} | {', '.join(map(str, res['pairs'][arm]))} | "
+            f"| {LABELS[arm]} | {_pct(a[arm])} | {', '.join(map(str, res['pairs'][arm]))} | "
             f"{hp[arm]['lr']:g} | {hp[arm]['beta']:g} |"
         )
     if "accuracy_greedy" in res:
         g = res["accuracy_greedy"]
-        lines += ["", "Greedy accuracy, for reference: " + ", ".join(f"{LABELS[x]} {_fmt(g[x])}" for x in g) + "."]
+        lines += ["", "Greedy accuracy, for reference: " + ", ".join(f"{LABELS[x]} {_pct(g[x])}" for x in g) + "."]
     before = res["pairs_before_cap"]
     lines += [
         "",
@@ -103,8 +98,8 @@ def report(res: dict[str, Any], ablations: dict[str, Any] | None = None) -> str:
         "",
         "| s_win | reference log-prob per token |",
         "|---|---|",
-        f"| the model's own rectified steps | {_nats(res['ref_logp_per_token']['id'])} |",
-        f"| the same step in another voice | {_nats(res['ref_logp_per_token']['ood'])} |",
+        f"| the model's own rectified steps | {_num(res['ref_logp_per_token']['id'])} nats |",
+        f"| the same step in another voice | {_num(res['ref_logp_per_token']['ood'])} nats |",
         "",
         "## Fig. 2: the same validation pairs for every model",
         "",
@@ -118,8 +113,8 @@ def report(res: dict[str, Any], ablations: dict[str, Any] | None = None) -> str:
     for arm, v in res["validation"].items():
         s, w = v["step"], v["whole"]
         lines.append(
-            f"| {LABELS[arm]} | {_fmt(s['reward_accuracy'])} | {_num(s['logratio_margin'])} | "
-            f"{_fmt(w['reward_accuracy'])} | {_num(w['logratio_margin'])} |"
+            f"| {LABELS[arm]} | {_pct(s['reward_accuracy'])} | {_num(s['logratio_margin'])} | "
+            f"{_pct(w['reward_accuracy'])} | {_num(w['logratio_margin'])} |"
         )
     lines += [
         "",
@@ -165,11 +160,6 @@ def _structure(res: dict[str, Any]) -> list[str]:
         "",
     ]
     return lines
-
-
-def _nats(r: dict[str, Any]) -> str:
-    lo, hi = r["ci95"]
-    return f"{r['mean']:.2f} [{lo:.2f}, {hi:.2f}] nats"
 
 
 def _num(r: dict[str, Any]) -> str:

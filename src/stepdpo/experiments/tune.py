@@ -70,7 +70,8 @@ def run_tune(cfg: DemoConfig) -> dict[str, Any]:
     bar.close()
     writer.close()
     rows = [json.loads(line) for line in (out / "tuning.jsonl").read_text(encoding="utf-8").splitlines()]
-    rows = [r for r in rows if (r["arm"], r["lr"], r["beta"]) in set(grid)]
+    cells = set(grid)
+    rows = [r for r in rows if (r["arm"], r["lr"], r["beta"]) in cells]
     picks = pick(rows)
     res = {
         "task": cfg.task,
