@@ -147,3 +147,15 @@ def test_presets_are_named_configs(monkeypatch):
     monkeypatch.setattr(demo, "run_demo", fake)
     runner.invoke(app, ["demo", "--quick", "--collect-problems", "80"])
     assert seen["cfg"].seeds == [0] and seen["cfg"].eval_problems == 60 and seen["cfg"].collect_problems == 80
+
+
+def test_an_optional_option_takes_none_from_the_command_line_and_yaml(tmp_path):
+    from stepdpo.options import build
+
+    assert build(EvalJudgeConfig, {"limit": "none"}).limit is None
+    assert build(EvalJudgeConfig, {"limit": "12"}).limit == 12
+    assert EvalJudgeConfig().limit is None  # a file is read whole unless --limit is given
+    (tmp_path / "c.yaml").write_text("limit: none\n")
+    assert load_yaml(tmp_path / "c.yaml", EvalJudgeConfig).limit is None
+    with pytest.raises(OptionError, match="--lr"):
+        build(TrainConfig, {"lr": "none"})

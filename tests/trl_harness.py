@@ -80,7 +80,7 @@ def run_ours(model_dir: str, data: str, steps: int, batch: int, lr: float, lora_
             ref,
             cfg,
             acc,
-            len(enc),
+            1 / len(enc),
             torch.device("cpu"),
             torch.float32,
         )

@@ -69,6 +69,8 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     """``value`` as type ``tp``, or an OptionError naming ``where``."""
     optional = type(None) in typing.get_args(tp)
     base = _base(tp)
+    if optional and isinstance(value, str) and value.strip().lower() in ("none", "null"):
+        value = None  # how the command line and YAML say "none" for an optional option
     if value is None:
         if optional:
             return None

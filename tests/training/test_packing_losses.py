@@ -99,3 +99,14 @@ def test_other_losses():
     assert torch.allclose(sft_loss(pc, nc), -pc / 4)
     with pytest.raises(ValueError):
         make_loss("nope", 0.1)
+
+
+@pytest.mark.parametrize("eps", [0.0, 0.2])
+def test_make_loss_uses_the_label_smoothing_it_is_given(eps):
+    """The robust loss at label smoothing 0 is the sigmoid loss; it never falls back to another eps."""
+    pc, pr, rc, rr = _four()
+    robust = make_loss("robust", 0.4, eps)
+    assert robust.eps == eps
+    assert torch.allclose(robust(pc, pr, rc, rr)[0], RobustLoss(0.4, eps)(pc, pr, rc, rr)[0])
+    if eps == 0:
+        assert torch.allclose(robust(pc, pr, rc, rr)[0], SigmoidLoss(0.4)(pc, pr, rc, rr)[0])

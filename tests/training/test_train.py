@@ -162,9 +162,14 @@ def test_two_processes_synchronise_gradients(default_model, tmp_path):
     r0, r1 = torch.load(out + ".rank0.pt"), torch.load(out + ".rank1.pt")
     full = torch.load(out + "-single.rank0.pt")
     assert r0["world"] == r1["world"] == 2 and full["world"] == 1
-    for name, g in r0["grads"].items():
-        assert torch.allclose(g, r1["grads"][name], atol=1e-7), name  # the ranks agree
-        assert torch.allclose(g, full["grads"][name], atol=1e-6), name  # and equal the full batch's gradient
+    # an even split, an uneven one (3 and 2 pairs), and one pair: rank 1 has none and runs one at weight 0
+    assert [(r0["sizes"][n]["n_mine"], r1["sizes"][n]["weight"]) for n in (8, 5, 1)] == [(4, 0.25), (3, 0.4), (1, 0.0)]
+    for n in (8, 5, 1):
+        g0, g1, g = r0["sizes"][n]["grads"], r1["sizes"][n]["grads"], full["sizes"][n]["grads"]
+        assert r0["sizes"][n]["loss_sum"] + r1["sizes"][n]["loss_sum"] == pytest.approx(full["sizes"][n]["loss_sum"])
+        for name in g:
+            assert torch.allclose(g0[name], g1[name], atol=1e-7), (n, name)  # the ranks agree
+            assert torch.allclose(g0[name], g[name], atol=1e-6), (n, name)  # and equal the full batch's gradient
 
 
 def test_shared_reference_cache_is_reused_across_runs(pair_file, default_model, tmp_path, monkeypatch):
@@ -189,55 +194,22 @@ def test_shared_reference_cache_is_reused_across_runs(pair_file, default_model, 
     assert a == pytest.approx(d, abs=1e-9)
 
 
-def _lrs(out: Path) -> list[float]:
-    return [json.loads(line)["lr"] for line in (out / "log.jsonl").read_text().splitlines()]
-
-
-FSDP_CPU = """compute_environment: LOCAL_MACHINE
-distributed_type: FSDP
-fsdp_config:
-  fsdp_version: 2
-  fsdp_auto_wrap_policy: TRANSFORMER_BASED_WRAP
-  fsdp_cpu_ram_efficient_loading: false
-  fsdp_reshard_after_forward: true
-  fsdp_state_dict_type: FULL_STATE_DICT
-mixed_precision: 'no'
-num_machines: 1
-num_processes: 2
-machine_rank: 0
-rdzv_backend: static
-same_network: true
-use_cpu: true
-main_process_port: 29536
-"""
+def _rows(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("launcher", ["torchrun", "fsdp"])
-def test_two_processes_follow_the_same_lr_schedule(pair_file, default_model, tmp_path, launcher):
-    """The scheduler steps once per optimizer step whatever the number of processes (accelerate would
-    otherwise step it once per process, and a 2-process cosine would reach zero halfway), under DDP
-    (torchrun) and under FSDP (accelerate launch, its CPU form of configs/accelerate/fsdp.yaml)."""
+def test_two_processes_train_as_one_on_uneven_batches(tmp_path, default_model):
+    """Two CPU processes under torchrun, which accelerate runs as DDP over gloo (MULTI_CPU; it runs
+    FSDP and DeepSpeed on accelerators only), train as one process does at every step: 37 pairs at
+    global batch 4 leave the epoch's last step one pair, so rank 1 has none (it used to hang in the
+    gradient all-reduce there). The scheduler steps once per optimizer step whatever the number of
+    processes. The gradient of uneven splits is pinned exactly by test_two_processes_synchronise_gradients."""
+    data = tmp_path / "pairs37.jsonl"
+    write_records(data, toy_pairs(37, seed=5))
     env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
-    args = [
-        "train",
-        "--data",
-        str(pair_file),
-        "--model",
-        default_model,
-        "--global-batch",
-        "4",
-        "--epochs",
-        "1",
-        "--lr",
-        "1e-3",
-        "--val-fraction",
-        "0",
-        "--dtype",
-        "fp32",
-        "--max-seq-len",
-        "700",
-    ]
+    args = ["train", "--data", str(data), "--model", default_model, "--global-batch", "4", "--epochs", "2"]
+    args += ["--lr", "3e-4", "--val-fraction", "0", "--dtype", "fp32", "--max-seq-len", "700", "--rows-per-micro", "1"]
     one = subprocess.run(
         [sys.executable, "-m", "stepdpo.cli", *args, "--out", str(tmp_path / "one")],
         env=env,
@@ -246,11 +218,7 @@ def test_two_processes_follow_the_same_lr_schedule(pair_file, default_model, tmp
         timeout=300,
     )
     assert one.returncode == 0, one.stderr[-3000:]
-    if launcher == "torchrun":
-        launch = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29534"]
-    else:
-        (tmp_path / "fsdp.yaml").write_text(FSDP_CPU)
-        launch = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(tmp_path / "fsdp.yaml")]
+    launch = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29534"]
     two = subprocess.run(
         [*launch, "-m", "stepdpo.cli", *args, "--out", str(tmp_path / "two")],
         env=env,
@@ -259,9 +227,18 @@ def test_two_processes_follow_the_same_lr_schedule(pair_file, default_model, tmp
         timeout=300,
     )
     assert two.returncode == 0, two.stderr[-3000:]
-    lr1, lr2 = _lrs(tmp_path / "one"), _lrs(tmp_path / "two")
-    assert len(lr1) == 10 and lr2 == pytest.approx(lr1, rel=1e-9)
-    assert lr1[-1] < lr1[len(lr1) // 2] < lr1[1]  # warmup, then a cosine decay that never climbs back
+    launched = json.loads((tmp_path / "two" / "launch.json").read_text())
+    assert launched == {"num_processes": 2, "distributed_type": "MULTI_CPU"}  # what really ran
+    assert json.loads((tmp_path / "one" / "launch.json").read_text())["num_processes"] == 1
+    r1, r2 = _rows(tmp_path / "one"), _rows(tmp_path / "two")
+    assert len(r1) == len(r2) == 20  # 10 steps an epoch, the 10th of one pair
+    assert [r["lr"] for r in r2] == pytest.approx([r["lr"] for r in r1], rel=1e-9)
+    lr = [r["lr"] for r in r1]
+    assert lr[-1] < lr[len(lr) // 2] < lr[1]  # warmup, then a cosine decay that never climbs back
+    for a, b in zip(r1, r2):
+        # equal up to the order of floating-point sums (all-reduce against one process's sum)
+        assert b["train/loss"] == pytest.approx(a["train/loss"], rel=1e-2, abs=1e-5), a["step"]
+        assert b["train/reward_margin"] == pytest.approx(a["train/reward_margin"], rel=2e-2, abs=1e-4), a["step"]
     from transformers import AutoModelForCausalLM
 
     AutoModelForCausalLM.from_pretrained(tmp_path / "two" / "model")

@@ -52,7 +52,9 @@ class EvalJudgeConfig(LocateConfig, ModelOptions):
         "Labelled cases: synthetic or synthetic-long (generated), or a file in ProcessBench's format, "
         "TRL's stepwise format, or located errors from a trusted judge.",
     )
-    limit: int | None = option(200, "The first N cases (none: all).", min=1)
+    limit: int | None = option(
+        None, "The first N cases of a file (default: all), or N generated cases (default 200).", min=1
+    )
     judgements: str | None = option(
         None, "Measure a file of located errors (a judge's output, matched by solution id) instead of running --judge."
     )

@@ -71,7 +71,7 @@ class RobustLoss(PreferenceLoss):
     L = [-(1 - eps) log sigmoid(beta h) + eps log sigmoid(-beta h)] / (1 - 2 eps).
     """
 
-    def __init__(self, beta: float = 0.4, label_smoothing: float = 0.1):
+    def __init__(self, beta: float = 0.4, label_smoothing: float = 0.0):
         super().__init__(beta)
         if not 0 <= label_smoothing < 0.5:
             raise ValueError("robust loss needs 0 <= label_smoothing < 0.5")
@@ -109,7 +109,7 @@ def make_loss(name: str, beta: float, label_smoothing: float = 0.0) -> Preferenc
     if name not in LOSSES:
         raise ValueError(f"unknown loss {name!r}; use {', '.join(LOSSES)}")
     if name in ("sigmoid", "robust"):
-        return LOSSES[name](beta, label_smoothing) if name == "sigmoid" or label_smoothing else LOSSES[name](beta)
+        return LOSSES[name](beta, label_smoothing)
     return LOSSES[name](beta)
 
 

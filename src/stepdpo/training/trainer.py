@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import random
 import time
 from contextlib import nullcontext
@@ -29,6 +28,7 @@ from stepdpo.recordio import atomic_write_text, exclusive, read_records, saving
 from stepdpo.records import StepPair, content_id
 from stepdpo.text.prompts import FORMATS
 from stepdpo.training.checkpoints import resume_checkpoint, save_checkpoint
+from stepdpo.training.distributed import make_accelerator, rank_share, rank_slice
 from stepdpo.training.losses import make_loss, sft_loss
 from stepdpo.training.packing import (
     CompletionLogProbs,
@@ -72,7 +72,9 @@ class TrainConfig:
         "sigmoid", "sigmoid (DPO / Step-DPO), robust, hinge or ipo.", choices=("sigmoid", "robust", "hinge", "ipo")
     )
     beta: float = option(0.4, "The KL weight beta of eq. 2 (paper: 0.4, 0.5 for 72B).", min=1e-9)
-    label_smoothing: float = option(0.0, "eps of cDPO (sigmoid) or robust DPO.", min=0.0, max=0.499)
+    label_smoothing: float = option(
+        0.0, "eps of cDPO (sigmoid) or robust DPO (robust at 0 is the sigmoid loss).", min=0.0, max=0.499
+    )
     sft_weight: float = option(0.0, "Weight of an extra NLL term on the chosen completion (0: off).", min=0.0)
     lr: float = option(5e-7, "Peak learning rate (paper: 5e-7).", min=0.0)
     warmup_ratio: float = option(0.1, "Linear warmup share of the steps, then cosine decay.", min=0.0, max=1.0)
@@ -142,8 +144,10 @@ def pair_metrics(loss_fn, pc, pr, ref: torch.Tensor, batch: PackedBatch, cfg: Tr
     return losses, cr, rj
 
 
-def train_step(model, loss_fn, micro, ref_table, cfg, accelerator, n_pairs: int, device, dtype) -> dict[str, float]:
-    """One optimizer step's forward and backward passes; returns summed metrics over its pairs."""
+def train_step(model, loss_fn, micro, ref_table, cfg, accelerator, weight: float, device, dtype) -> torch.Tensor:
+    """One optimizer step's forward and backward passes over this process's micro-batches, each pair's
+    loss scaled by ``weight`` (:func:`rank_share`); returns summed metrics over its pairs (zero at
+    weight 0)."""
     sums = torch.zeros(5, device=device, dtype=torch.float64)  # loss, acc, margin, chosen, rejected
     for j, (order, batch) in enumerate(micro):
         sync = j == len(micro) - 1
@@ -151,8 +155,9 @@ def train_step(model, loss_fn, micro, ref_table, cfg, accelerator, n_pairs: int,
         with ctx:
             pc, pr = model(batch.to(device, dtype))
             losses, cr, rj = pair_metrics(loss_fn, pc, pr, ref_table[order], batch, cfg)
-            accelerator.backward(losses.sum() / n_pairs)
-        sums += _metric_sums(losses.detach(), cr, rj)
+            accelerator.backward(losses.sum() * weight)
+        if weight:
+            sums += _metric_sums(losses.detach(), cr, rj)
     return sums
 
 
@@ -207,27 +212,6 @@ def _wrap_lora(model, cfg: TrainConfig):
     return get_peft_model(model, lcfg)
 
 
-def make_accelerator() -> Any:
-    """The accelerator of a training run, one process or several (``accelerate launch``, torchrun).
-
-    The learning-rate schedule is sized in optimizer steps and stepped once per optimizer step:
-    accelerate would otherwise step it once per process at every step, so that on two processes
-    a cosine schedule reaches zero halfway and climbs back. On a machine without an accelerator,
-    processes started by torchrun join one CPU process group (gloo) instead of each training alone.
-    """
-    from accelerate import Accelerator
-
-    has_accelerator = torch.cuda.is_available() or (hasattr(torch, "accelerator") and torch.accelerator.is_available())
-    accelerator = Accelerator(cpu=not has_accelerator, step_scheduler_with_optimizer=False)
-    launched = int(os.environ.get("WORLD_SIZE", "1"))
-    if launched > 1 and accelerator.num_processes != launched:
-        raise RuntimeError(
-            f"launched as {launched} processes, but accelerate joined {accelerator.num_processes}: "
-            "each would train alone; check the launcher's settings"
-        )
-    return accelerator
-
-
 def train(cfg: TrainConfig) -> dict[str, Any]:
     """Train and save the model; returns the final metrics. Resumable with ``cfg.resume``. One run
     per output folder: a second run on the same ``out`` fails at once, naming the first's process."""
@@ -276,7 +260,6 @@ def _train(cfg: TrainConfig, accelerator: Any, out: Path) -> dict[str, Any]:
     loss_fn = make_loss(cfg.loss, cfg.beta, cfg.label_smoothing)
     start = resume_checkpoint(accelerator, out) if cfg.resume else 0
     tlog = TrainLog(out, enabled=accelerator.is_main_process, resume_at=start if cfg.resume else None)
-    per_rank = math.ceil(cfg.global_batch / world)
     step_cfg = cfg
     if accelerator.distributed_type.name == "DEEPSPEED":
         # accelerate's DeepSpeed wrapper steps the engine inside every backward: one backward per
@@ -291,11 +274,11 @@ def _train(cfg: TrainConfig, accelerator: Any, out: Path) -> dict[str, Any]:
         order = list(range(len(enc)))
         random.Random(cfg.seed * 1000 + epoch).shuffle(order)
         chunk = order[k * cfg.global_batch : (k + 1) * cfg.global_batch]
-        mine = chunk[rank * per_rank : (rank + 1) * per_rank]
+        mine, weight = rank_share(chunk, rank, world)
         n_global = len(chunk)
-        micro = micro_batches(enc, mine, step_cfg) if mine else []
-        sums = train_step(model, loss_fn, micro, ref, cfg, accelerator, max(1, len(mine)), device, dtype)
-        # each rank normalises by its own pairs; DDP averages the ranks' gradients
+        sums = train_step(
+            model, loss_fn, micro_batches(enc, mine, step_cfg), ref, cfg, accelerator, weight, device, dtype
+        )
         if cfg.max_grad_norm:
             accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
         opt.step()
@@ -321,7 +304,7 @@ def _train(cfg: TrainConfig, accelerator: Any, out: Path) -> dict[str, Any]:
                     evaluate_pairs(
                         model,
                         loss_fn,
-                        _rank_slice(e, rank, world),
+                        rank_slice(e, rank, world),
                         r[rank_index(len(e), rank, world)],
                         cfg,
                         device,
@@ -369,10 +352,6 @@ def _val_sets(cfg: TrainConfig) -> list[tuple[str, str, list[StepPair]]]:
     return out
 
 
-def _rank_slice(items: list, rank: int, world: int) -> list:
-    return items[rank::world]
-
-
 def _save_model(accelerator, model, tok, out: Path, cfg: TrainConfig) -> Path:
     final = out / "model"
     unwrapped = accelerator.unwrap_model(model).model
@@ -386,5 +365,7 @@ def _save_model(accelerator, model, tok, out: Path, cfg: TrainConfig) -> Path:
             unwrapped.save_pretrained(final, state_dict=state)
             tok.save_pretrained(final)
         atomic_write_text(out / "train_config.json", json.dumps(asdict(cfg), indent=2))
+        launch = {"num_processes": accelerator.num_processes, "distributed_type": accelerator.distributed_type.name}
+        atomic_write_text(out / "launch.json", json.dumps(launch, indent=2))
     accelerator.wait_for_everyone()
     return final
