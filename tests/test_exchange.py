@@ -138,3 +138,96 @@ def test_bad_input_is_named_by_file_and_line(tmp_path):
     bad.write_text(json.dumps(good) + "\n{oops\n")
     res = runner.invoke(app, ["convert", str(bad), str(tmp_path / "o.jsonl"), "--to", "trl-stepwise"])
     assert res.exit_code == 2 and "pb.jsonl:2" in res.output and "Traceback" not in res.output
+
+
+# steps as real model solutions write them: leading and trailing spaces, a tab, CRLF, markers of
+# their own, a "Step 1:" list after an introduction, and an id 0
+REAL = [
+    {
+        "id": 0,
+        "problem": "Sum the series 1 + 1/2 + 1/4 + ...",
+        "steps": [
+            "To sum it we need the number of terms.",
+            "Step 1: The given series is geometric.\r\n",
+            "  **Step 2:** its ratio is 1/2,\tso the sum is 2. ",
+            "Step 3. The answer is $\\boxed{2}$.",
+        ],
+        "label": -1,
+        "final_answer_correct": True,
+        "answer": "2",
+    },
+    {
+        "id": "b-7",
+        "problem": "What is 3 * 4?",
+        "steps": ["Step 1: 3 * 4 = 13", "\tSo the answer is \\boxed{13}.\n"],
+        "label": 0,
+        "final_answer_correct": None,
+        "answer": "12",
+    },
+    {
+        "id": "c",
+        "problem": "What is 2 + 2?",
+        "steps": ["2 + 2 = 5.", "The answer is \\boxed{4}."],
+        "label": 0,
+        "final_answer_correct": True,
+        "answer": "4",
+    },
+]
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".parquet"])
+@pytest.mark.parametrize("via", ["processbench", "trl-stepwise", "located"])
+def test_real_step_texts_round_trip_byte_for_byte(tmp_path, via, suffix):
+    rows = REAL if suffix == ".jsonl" else [{**r, "id": str(r["id"])} for r in REAL]  # one Arrow type a column
+    src = tmp_path / f"pb{suffix}"
+    write_records(src, rows)
+    mid, back = tmp_path / f"mid{suffix}", tmp_path / f"back{suffix}"
+    convert(src, mid, via)
+    convert(mid, back, "processbench")
+    if via == "located":  # a located error's id is a string
+        rows = [{**r, "id": str(r["id"])} for r in rows]
+    assert _rows(back) == rows
+
+
+def test_a_step_that_opens_with_step_stays_one_step_with_its_own_number(tmp_path):
+    src = tmp_path / "pb.jsonl"
+    write_records(src, REAL[:1])
+    convert(src, tmp_path / "loc.jsonl", "located")
+    (err,) = read_records(tmp_path / "loc.jsonl", "located_error")[0]
+    steps = err.solution.steps
+    assert len(steps) == 4 and err.solution.completion == "".join(steps)
+    assert steps[0] == "Step 1: To sum it we need the number of terms.\n"  # not glued to the next step
+    assert steps[1] == "Step 2: Step 1: The given series is geometric.\r\n\n"
+    assert steps[3].startswith("Step 4: Step 3.")
+
+
+def test_located_errors_round_trip_through_parquet(located, tmp_path):
+    convert(located, tmp_path / "loc.parquet", "located")  # empty and uneven meta mappings
+    again = read_records(tmp_path / "loc.parquet", "located_error")[0]
+    orig = [e for e in read_records(located, "located_error")[0] if e.first_error_step or e.reason == NO_WRONG_STEP]
+    assert [e.to_dict() for e in again] == [e.to_dict() for e in orig]
+
+
+def test_step_markers_with_a_period_convert_to_the_released_layout(tmp_path):
+    pair = toy_pairs(1)[0].to_dict()
+    pair.update(initial_reason_steps="Step 1. a = 2\n", chosen="Step 2. b = 3\n", rejected="Step 2. b = 4\n")
+    pair.update(full_chosen=None, full_rejected=None)
+    write_records(tmp_path / "p.jsonl", [pair])
+    convert(tmp_path / "p.jsonl", tmp_path / "r.jsonl", "step-dpo")
+    (row,) = _rows(tmp_path / "r.jsonl")
+    assert row["initial_reason_steps"].endswith("Step 2.") and row["chosen"] == " b = 3\n"
+
+
+def test_convert_refuses_to_overwrite_a_folder_or_guess_a_suffix(located, tmp_path):
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "README.md").write_text("my notes")
+    (folder / "state.json").write_text("{}")
+    res = runner.invoke(app, ["convert", str(located), str(folder), "--to", "processbench"])
+    assert res.exit_code == 2 and "not a dataset folder written by stepdpo" in res.output
+    assert (folder / "README.md").read_text() == "my notes" and (folder / "state.json").exists()
+    res = runner.invoke(app, ["convert", str(located), str(tmp_path / "x.txt"), "--to", "processbench"])
+    assert res.exit_code == 2 and "unknown output suffix '.txt'" in res.output and not (tmp_path / "x.txt").exists()
+    ours = tmp_path / "ds"
+    for _ in range(2):  # our own dataset folder is rewritten
+        assert runner.invoke(app, ["convert", str(located), str(ours), "--to", "processbench"]).exit_code == 0

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -39,8 +40,9 @@ from typing import Any
 from stepdpo.recordio import DataError, iter_raw_rows, write_records
 from stepdpo.records import NO_WRONG_STEP, LocatedError, RecordError, Solution, StepPair, content_id
 from stepdpo.text.prompts import build_prompt, ends_with_marker
-from stepdpo.text.steps import step_body, step_marker
+from stepdpo.text.steps import step_marker, strip_marker
 
+_MARKER_HEAD = re.compile(r"[ \t]*(?:\*\*)?Step[ \t]+\d+[ \t]*[:.](?:\*\*)?")
 PAIR_FORMATS = ("step-pair", "step-dpo", "preference")
 LABEL_FORMATS = ("located", "processbench", "trl-stepwise")
 FORMATS = PAIR_FORMATS + LABEL_FORMATS
@@ -66,9 +68,9 @@ def detect_format(row: dict[str, Any]) -> str:
 
 
 def _split_marker(text: str) -> tuple[str, str]:
-    """``"Step k: body"`` -> ``("Step k:", " body")``."""
-    head, sep, rest = text.partition(":")
-    return head + sep, rest
+    """``"Step k: body"`` (or ``"Step k. body"``, ``"**Step k:** body"``) -> ``("Step k:", " body")``."""
+    m = _MARKER_HEAD.match(text)
+    return (text[: m.end()], text[m.end() :]) if m else ("", text)
 
 
 def to_released(pair: StepPair) -> dict[str, Any]:
@@ -80,7 +82,7 @@ def to_released(pair: StepPair) -> dict[str, Any]:
     else:
         marker, chosen = _split_marker(pair.chosen)
         marker_r, rejected = _split_marker(pair.rejected)
-        if marker != marker_r or not marker.strip().lower().startswith("step"):
+        if marker != marker_r or not marker:
             raise RecordError("no_step_marker", "'chosen' and 'rejected' must open with the same 'Step k:' marker")
         whole = prior + marker
         full = tuple(
@@ -135,7 +137,13 @@ def to_preference(pair: StepPair, prompt_format: str = "base") -> dict[str, Any]
 
 @dataclass
 class Case:
-    """One labelled solution: ``label`` is the 0-based earliest wrong step, -1 for none."""
+    """One labelled solution: ``label`` is the 0-based earliest wrong step, -1 for none.
+
+    ``steps`` are the source's step texts as they are. ``marked``: they are a located error's steps
+    ("Step i: " opening each, newline-separated); otherwise they are bare step texts (ProcessBench's
+    ``steps``, TRL's ``completions``), kept byte for byte whatever they begin with. ``id_value`` is
+    the source's id as written (an integer id stays one).
+    """
 
     id: str
     problem: str
@@ -144,10 +152,34 @@ class Case:
     final_answer_correct: bool | None = None
     answer: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    marked: bool = False
+    id_value: Any = None
 
     @property
     def bodies(self) -> list[str]:
-        return [step_body(s) for s in self.steps]
+        """The step texts without our markers: the inverse of :meth:`located_steps`."""
+        if not self.marked:
+            return list(self.steps)
+        n = len(self.steps)
+        return [_unwrap(s, i, last=i == n) for i, s in enumerate(self.steps, 1)]
+
+    def located_steps(self) -> list[str]:
+        """The steps as a located error holds them: "Step i: " before each text, a newline after
+        each but the last. A text that itself opens with "Step 1:" keeps it (it is the model's)."""
+        if self.marked:
+            return list(self.steps)
+        n = len(self.steps)
+        return [f"{step_marker(i)} {t}" + ("\n" if i < n else "") for i, t in enumerate(self.steps, 1)]
+
+
+def _unwrap(step: str, i: int, last: bool) -> str:
+    """A located step's text: its own "Step i: " (or any marker form) and one closing newline removed."""
+    ours = f"{step_marker(i)} "
+    body = step[len(ours) :] if step.startswith(ours) else strip_marker(step)
+    return body if last or not body.endswith("\n") else body[:-1]
+
+
+_UNKNOWN = "final_answer_correct_unknown"  # a located solution's meta key: the source did not say
 
 
 def case_from_located(err: LocatedError) -> Case | None:
@@ -156,19 +188,25 @@ def case_from_located(err: LocatedError) -> Case | None:
     if k is None and err.reason != NO_WRONG_STEP:
         return None
     sol = err.solution
-    extra = {"judge": err.judge, "dataset": sol.dataset, "meta": sol.meta}
-    return Case(sol.id, sol.problem, list(sol.steps), -1 if k is None else k - 1, sol.correct, sol.answer, extra)
+    meta = dict(sol.meta)
+    final = None if meta.pop(_UNKNOWN, False) else sol.correct
+    extra = {"judge": err.judge, "dataset": sol.dataset, "meta": meta}
+    label = -1 if k is None else k - 1
+    return Case(sol.id, sol.problem, list(sol.steps), label, final, sol.answer, extra, marked=True, id_value=sol.id)
 
 
-def case_to_located(case: Case, judge: str = "label") -> LocatedError:
+def case_to_located(case: Case, judge: str = "label", correct: bool | None = None) -> LocatedError:
+    """The case as a located error (D2). ``correct``: the solution's grade as a judge would see it
+    (its final answer against the gold answer); by default what the source says, else whether
+    the label finds no wrong step (kept as unknown in ``meta`` so that it reads back as unknown)."""
     if not case.answer:
         raise RecordError("missing_field", "a located error needs the gold answer: add an 'answer' field to this row")
-    # a step read without its marker gets one back; steps are newline-separated, as solutions are
-    n = len(case.steps)
-    steps = [
-        s if s.lstrip().lower().startswith("step") else f"{step_marker(i)} {s.strip()}" + ("\n" if i < n else "")
-        for i, s in enumerate(case.steps, 1)
-    ]
+    steps = case.located_steps()
+    meta = dict(case.extra.get("meta") or {})
+    if correct is None:
+        correct = case.final_answer_correct
+        if correct is None:
+            correct, meta[_UNKNOWN] = case.label < 0, True
     sol = Solution(
         id=case.id,
         problem_id=content_id(case.problem, case.answer),
@@ -176,17 +214,21 @@ def case_to_located(case: Case, judge: str = "label") -> LocatedError:
         answer=case.answer,
         completion="".join(steps),
         steps=steps,
-        correct=bool(case.final_answer_correct) if case.final_answer_correct is not None else case.label < 0,
+        correct=correct,
         dataset=case.extra.get("dataset", ""),
-        meta=dict(case.extra.get("meta") or {}),
+        meta=meta,
     )
     k = None if case.label < 0 else case.label + 1
     return LocatedError(sol, k, case.extra.get("judge") or judge, reason=NO_WRONG_STEP if k is None else None)
 
 
+def _id_of(case: Case) -> Any:
+    return case.id if case.id_value is None else case.id_value
+
+
 def case_to_processbench(case: Case) -> dict[str, Any]:
     row = {
-        "id": case.id,
+        "id": _id_of(case),
         "problem": case.problem,
         "steps": case.bodies,
         "label": case.label,
@@ -197,7 +239,9 @@ def case_to_processbench(case: Case) -> dict[str, Any]:
 
 def case_to_trl(case: Case) -> dict[str, Any]:
     labels = [case.label < 0 or i < case.label for i in range(len(case.steps))]
-    row = {"id": case.id, "prompt": case.problem, "completions": case.bodies, "labels": labels}
+    row = {"id": _id_of(case), "prompt": case.problem, "completions": case.bodies, "labels": labels}
+    if case.final_answer_correct is not None:  # not TRL's, kept so that a round trip loses nothing
+        row["final_answer_correct"] = case.final_answer_correct
     return {**row, "answer": case.answer} if case.answer is not None else row
 
 
@@ -206,6 +250,16 @@ def _steps_field(row: dict[str, Any], name: str) -> list[str]:
     if not isinstance(steps, list) or not steps or not all(isinstance(s, str) and s.strip() for s in steps):
         raise RecordError("empty_steps", f"field '{name}' must be a non-empty list of non-empty strings")
     return steps
+
+
+def _row_id(row: dict[str, Any], *content: Any) -> tuple[str, Any]:
+    """The row's id as text and as written; a content hash when it has none."""
+    raw = row.get("id")
+    if raw is None or raw == "":
+        return content_id(*content), None
+    if not isinstance(raw, (str, int)) or isinstance(raw, bool):
+        raise RecordError("bad_id", f"'id' must be a string or an integer, got {raw!r}")
+    return str(raw), raw
 
 
 def case_from_row(row: dict[str, Any], fmt: str) -> Case | None:
@@ -218,21 +272,22 @@ def case_from_row(row: dict[str, Any], fmt: str) -> Case | None:
         )
     answer = row.get("answer")
     answer = None if answer is None else str(answer)
+    final = row.get("final_answer_correct")
+    final = final if isinstance(final, bool) else None
     if fmt == "processbench":
         steps = _steps_field(row, "steps")
         label = row.get("label")
         if not isinstance(label, int) or isinstance(label, bool) or not -1 <= label < len(steps):
             raise RecordError("bad_label", f"label {label!r} is not -1 or a step index 0..{len(steps) - 1}")
-        final = row.get("final_answer_correct")
-        cid = str(row.get("id") or content_id(row["problem"], steps))
-        return Case(cid, row["problem"], steps, label, final if isinstance(final, bool) else None, answer)
+        cid, raw = _row_id(row, row["problem"], steps)
+        return Case(cid, row["problem"], steps, label, final, answer, id_value=raw)
     steps = _steps_field(row, "completions")
     labels = row.get("labels")
     if not isinstance(labels, list) or len(labels) != len(steps) or not all(isinstance(x, bool) for x in labels):
         raise RecordError("bad_label", "field 'labels' must hold one true/false per completion")
     first_false = next((i for i, ok in enumerate(labels) if not ok), -1)
-    cid = str(row.get("id") or content_id(row["prompt"], steps))
-    return Case(cid, row["prompt"], steps, first_false, None if first_false >= 0 else True, answer)
+    cid, raw = _row_id(row, row["prompt"], steps)
+    return Case(cid, row["prompt"], steps, first_false, final, answer, id_value=raw)
 
 
 # ---- files ---------------------------------------------------------------------------------
@@ -277,6 +332,7 @@ def convert(
     any other name is a Hugging Face dataset folder with a dataset card)."""
     if to not in FORMATS:
         raise ValueError(f"--to must be one of {', '.join(FORMATS)}")
+    check_dataset_output(out)
     rows_out: list[dict[str, Any]] = []
     report = ConvertReport(source, to)
     for line, row in read_rows(inp):
@@ -331,9 +387,35 @@ def _convert_row(row: dict[str, Any], fmt: str, to: str, prompt_format: str) -> 
     return case_to_located(case).to_dict()
 
 
+FILE_SUFFIXES = (".jsonl", ".json", ".parquet")
+CARD_TAG = "tags: [step-dpo, stepdpo]"
+
+
 def is_file_output(out: str | os.PathLike) -> bool:
-    """A .jsonl, .json or .parquet file; any other name is a dataset folder."""
-    return Path(out).suffix.lower() in (".jsonl", ".json", ".parquet")
+    """A .jsonl, .json or .parquet file; a name without a suffix is a dataset folder."""
+    return Path(out).suffix.lower() in FILE_SUFFIXES
+
+
+def check_dataset_output(out: str | os.PathLike) -> None:
+    """Refuse an output that is neither a data file name nor a folder this project may write: a
+    name with another suffix (``x.txt``), or a folder that holds something other than one of our
+    dataset folders (its files would be overwritten)."""
+    path = Path(out)
+    if is_file_output(path):
+        return
+    if path.suffix and not path.is_dir():
+        raise ValueError(
+            f"{out}: unknown output suffix {path.suffix!r}; give a {', '.join(FILE_SUFFIXES)} file, "
+            "or a folder name without a suffix for a Hugging Face dataset folder"
+        )
+    if path.is_dir() and any(path.iterdir()):
+        card = path / "README.md"
+        ours = (path / "dataset_info.json").exists() and card.exists() and CARD_TAG in card.read_text(errors="replace")
+        if not ours:
+            raise ValueError(
+                f"{out}: a folder that is not empty and is not a dataset folder written by stepdpo; "
+                "give a new folder or a file name"
+            )
 
 
 def write_dataset(out: str | os.PathLike, rows: list[dict[str, Any]], card: str | None = None) -> Path:
@@ -367,7 +449,7 @@ def dataset_card(inp: str | os.PathLike, report: ConvertReport) -> str:
     """How the data was made: the models, judges and settings its records name, and the counts."""
     lines = [
         "---",
-        "tags: [step-dpo, stepdpo]",
+        CARD_TAG,
         "---",
         f"# {Path(inp).stem} as {report.target}",
         "",

@@ -62,7 +62,11 @@ def iter_raw_rows(path: str | os.PathLike) -> Iterator[tuple[int, Any]]:
             table = pq.read_table(path)
         except Exception as e:  # pyarrow raises several types for a broken file
             raise DataError(path, None, f"not a readable Parquet file ({e})", "bad_file") from e
+        json_columns = json.loads((table.schema.metadata or {}).get(PARQUET_JSON_KEY, b"[]"))
         for i, row in enumerate(table.to_pylist(), 1):
+            for col in json_columns:
+                if isinstance(row.get(col), str):
+                    row[col] = json.loads(row[col])
             yield i, row
         return
     with open(path, "rb") as fh:
@@ -247,7 +251,7 @@ def write_records(path: str | os.PathLike, records: Iterable[Any]) -> int:
                 import pyarrow as pa
                 import pyarrow.parquet as pq
 
-                pq.write_table(pa.Table.from_pylist(rows), tmp)
+                pq.write_table(_parquet_table(pa, rows), tmp)
             else:
                 with open(tmp, "w", encoding="utf-8") as fh:
                     if path.suffix.lower() == ".json":
@@ -261,6 +265,32 @@ def write_records(path: str | os.PathLike, records: Iterable[Any]) -> int:
     finally:
         tmp.unlink(missing_ok=True)
     return len(rows)
+
+
+PARQUET_JSON_KEY = b"stepdpo.json_columns"
+
+
+def _parquet_table(pa: Any, rows: list[dict]) -> Any:
+    """Rows as an Arrow table. A column holding free-form mappings (``meta``, ``evidence``, a nested
+    record) is stored as JSON text, named in the schema's metadata: Arrow would give every row
+    the union of all rows' keys (nulls added) and cannot store an empty mapping. A key some rows
+    lack reads back as null in those rows."""
+    free = sorted(
+        {
+            k
+            for row in rows
+            for k, v in row.items()
+            if isinstance(v, dict) or (isinstance(v, list) and any(isinstance(x, (dict, list)) for x in v))
+        }
+    )
+    if free:
+        rows = [
+            {k: json.dumps(v, ensure_ascii=False) if k in free and v is not None else v for k, v in r.items()}
+            for r in rows
+        ]
+    keys = list(dict.fromkeys(k for r in rows for k in r))  # every row's keys (from_pylist reads the first row's)
+    table = pa.table({k: [r.get(k) for r in rows] for k in keys})
+    return table.replace_schema_metadata({PARQUET_JSON_KEY: json.dumps(free).encode()}) if free else table
 
 
 class AppendWriter:

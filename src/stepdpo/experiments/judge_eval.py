@@ -69,7 +69,7 @@ def load_cases(spec: str, limit: int | None, seed: int = 0) -> list[Case]:
         out = []
         for p, steps, label in TASKS[spec].labelled_cases(limit or 200, seed):
             extra = {"dataset": p.source, "meta": p.meta}
-            out.append(Case(f"{p.id}-case", p.problem, steps, label, label < 0, p.answer, extra))
+            out.append(Case(f"{p.id}-case", p.problem, steps, label, label < 0, p.answer, extra, marked=True))
         return out
     cases, fmt = [], None
     for line, row in read_rows(spec):

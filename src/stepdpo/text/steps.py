@@ -49,6 +49,11 @@ def step_body(step: str) -> str:
     return _MARKER_PREFIX.sub("", step, count=1).strip()
 
 
+def strip_marker(step: str) -> str:
+    """``step`` without the "Step i:" marker that opens it (and the spaces after it), nothing else."""
+    return _MARKER_PREFIX.sub("", step, count=1)
+
+
 def step_marker(k: int) -> str:
     """The marker that opens step k (1-based); generation is primed with it."""
     return f"Step {k}:"
