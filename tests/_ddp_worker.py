@@ -18,11 +18,11 @@ def main(model_dir: str, out: str) -> None:
     from helpers import toy_pairs
 
     from stepdpo.models import load_model, load_tokenizer
+    from stepdpo.training.distributed import rank_share
     from stepdpo.training.losses import make_loss
     from stepdpo.training.packing import CompletionLogProbs, encode_pairs
     from stepdpo.training.packing import micro_batches as _batches
     from stepdpo.training.reference import reference_logps
-    from stepdpo.training.distributed import rank_share
     from stepdpo.training.trainer import TrainConfig, train_step
 
     acc = Accelerator(cpu=True)
