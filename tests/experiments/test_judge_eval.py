@@ -72,3 +72,87 @@ def test_the_rollout_judge_needs_answers(tmp_path):
     pb.write_text(json.dumps({"id": "a", "problem": "p?", "steps": ["x", "y"], "label": 0}) + "\n")
     res = runner.invoke(app, ["eval-judge", "--data", str(pb), "--judge", "rollout", "--out", str(tmp_path / "o")])
     assert res.exit_code == 2 and "needs each case's gold answer" in res.output
+
+
+def _pb(tmp_path, cases, name="pb.jsonl", **change):
+    path = tmp_path / name
+    rows = [{k: v for k, v in case_to_processbench(c).items() if k != "final_answer_correct"} for c in cases]
+    write_records(path, [{**r, **change.get(r["id"], {})} for r in rows])
+    return path
+
+
+def test_a_judge_never_sees_the_label(tmp_path):
+    """A case's correctness comes from its final answer against the gold answer, as in locate: a
+    solution labelled all-correct whose final answer is wrong is graded wrong, and the rollout judge
+    has to roll out to say anything about it."""
+    from stepdpo.experiments.judge_eval import judged_as_in_locate
+
+    cases = load_cases("synthetic", 12)
+    wrong = next(c for c in cases if c.label >= 0 and c.label == len(c.steps) - 1)  # the slip changes the answer
+    right = next(c for c in cases if c.label < 0)
+    pb = _pb(tmp_path, [wrong, right], **{wrong.id: {"label": -1}})  # the label lies; the judge must not know
+    got = load_cases(str(pb), None)
+    assert [judged_as_in_locate(c).solution.correct for c in got] == [False, True]
+    cfg = EvalJudgeConfig(
+        data=str(pb), judge="rollout", m=2, max_new_tokens=120, batch_size=64, out=str(tmp_path / "o")
+    )
+    run_eval_judge(cfg)
+    rows = {r["id"]: r for r in map(json.loads, (tmp_path / "o" / "cases.jsonl").read_text().splitlines())}
+    assert rows[wrong.id]["rollouts"] > 0 and rows[right.id]["rollouts"] == 0
+
+
+def test_a_case_without_a_gold_answer_is_graded_nothing_and_counted(tmp_path):
+    cases = load_cases("synthetic", 6)
+    pb = _pb(tmp_path, cases, **{c.id: {"answer": None} for c in cases[:2]})
+    summary = run_eval_judge(EvalJudgeConfig(data=str(pb), judge="verifier", out=str(tmp_path / "o")))
+    assert summary["without_gold_answer"] == 2
+    sols = [json.loads(x) for x in (tmp_path / "o" / "solutions.jsonl").read_text().splitlines()]
+    assert [s["correct"] for s in sols[:2]] == [False, False]
+
+
+def test_judgements_must_judge_the_cases_own_steps_once(tmp_path):
+    from stepdpo.exchange import case_to_located
+    from stepdpo.recordio import DataError
+
+    cases = load_cases("synthetic", 4)
+    pb = _pb(tmp_path, cases)
+    judged = [case_to_located(c) for c in cases]
+    j = tmp_path / "j.jsonl"
+    # another step split: the first two steps judged as one
+    sol = judged[1].solution
+    merged = [sol.steps[0] + sol.steps[1], *sol.steps[2:]]
+    other = LocatedError(type(sol)(**{**sol.__dict__, "steps": merged}), 1, "mine")
+    write_records(j, [judged[0], other])
+    with pytest.raises(DataError, match=r"j.jsonl:2: case .*: the judged steps \(\d+\) are not the case's steps"):
+        run_eval_judge(EvalJudgeConfig(data=str(pb), judgements=str(j), out=str(tmp_path / "o")))
+    stranger = LocatedError(type(sol)(**{**sol.__dict__, "id": "nobody"}), 1, "mine")
+    write_records(j, [judged[0], stranger])
+    res = runner.invoke(app, ["eval-judge", "--data", str(pb), "--judgements", str(j), "--out", str(tmp_path / "o")])
+    assert res.exit_code == 2 and "j.jsonl:2: solution id 'nobody' is no case" in res.output
+    write_records(j, [judged[0], judged[0]])
+    with pytest.raises(DataError, match=r"j.jsonl:2: .* is judged twice \(line 1\)"):
+        run_eval_judge(EvalJudgeConfig(data=str(pb), judgements=str(j), out=str(tmp_path / "o")))
+
+
+def test_repeated_case_ids_are_refused(tmp_path):
+    from stepdpo.recordio import DataError
+
+    cases = load_cases("synthetic", 3)
+    pb = _pb(tmp_path, [cases[0], cases[1], cases[0]])
+    with pytest.raises(DataError, match=r"pb.jsonl:3: case id .* repeats line 1's"):
+        load_cases(str(pb), None)
+
+
+def test_a_file_is_read_whole_unless_limited_and_the_plot_stays_small(tmp_path):
+    cases = load_cases("synthetic", 230)
+    pb = _pb(tmp_path, cases)
+    res = runner.invoke(app, ["eval-judge", "--data", str(pb), "--limit", "none", "--out", str(tmp_path / "a")])
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "a" / "summary.json").read_text())["cases"] == 230
+    assert len(load_cases(str(pb), EvalJudgeConfig().limit)) == 230
+    from matplotlib.image import imread
+
+    from stepdpo.experiments.judge_eval import confusion_plot
+
+    path = confusion_plot([3, 4000, -1, 25], [5, 3999, None, 1], tmp_path / "c.png")
+    assert imread(path).shape[1] < 1200  # steps past 20 share one bucket

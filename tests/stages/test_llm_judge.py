@@ -210,3 +210,14 @@ def test_the_reply_is_held_to_one_verdict_per_step(judge_env, tmp_path, reply_fo
     steps = schema["properties"]["steps"]
     assert steps["minItems"] == steps["maxItems"] == 3
     assert steps["items"]["properties"]["verdict"]["enum"] == ["correct", "neutral", "incorrect"]
+
+
+def test_the_request_timeout_is_an_option_of_locate_and_eval_judge(tmp_path):
+    from stepdpo.experiments.judge_eval import EvalJudgeConfig
+    from stepdpo.options import build
+    from stepdpo.stages.locate import LocateConfig, judge_from_config
+
+    for cls in (LocateConfig, EvalJudgeConfig):
+        cfg = build(cls, {"judge": "llm", "base_url": "http://127.0.0.1:9/v1", "request_timeout": "600"})
+        judge = judge_from_config(cfg, None, tmp_path / "out.jsonl")
+        assert judge.timeout == 600.0 and judge.client.timeout == 600.0

@@ -33,8 +33,10 @@ from stepdpo.options import option
 from stepdpo.pipeline.run import ModelOptions
 from stepdpo.progress import log
 from stepdpo.recordio import DataError, atomic_write_text, read_records, write_records
-from stepdpo.records import NO_WRONG_STEP, LocatedError, RecordError
+from stepdpo.records import NO_WRONG_STEP, LocatedError, RecordError, content_id
 from stepdpo.stages.locate import LocateConfig, judge_from_config
+from stepdpo.text.grading import grade
+from stepdpo.text.steps import strip_marker
 
 
 @dataclass
@@ -71,20 +73,70 @@ def load_cases(spec: str, limit: int | None, seed: int = 0) -> list[Case]:
             extra = {"dataset": p.source, "meta": p.meta}
             out.append(Case(f"{p.id}-case", p.problem, steps, label, label < 0, p.answer, extra, marked=True))
         return out
-    cases, fmt = [], None
+    cases, fmt, seen = [], None, {}
     for line, row in read_rows(spec):
         try:
             fmt = fmt or detect_format(row)
             case = case_from_row(row, fmt)
         except RecordError as e:
             raise DataError(spec, line, str(e), e.reason) from None
-        if case is not None:
-            cases.append(case)
+        if case is None:
+            continue
+        if case.id in seen:
+            raise DataError(spec, line, f"case id {case.id!r} repeats line {seen[case.id]}'s", "duplicate_id")
+        seen[case.id] = line
+        cases.append(case)
         if limit and len(cases) >= limit:
             break
     if not cases:
         raise DataError(spec, None, "no labelled cases", "empty")
     return cases
+
+
+def steps_key(steps: list[str]) -> str:
+    """The content of a solution's steps, markers and surrounding space aside: a judgement is about
+    a case only if it judged the same steps."""
+    return content_id(*(strip_marker(s).strip() for s in steps))
+
+
+def read_judgements(path: str, cases: list[Case]) -> dict[str, LocatedError]:
+    """A judge's located errors by case id. Each must judge a case of ``cases`` on that case's own
+    steps (the same split), once; anything else is an error naming the file and line."""
+    want = {c.id: c for c in cases}
+    out: dict[str, tuple[int, LocatedError]] = {}
+    for line, row in read_rows(path):
+        try:
+            err = LocatedError.from_dict(row)
+        except RecordError as e:
+            raise DataError(path, line, str(e), e.reason) from None
+        case = want.get(err.id)
+        if case is None:
+            raise DataError(path, line, f"solution id {err.id!r} is no case of the labelled data", "unknown_id")
+        if err.id in out:
+            raise DataError(
+                path, line, f"solution id {err.id!r} is judged twice (line {out[err.id][0]})", "duplicate_id"
+            )
+        if steps_key(err.solution.steps) != steps_key(case.located_steps()):
+            raise DataError(
+                path,
+                line,
+                f"case {err.id!r}: the judged steps ({len(err.solution.steps)}) are not the case's steps "
+                f"({len(case.steps)}): judged on another step split or another solution",
+                "other_steps",
+            )
+        out[err.id] = (line, err)
+    return {k: e for k, (_, e) in out.items()}
+
+
+def judged_as_in_locate(case: Case) -> LocatedError:
+    """The case as ``locate`` would hand it to a judge: the solution and the gold answer, the
+    solution graded by its final answer against the gold answer, never by the label. A case
+    without a gold answer is graded nothing (not correct) and its prompt says the answer is not
+    given."""
+    if not case.answer:
+        return case_to_located(replace(case, answer="(not given)"), correct=False)
+    steps = case.located_steps()
+    return case_to_located(case, correct=grade("".join(steps), case.answer))
 
 
 def predicted(err: LocatedError | None) -> int | None:
@@ -136,13 +188,12 @@ def run_eval_judge(cfg: EvalJudgeConfig) -> dict[str, Any]:
     cases = load_cases(cfg.data, cfg.limit)
     if cfg.judge == "rollout" and not cfg.judgements and any(not c.answer for c in cases):
         raise ValueError(f"{cfg.data}: the rollout judge needs each case's gold answer ('answer'); these have none")
-    # the llm judge and the verifier need no gold answer; a case without one says so in the prompt
-    errors = [case_to_located(replace(c, answer=c.answer or "(not given)")) for c in cases]
+    errors = [judged_as_in_locate(c) for c in cases]
     solutions = out / "solutions.jsonl"
     write_records(solutions, [e.solution for e in errors])
     t0, generator, stats = time.time(), None, {}
     if cfg.judgements:
-        judged, _ = read_records(cfg.judgements, "located_error")
+        by_id = read_judgements(cfg.judgements, cases)
         name = f"file:{Path(cfg.judgements).name}"
     else:
         from stepdpo.pipeline.run import run_locate
@@ -154,11 +205,10 @@ def run_eval_judge(cfg: EvalJudgeConfig) -> dict[str, Any]:
             generator = load_generator(cfg.model, backend=cfg.backend, **kw)
         judge = judge_from_config(cfg, generator, out / "judged.jsonl")
         run_locate(judge, solutions, out / "judged.jsonl", include_correct=True)
-        judged, _ = read_records(out / "judged.jsonl", "located_error")
+        by_id = {e.solution.id: e for e in read_records(out / "judged.jsonl", "located_error")[0]}
         name = cfg.judge
         stats = dict(getattr(judge, "stats", {}))
     wall = time.time() - t0
-    by_id = {e.solution.id: e for e in judged}
     labels = [c.label for c in cases]
     preds = [predicted(by_id.get(c.id)) for c in cases]
     rows = []
@@ -177,6 +227,8 @@ def run_eval_judge(cfg: EvalJudgeConfig) -> dict[str, Any]:
         )
     write_records(out / "cases.jsonl", rows)
     summary = {"judge": name, "data": cfg.data, **score(labels, preds)}
+    # without a gold answer the judge is told nothing about the final answer (graded wrong for all)
+    summary["without_gold_answer"] = sum(not c.answer for c in cases)
     gen_stats = getattr(generator, "stats", {}) if generator is not None else {}
     summary["cost_per_case"] = {
         "rollouts": sum(r["rollouts"] for r in rows) / len(rows),
@@ -194,6 +246,9 @@ def run_eval_judge(cfg: EvalJudgeConfig) -> dict[str, Any]:
     return summary
 
 
+MAX_PLOTTED_STEP = 19  # steps 20 and later share the plot's last row and column
+
+
 def confusion_plot(labels: list[int], preds: list[int | None], path: Path, title: str = "") -> Path:
     """Counts of predicted against true earliest wrong step ("none" = -1, "abstain")."""
     import matplotlib
@@ -202,11 +257,13 @@ def confusion_plot(labels: list[int], preds: list[int | None], path: Path, title
     import matplotlib.pyplot as plt
     import numpy as np
 
-    top = max([*labels, *(p for p in preds if p is not None), 0])
+    top = min(max([*labels, *(p for p in preds if p is not None), 0]), MAX_PLOTTED_STEP)
     names = ["none", *map(str, range(1, top + 2))]
+    if top == MAX_PLOTTED_STEP:
+        names[-1] += "+"  # a long tail of late steps in one bucket
     grid = np.zeros((len(names), len(names) + 1), dtype=int)
     for y, p in zip(labels, preds):
-        grid[y + 1, len(names) if p is None else p + 1] += 1
+        grid[min(y, top) + 1, len(names) if p is None else min(p, top) + 1] += 1
     fig, ax = plt.subplots(figsize=(1.2 + 0.32 * len(names), 1.0 + 0.3 * len(names)))
     ax.imshow(np.log1p(grid), cmap="Blues")
     for (i, j), v in np.ndenumerate(grid):
@@ -239,4 +296,8 @@ def table(summary: dict[str, Any]) -> str:
         f"  per case: {cost['rollouts']:.1f} rollouts, {cost['generated_tokens']:.0f} generated tokens, "
         f"{cost['judge_calls']:.2f} judge calls, {cost['seconds']:.2f} s",
     ]
+    if summary.get("without_gold_answer"):
+        lines.append(
+            f"  {summary['without_gold_answer']} cases have no gold answer: their final answers were graded as not correct"
+        )
     return "\n".join(lines)

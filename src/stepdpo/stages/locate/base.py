@@ -95,6 +95,9 @@ class LocateConfig:
         "Environment variable holding the API key (llm judge; a server on this machine needs none).",
     )
     concurrency: int = option(8, "Parallel requests (llm judge).", min=1)
+    request_timeout: float = option(
+        60.0, "Seconds one judge request may take (llm judge; a judge served on a CPU needs minutes).", min=0.001
+    )
     reply_format: str = option(
         "json",
         "llm judge replies: json (any JSON object: OpenAI's JSON mode), json_schema (held to the "
@@ -129,5 +132,6 @@ def judge_from_config(cfg: LocateConfig, generator: Any, out: Path) -> Judge:
             concurrency=cfg.concurrency,
             cache=cache,
             reply_format=cfg.reply_format,
+            timeout=cfg.request_timeout,
         )
     return make_judge(cfg.judge)
