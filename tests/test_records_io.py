@@ -139,3 +139,28 @@ def test_merge_refuses_mixed_kinds(tmp_path):
     with pytest.raises(ValueError, match="different kinds"):
         merge_shards([pairs, problems], tmp_path / "out.jsonl")
     assert not (tmp_path / "out.jsonl").exists()
+
+
+def test_a_mapping_field_of_the_wrong_type_is_named_by_file_and_line(tmp_path):
+    sol = Solution(
+        id="s1", problem_id="p1", problem="q", answer="3", completion="Step 1: a", steps=["Step 1: a"], correct=False
+    )
+    err = LocatedError(solution=sol, first_error_step=1, judge="verifier")
+    _write(tmp_path, "m.jsonl", [err.to_dict(), {**err.to_dict(), "solution": {**sol.to_dict(), "meta": 5}}])
+    with pytest.raises(DataError, match=r"m.jsonl:2: field 'meta' must be a mapping"):
+        read_records(tmp_path / "m.jsonl", "located_error")
+    _write(tmp_path, "e.jsonl", [{**err.to_dict(), "evidence": "abc"}])
+    with pytest.raises(DataError, match=r"e.jsonl:1: field 'evidence' must be a mapping"):
+        read_records(tmp_path / "e.jsonl", "located_error")
+
+
+def test_review_reads_a_solutions_file_against_its_own_schema(tmp_path):
+    from stepdpo.review import load_items
+
+    sol = Solution(
+        id="s1", problem_id="p1", problem="q", answer="3", completion="Step 1: a", steps=["Step 1: a"], correct=False
+    )
+    rows = [sol.to_dict(), {**sol.to_dict(), "id": "s2"}, {**sol.to_dict(), "id": "s3", "steps": []}]
+    _write(tmp_path, "sols.jsonl", rows)
+    with pytest.raises(DataError, match=r"sols.jsonl:3: field 'steps' must be a non-empty list"):
+        load_items(tmp_path / "sols.jsonl", "locate")

@@ -54,6 +54,16 @@ def _check_str(d: dict, name: str, *, required: bool = True, nonempty: bool = Fa
     return value
 
 
+def _check_map(d: dict, name: str) -> dict[str, Any]:
+    """An optional mapping field (``meta``, ``evidence``, ``generator``), or a RecordError naming it."""
+    value = d.get(name)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise RecordError("bad_field", f"field '{name}' must be a mapping (a JSON object), got {value!r:.60}")
+    return dict(value)
+
+
 class _Record:
     """Shared behaviour: dict conversion that drops unset optional fields."""
 
@@ -92,7 +102,7 @@ class Problem(_Record):
             answer=answer,  # type: ignore[arg-type]
             source=_check_str(d, "source", required=False) or "",
             solution=_check_str(d, "solution", required=False),
-            meta=dict(d.get("meta") or {}),
+            meta=_check_map(d, "meta"),
         )
 
 
@@ -140,8 +150,8 @@ class Solution(_Record):
             predicted=_check_str(d, "predicted", required=False),
             dataset=_check_str(d, "dataset", required=False) or "",
             reference=_check_str(d, "reference", required=False),
-            generator=dict(d.get("generator") or {}),
-            meta=dict(d.get("meta") or {}),
+            generator=_check_map(d, "generator"),
+            meta=_check_map(d, "meta"),
         )
 
 
@@ -202,7 +212,7 @@ class LocatedError(_Record):
             solution=sol,
             first_error_step=k,
             judge=_check_str(d, "judge"),  # type: ignore[arg-type]
-            evidence=dict(d.get("evidence") or {}),
+            evidence=_check_map(d, "evidence"),
             reason=_check_str(d, "reason", required=False),
         )
 
@@ -245,7 +255,7 @@ class Rectification(_Record):
             error=LocatedError.from_dict(d["error"]),
             candidates=cands,
             sampled=int(d.get("sampled", 0)),
-            generator=dict(d.get("generator") or {}),
+            generator=_check_map(d, "generator"),
         )
 
 
@@ -299,7 +309,7 @@ class StepPair(_Record):
             full_rejected=_check_str(d, "full_rejected", required=False),
             answer=_check_str(d, "answer", required=False),
             dataset=_check_str(d, "dataset", required=False),
-            meta=dict(d.get("meta") or {}),
+            meta=_check_map(d, "meta"),
         )
         if pair.chosen.strip() == pair.rejected.strip():
             raise RecordError("chosen_equals_rejected", "'chosen' and 'rejected' are the same step")

@@ -9,6 +9,7 @@ written again from the decision. In ``locate`` mode the output holds located err
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections import Counter
@@ -16,34 +17,35 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from stepdpo.recordio import AppendWriter, DataError, read_records
+from stepdpo.recordio import AppendWriter, atomic_write_text, iter_raw_rows, read_records
 from stepdpo.records import NO_WRONG_STEP, LocatedError, Solution, StepPair
 from stepdpo.text.steps import split_steps, step_body
 
 LOCATE_DECISIONS = ("step", "no_wrong_step", "skip")
 PAIR_DECISIONS = ("keep", "drop", "skip")
+UNDONE = "undone"  # a decisions-file row that takes back the item's earlier decision
 
 
 def decisions_path(out: str | Path) -> Path:
+    """The decisions file of an output: its whole name and ``.decisions.jsonl`` (``h.jsonl`` and
+    ``h.json`` keep apart)."""
     out = Path(out)
-    return out.with_name(out.stem + ".decisions.jsonl")
+    return out.with_name(out.name + ".decisions.jsonl")
 
 
 def load_items(path: str | Path, mode: str) -> list[LocatedError | StepPair]:
     """The items to review: located errors (or wrong solutions, D1) in ``locate`` mode, step pairs
-    in ``pairs`` mode. Bad rows raise :class:`DataError` naming the file and line."""
+    in ``pairs`` mode. Which of the two a file holds is read from its first row; bad rows raise
+    :class:`DataError` naming the file and line."""
     if mode == "pairs":
         items, _ = read_records(path, "step_pair")
         return items
-    try:
+    first = next((row for _, row in iter_raw_rows(path) if isinstance(row, dict)), None)
+    if first is None or "solution" in first:
         items, _ = read_records(path, "located_error")
         return items
-    except DataError as first:
-        try:
-            sols, _ = read_records(path, "solution")
-        except DataError:
-            raise first from None
-        return [LocatedError(s, None, "none", reason="not_judged") for s in sols]
+    sols, _ = read_records(path, "solution")
+    return [LocatedError(s, None, "none", reason="not_judged") for s in sols]
 
 
 @dataclass
@@ -58,21 +60,57 @@ class Review:
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
+        self._last: str | None = None  # the last decision made here, which undo takes back
+        self._first: str | None = None  # an item just undone, asked next
         self._decisions = AppendWriter(decisions_path(self.out), key="id", keep_rows=True)
-        self._output = AppendWriter(self.out, key="id")
-        self.decided = dict(self._decisions.rows)
         self._by_id = {item.id: item for item in self.items}
-        for iid, d in self.decided.items():  # a kill between decision and record: write the record now
-            rec = self._record(self._by_id[iid], d) if iid in self._by_id else None
-            if rec is not None and rec.id not in self._output.done:
+        self.decided = {iid: d for iid, d in self._decisions.rows.items() if d.get("decision") != UNDONE}
+        self._output = AppendWriter(self.out, key="id", keep_rows=True)
+        self._reconcile()
+
+    def _reconcile(self) -> None:
+        """Make the output the records of the decisions. A record whose decision line was lost
+        (damage in the decisions file) gives its decision back; a record whose decision was
+        undone is removed; a decision whose record is missing (a kill in between) writes it."""
+        for iid, rec in self._output.rows.items():
+            if iid not in self._decisions.rows and iid in self._by_id:
+                self._write_decision(self._decision_from_record(self._by_id[iid], rec))
+        want = {iid: self._record(self._by_id[iid], d) for iid, d in self.decided.items() if iid in self._by_id}
+        want = {iid: r for iid, r in want.items() if r is not None}
+        if set(self._output.rows) - set(want):  # an undone decision's record: rewrite without it
+            self._output.close()
+            kept = [json.dumps(row, ensure_ascii=False) + "\n" for iid, row in self._output.rows.items() if iid in want]
+            atomic_write_text(self.out, "".join(kept))
+            self._output = AppendWriter(self.out, key="id", keep_rows=True)
+        for iid, rec in want.items():
+            if iid not in self._output.done:
                 self._output.write(rec)
+
+    def _decision_from_record(self, item: Any, rec: dict) -> dict:
+        row = {"id": item.id, "annotator": self.annotator, "time": round(time.time(), 3), "recovered": True}
+        if self.mode == "pairs":
+            return {**row, "decision": "keep"}
+        k = rec.get("first_error_step")
+        row["annotator"] = (rec.get("evidence") or {}).get("annotator", self.annotator)
+        row["auto"] = {"judge": item.judge, "step": item.first_error_step, "reason": item.reason}
+        return {**row, "decision": "step", "step": k} if k else {**row, "decision": "no_wrong_step"}
+
+    def _write_decision(self, row: dict) -> None:
+        self._decisions.write(row)
+        self._decisions.rows[row["id"]] = row
+        if row["decision"] == UNDONE:
+            self.decided.pop(row["id"], None)
+        else:
+            self.decided[row["id"]] = row
 
     def close(self) -> None:
         self._decisions.close()
         self._output.close()
 
     def pending(self) -> list[Any]:
-        return [item for item in self.items if item.id not in self.decided]
+        """Items not decided yet; an item just undone comes first."""
+        todo = [item for item in self.items if item.id not in self.decided]
+        return sorted(todo, key=lambda it: it.id != self._first) if self._first else todo
 
     def decide(self, iid: str, decision: str, step: int | None = None) -> dict:
         """Record one decision; a second decision on the same item is refused."""
@@ -84,8 +122,8 @@ class Review:
             raise KeyError(f"no item {iid!r}")
         if decision == "step":
             n = len(item.solution.steps)
-            if not isinstance(step, int) or not 1 <= step <= n:
-                raise ValueError(f"step must be 1..{n}")
+            if not isinstance(step, int) or isinstance(step, bool) or not 1 <= step <= n:
+                raise ValueError(f"step must be a whole number 1..{n}")
         with self._lock:
             if iid in self.decided:
                 raise ValueError(f"item {iid} is already decided")
@@ -94,12 +132,32 @@ class Review:
                 row["step"] = step
             if self.mode == "locate":
                 row["auto"] = {"judge": item.judge, "step": item.first_error_step, "reason": item.reason}
-            self._decisions.write(row)
-            self.decided[iid] = row
+            self._write_decision(row)
             rec = self._record(item, row)
             if rec is not None:
                 self._output.write(rec)
+                self._output.rows[iid] = rec.to_dict()
+            self._last = iid
             return row
+
+    @property
+    def can_undo(self) -> bool:
+        return self._last is not None and self._last in self.decided
+
+    def undo(self) -> str:
+        """Take back the last decision made on this page (its record leaves the output); the
+        item is asked again. Returns its id."""
+        with self._lock:
+            iid = self._last
+            if iid is None or iid not in self.decided:
+                raise ValueError("no decision to undo")
+            self._write_decision(
+                {"id": iid, "decision": UNDONE, "annotator": self.annotator, "time": round(time.time(), 3)}
+            )
+            self._reconcile()
+            self._last = None
+            self._first = iid
+            return iid
 
     def _record(self, item: Any, d: dict) -> Any:
         if d["decision"] == "skip" or d["decision"] == "drop":
