@@ -420,13 +420,9 @@ def train(cfg: TrainConfig) -> None:
 )
 def demo(cfg: DemoConfig) -> None:
     from stepdpo.experiments.demo import run_demo
+    from stepdpo.experiments.report import pct, signed, verdict
 
     res = run_demo(cfg)
-
-    def pct(r, signed=False):
-        f = "{:+.1f}" if signed else "{:.1f}"
-        lo, hi = r["ci95"]
-        return f"{f.format(100 * r['mean'])} [{f.format(100 * lo)}, {f.format(100 * hi)}]"
 
     if cfg.tune:
         table = Table(title=f"stepdpo demo --tune ({res['task']}): {res['metric']} on {res['val_problems']} problems")
@@ -459,10 +455,8 @@ def demo(cfg: DemoConfig) -> None:
     diffs = Table(title="paired differences (points), mean [95 % interval]: does the paper's ordering hold here?")
     for col in ("difference", "points", "here"):
         diffs.add_column(col)
-    from stepdpo.experiments.report import verdict
-
     for k, r in res["differences"].items():
-        diffs.add_row(k, pct(r, True), verdict(r))
+        diffs.add_row(k, signed(r), verdict(r))
     Console().print(diffs)
     _say(
         f"results: {Path(cfg.out) / 'results.json'}; report: {Path(cfg.out) / 'report.md'}; total {res['wall_s']:.0f} s"

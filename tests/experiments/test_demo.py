@@ -16,7 +16,10 @@ def test_mean_ci():
     r = mean_ci([0.5, 0.6, 0.7])
     assert r["mean"] == pytest.approx(0.6)
     assert r["ci95"][0] == pytest.approx(0.6 - 4.303 * 0.1 / 3**0.5, abs=1e-3)
-    assert mean_ci([0.4])["ci95"] == [0.4, 0.4]
+    assert mean_ci([0.4])["ci95"] is None  # one seed: no interval
+    from stepdpo.experiments.report import pct, signed
+
+    assert pct(mean_ci([0.4])) == "40.0 (one seed)" and signed(mean_ci([0.1, 0.3])).startswith("+20.0 [")
     # eleven seeds: t(0.975, 10) = 2.228, not the normal 1.96
     values = [0.5 + 0.01 * i for i in range(11)]
     sd = (sum((v - 0.55) ** 2 for v in values) / 10) ** 0.5
@@ -109,6 +112,29 @@ def test_the_packaged_picks_cover_every_arm_of_each_task(tmp_path):
         hyperparameters(DemoConfig(picks=str(bad)))
 
 
+def test_reused_artefacts_are_keyed_by_the_settings_and_data_that_made_them(tmp_path):
+    from dataclasses import replace
+
+    from stepdpo.experiments.common import eval_key, kept, train_config, train_key
+
+    data = tmp_path / "pairs.jsonl"
+    data.write_text("a\n")
+    cfg = DemoConfig()
+    tc = train_config(cfg, data, "step", tmp_path / "run", 0, 1e-5, 0.1, tmp_path / "ref.json")
+    key = train_key(tc)
+    assert train_key(replace(tc, out=str(tmp_path / "elsewhere"))) == key  # where it writes is not a setting
+    for change in ({"lr": 5e-5}, {"beta": 0.4}, {"epochs": 7.0}, {"seed": 1}):
+        assert train_key(replace(tc, **change)) != key, change
+    data.write_text("b\n")
+    assert train_key(tc) != key  # other pairs in the same file
+    (tmp_path / "done.json").write_text(json.dumps({"model": "m", "key": key}))
+    assert kept(tmp_path / "done.json", key)["model"] == "m" and kept(tmp_path / "done.json", "other") is None
+    held = get_task("synthetic").generate(3, seed=1)
+    assert (
+        eval_key(cfg, key, held, False) != eval_key(cfg, key, held[:2], False) != eval_key(cfg, "m2", held[:2], False)
+    )
+
+
 def test_verdict_reads_the_interval_of_a_paired_difference():
     assert verdict(mean_ci([0.02, 0.03, 0.025])) == "holds"
     assert verdict(mean_ci([-0.02, -0.03, -0.025])) == "reversed"
@@ -172,6 +198,11 @@ def test_tune_then_demo_write_the_promised_results(tmp_path):
     again = run_demo(DemoConfig(out=str(out), seeds=[0, 1], picks=str(picks), **small))
     assert again["accuracy"] == saved["accuracy"]
     assert (out / "seed0" / "step_dpo" / "done.json").stat().st_mtime == mtime
+    # asked for other settings, the models and evaluations are made anew, never reused
+    other = run_demo(DemoConfig(out=str(out), seeds=[0], picks=str(picks), **{**small, "epochs": 2.0}))
+    for arm in TRAINED:
+        assert json.loads((out / "seed0" / arm / "train_config.json").read_text())["epochs"] == 2.0
+    assert other["accuracy"]["sft"]["values"] == saved["accuracy"]["sft"]["values"][:1]  # the same SFT evaluation
 
 
 def test_pair_structure_reads_where_the_rejected_solution_errs():

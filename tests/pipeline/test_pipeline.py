@@ -164,3 +164,44 @@ def test_holistic_pairs_set_a_correct_against_a_wrong_whole_solution(gen, proble
     assert {sols[p.meta["chosen_id"]].problem_id for p in pairs} == {k for k, v in outcomes.items() if len(v) == 2}
     with pytest.raises(ValueError, match="set collect.keep_correct"):
         run_pipeline(PipelineConfig(out=str(tmp_path / "p"), build=BuildConfig(pair_format="holistic")))
+
+
+def test_every_pair_format_passes_the_same_checker_filter():
+    """With recheck, a chosen side with a wrong step is dropped in every format: a right answer
+    reached through a wrong step (holistic), an s_win whose continuation errs later (step and
+    shared-prefix pairs)."""
+    from stepdpo.records import LocatedError, Rectification, Solution
+    from stepdpo.stages.pairs import holistic_pairs
+    from stepdpo.tasks import get_task
+    from stepdpo.tasks.arithmetic import canonical_step
+
+    p = get_task("synthetic").generate(1, seed=21, min_steps=4, max_steps=4)[0]
+    steps = [canonical_step(p, i) for i in range(1, 5)]
+    slip = steps[1].replace(" = ", " = 1", 1)  # step 2's arithmetic is wrong; step 3 goes on from the right value
+
+    def sol(sid, parts, correct):
+        text = "".join(parts)
+        return Solution(sid, p.id, p.problem, p.answer, text, list(parts), correct, dataset=p.source, meta=p.meta)
+
+    good, sneaky, bad = (
+        sol("g", steps, True),
+        sol("s", [steps[0], slip, *steps[2:]], True),
+        sol("b", [steps[0], slip], False),
+    )
+    assert check_solution(p, sneaky.completion).first_error_step == 2
+    pairs, dropped = holistic_pairs([sneaky, bad, good], BuildConfig(pair_format="holistic", recheck=True))
+    assert [x.meta["chosen_id"] for x in pairs] == ["g"] and dropped["chosen_fails_recheck"] == 1
+    assert holistic_pairs([sneaky, bad], BuildConfig(pair_format="holistic"))[0][0].meta["chosen_id"] == "s"
+
+    wrong = sol("w", [steps[0], slip, *steps[2:]], False)
+    err = LocatedError(wrong, 2, "verifier")
+    later_slip = steps[2].replace(" = ", " = 1", 1)
+    cands = [
+        {"step": steps[1], "continuation": steps[1] + later_slip + steps[3]},  # s_win right, step 3 wrong
+        {"step": steps[1], "continuation": "".join(steps[1:])},
+    ]
+    rect = Rectification(err, cands, sampled=2)
+    for fmt in ("step", "dpo"):
+        built, dropped = build_pairs([rect], BuildConfig(pair_format=fmt, recheck=True, max_per_error=2))
+        assert len(built) == 1 and dropped["chosen_fails_recheck"] == 1, fmt
+        assert later_slip not in (built[0].full_chosen or built[0].chosen)

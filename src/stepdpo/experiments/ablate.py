@@ -156,8 +156,7 @@ def run_ablations(cfg: AblateConfig) -> dict[str, Any]:
         if factor in ("pairs", "errors"):
             chosen = select(pairs[method, seed], factor, value)
             data, n = demo / "ablations" / "data" / f"seed{seed}-{factor}-{value}-{fname}", len(chosen)
-            if not data.exists():
-                write_records(data, chosen)
+            write_records(data, chosen)  # rewritten: the seed's pairs may have changed since
         over = {"epochs": value} if factor == "epochs" else {}
         run = demo / "ablations" / f"{factor}-{value}" / f"seed{seed}" / method
         t = time.time()
@@ -340,8 +339,8 @@ def plot(res: dict[str, Any], path: Path) -> None:
         xs = list(range(len(entries)))
         for j, m in enumerate(METHODS):
             ys = [100 * e[m]["mean"] for e in entries]
-            lo = [100 * (e[m]["mean"] - e[m]["ci95"][0]) for e in entries]
-            hi = [100 * (e[m]["ci95"][1] - e[m]["mean"]) for e in entries]
+            lo = [100 * (e[m]["mean"] - (e[m]["ci95"] or [e[m]["mean"]] * 2)[0]) for e in entries]
+            hi = [100 * ((e[m]["ci95"] or [e[m]["mean"]] * 2)[1] - e[m]["mean"]) for e in entries]
             ax.errorbar(
                 [x + (j - 0.5) * 0.12 for x in xs],
                 ys,

@@ -5,10 +5,11 @@ Problem sets, all disjoint from the SFT model's training problems and from each 
 its error-collection problems and its held-out test problems; validation problems for tuning;
 the tuning run's own collection problems; the problems of the common validation pairs (Fig. 2).
 
-From one seed's collection, all arms see the same problems: Step-DPO pairs (s_win rechecked by
-the task's checker, the paper's filter), the shared-prefix DPO pairs of the same errors, holistic
-DPO pairs (a correct against a wrong whole solution, both sampled), and the Step-DPO pairs with
-s_win in another voice. A DPO arm with more pairs than Step-DPO keeps as many as Step-DPO has:
+From one seed's collection, all arms see the same problems: Step-DPO pairs, the shared-prefix DPO
+pairs of the same errors, holistic DPO pairs (a correct against a wrong whole solution, both
+sampled), and the Step-DPO pairs with s_win in another voice. Every arm's chosen side passes the
+same filter, the task's checker on the whole chosen solution (the paper's s_win filter: a
+solution with a wrong step is not a correct one, whatever its final answer). A DPO arm with more pairs than Step-DPO keeps as many as Step-DPO has:
 those whose ids hash lowest (a fixed random subset, :func:`cap`).
 """
 
@@ -90,7 +91,9 @@ def arm_data(cfg: DemoConfig, problems: list[Problem], seed: int, out: Path) -> 
     )
     stages = run_pipeline(pcfg)
     holistic = run_build(
-        out / "errors.jsonl", out / "pairs_holistic.jsonl", BuildConfig(pair_format="holistic", max_per_problem=4)
+        out / "errors.jsonl",
+        out / "pairs_holistic.jsonl",
+        BuildConfig(pair_format="holistic", max_per_problem=4, recheck=True),
     )
     by_id = {p.id: p for p in problems}
     pairs = {
@@ -108,7 +111,11 @@ def arm_data(cfg: DemoConfig, problems: list[Problem], seed: int, out: Path) -> 
         "structure": {arm: pair_structure(pairs[arm], by_id) for arm in uncapped},
         "s_win": {"id": pairs["step_dpo"], "ood": pairs["step_dpo_ood"]},
         "uncapped": uncapped,
-        "recheck_dropped": stages[-2].dropped.get("chosen_fails_recheck", 0),
+        # what the checker's filter (the same for every arm) dropped, per arm
+        "recheck_dropped": {
+            arm: s.dropped.get("chosen_fails_recheck", 0)
+            for arm, s in (("step_dpo", stages[-2]), ("dpo_shared_prefix", stages[-1]), ("dpo", holistic))
+        },
         "stages": [s.to_dict() for s in summaries],
     }
 

@@ -3,6 +3,7 @@ evaluated, and statistics over seeds."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import statistics
@@ -145,12 +146,13 @@ def hyperparameters(cfg: DemoConfig) -> dict[str, dict[str, float]]:
 
 
 def mean_ci(values: list[float]) -> dict[str, Any]:
-    """Mean and Student-t 95 % interval over seeds (the exact quantile for n - 1 degrees of freedom)."""
+    """Mean and Student-t 95 % interval over seeds (the exact quantile for n - 1 degrees of freedom);
+    one value has no interval (``ci95`` None)."""
     from scipy.stats import t
 
     m = statistics.fmean(values)
     if len(values) < 2:
-        return {"mean": m, "ci95": [m, m], "values": values}
+        return {"mean": m, "ci95": None, "values": values}
     half = float(t.ppf(0.975, len(values) - 1)) * statistics.stdev(values) / math.sqrt(len(values))
     return {"mean": m, "ci95": [m - half, m + half], "values": values}
 
@@ -204,6 +206,42 @@ def train_config(
         ref_cache=str(ref_cache),
     )
     return replace(tc, **overrides)
+
+
+def run_key(*settings: Any, files: tuple[str | Path, ...] = ()) -> str:
+    """A key of the settings and the input files' contents that made an artefact (a trained model,
+    an evaluation): an artefact on disk is reused only under the same key."""
+    h = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode())
+    for f in files:
+        h.update(Path(f).read_bytes())
+    return h.hexdigest()[:16]
+
+
+def train_key(tc: Any) -> str:
+    """The key of a training run: every setting but where it writes, and the pairs it reads."""
+    from dataclasses import asdict
+
+    settings = {k: v for k, v in asdict(tc).items() if k not in ("out", "data", "val_sets", "ref_cache")}
+    names = [spec.split(":", 1)[0] for spec in tc.val_sets]
+    return run_key(settings, names, files=(tc.data, *(spec.split(":", 1)[1] for spec in tc.val_sets)))
+
+
+def kept(path: Path, key: str) -> dict[str, Any] | None:
+    """What ``path`` (a JSON file) recorded, if it was made under ``key``; None otherwise."""
+    try:
+        rec = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return rec if isinstance(rec, dict) and rec.get("key") == key else None
+
+
+def eval_key(cfg: DemoConfig, model_key: str, held: list[Problem], sampled: bool) -> str:
+    """The key of one evaluation: the model, the decoding, the problems."""
+    st = cfg.setting
+    decoding = (
+        {k: st[k] for k in ("max_new_tokens", "temperature", "top_p", "data")} if sampled else st["max_new_tokens"]
+    )
+    return run_key(model_key, sampled, decoding, [(p.id, p.problem, p.answer) for p in held])
 
 
 def evaluate_model(cfg: DemoConfig, model: str, held: list[Problem], out: Path, sampled: bool = False) -> float:

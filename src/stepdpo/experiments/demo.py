@@ -15,6 +15,7 @@ killed and rerun, finished trainings and evaluations are kept.
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -26,10 +27,14 @@ from stepdpo.experiments.common import (
     ARMS,
     TRAINED,
     DemoConfig,
+    eval_key,
     evaluate_model,
     hyperparameters,
+    kept,
     mean_ci,
+    run_key,
     train_config,
+    train_key,
 )
 from stepdpo.experiments.report import report
 from stepdpo.progress import Bar, log
@@ -75,11 +80,11 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
         whole.update(1)
         times["data"] += time.time() - t
         log.info(f"[{time.time() - t_all:.0f} s] seed {seed} pairs: {data[seed]['pairs']}")
-        models = {"sft": cfg.setting["model"]}
+        models = {"sft": (cfg.setting["model"], run_key(cfg.setting["model"]))}
         for arm in TRAINED:
             t = time.time()
             whole.note(now=f"seed {seed}: training {arm}")
-            models[arm], rows = _train_arm(cfg, arm, seed, hp[arm], sdir, out, val_sets)
+            *models[arm], rows = _train_arm(cfg, arm, seed, hp[arm], sdir, out, val_sets)
             logs[arm].append(rows)
             whole.update(1)
             times[f"train {arm}"] = times.get(f"train {arm}", 0) + time.time() - t
@@ -87,7 +92,7 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
             t = time.time()
             whole.note(now=f"seed {seed}: evaluating {arm}")
             for mode in ("greedy", "sampled") if sampled else ("greedy",):
-                acc[mode][arm].append(_evaluate(cfg, models[arm], sets["test"][seed], sdir / f"eval-{arm}", mode))
+                acc[mode][arm].append(_evaluate(cfg, *models[arm], sets["test"][seed], sdir / f"eval-{arm}", mode))
             whole.update(1)
             times["evaluate"] = times.get("evaluate", 0) + time.time() - t
         main = acc["sampled" if sampled else "greedy"]
@@ -141,30 +146,35 @@ def _common_pairs(cfg: DemoConfig, problems: list, out: Path) -> list[str]:
 
 def _train_arm(
     cfg: DemoConfig, arm: str, seed: int, hp: dict[str, float], sdir: Path, out: Path, val_sets: list[str]
-) -> tuple[str, list[dict]]:
-    """Train one arm of one seed (kept if already trained); returns its model and log rows."""
+) -> tuple[str, str, list[dict]]:
+    """Train one arm of one seed; returns its model, the key of its settings and data, and its log
+    rows. A finished training is kept only if made under the same key; otherwise it is redone."""
     from stepdpo.training.trainer import train
 
     fname, fmt = ARM_DATA[arm]
     run = sdir / arm
-    done = run / "done.json"
-    if not done.exists():
-        tc = train_config(
-            cfg, sdir / "data" / fname, fmt, run, seed, hp["lr"], hp["beta"], out / "ref_logps.json", val_sets=val_sets
-        )
-        atomic_write_text(done, json.dumps({"model": train(tc)["model"]}))
-    model = json.loads(done.read_text())["model"]
+    tc = train_config(
+        cfg, sdir / "data" / fname, fmt, run, seed, hp["lr"], hp["beta"], out / "ref_logps.json", val_sets=val_sets
+    )
+    key = train_key(tc)
+    done = kept(run / "done.json", key)
+    if done is None:
+        shutil.rmtree(run, ignore_errors=True)  # another setting's run, or a killed one
+        done = {"model": train(tc)["model"], "key": key}
+        atomic_write_text(run / "done.json", json.dumps(done))
     rows = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
-    return model, rows
+    return done["model"], key, rows
 
 
-def _evaluate(cfg: DemoConfig, model: str, held: list, out: Path, mode: str) -> float:
-    """Accuracy on ``held`` (kept if already measured)."""
+def _evaluate(cfg: DemoConfig, model: str, model_key: str, held: list, out: Path, mode: str) -> float:
+    """Accuracy on ``held``, kept if measured on the same model, decoding and problems."""
     path = out / f"{mode}.json"
-    if not path.exists():
-        res = evaluate_model(cfg, model, held, out / mode, sampled=mode == "sampled")
-        atomic_write_text(path, json.dumps({"accuracy": res}))
-    return json.loads(path.read_text())["accuracy"]
+    key = eval_key(cfg, model_key, held, mode == "sampled")
+    done = kept(path, key)
+    if done is None:
+        done = {"accuracy": evaluate_model(cfg, model, held, out / mode, sampled=mode == "sampled"), "key": key}
+        atomic_write_text(path, json.dumps(done))
+    return done["accuracy"]
 
 
 def _validation_summary(logs: dict[str, list[list[dict]]], hp: dict[str, dict[str, float]]) -> dict[str, Any]:
@@ -196,11 +206,12 @@ def _curve(runs: list[list[dict]], key: str, scale: float) -> tuple[list[float],
     grid = np.linspace(max(x[0] for x, _ in series), 1.0, 20)
     values = np.stack([np.interp(grid, x, y) for x, y in series])
     stats = [mean_ci(list(map(float, values[:, j]))) for j in range(len(grid))]
+    band = [r["ci95"] or (r["mean"], r["mean"]) for r in stats]  # one seed: no band
     return (
         list(map(float, grid)),
         [r["mean"] for r in stats],
-        [r["ci95"][0] for r in stats],
-        [r["ci95"][1] for r in stats],
+        [b[0] for b in band],
+        [b[1] for b in band],
     )
 
 
@@ -243,6 +254,8 @@ def _plots(out: Path, res: dict[str, Any], logs: dict[str, list[list[dict]]], hp
     }
     ax.bar([short[a] for a in ARMS], means, color=[COLORS[a] for a in ARMS])
     for i, a in enumerate(ARMS):
+        if acc[a]["ci95"] is None:
+            continue  # one seed: no interval to draw
         lo, hi = acc[a]["ci95"]
         ax.errorbar([i], [means[i]], yerr=[[means[i] - 100 * lo], [100 * hi - means[i]]], color="k", capsize=4)
         ax.scatter([i] * len(acc[a]["values"]), [v * 100 for v in acc[a]["values"]], color="k", s=10, zorder=3)

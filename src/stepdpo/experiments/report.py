@@ -23,9 +23,9 @@ PAPER_ORDERINGS = (
 
 def verdict(diff: dict[str, Any]) -> str:
     """``holds``, ``reversed`` or ``not separable``: where the 95 % interval of a paired difference lies."""
-    lo, hi = diff["ci95"]
-    if len(diff["values"]) < 2:
+    if diff["ci95"] is None:
         return "not separable"
+    lo, hi = diff["ci95"]
     return "holds" if lo > 0 else "reversed" if hi < 0 else "not separable"
 
 
@@ -49,22 +49,24 @@ def report(res: dict[str, Any], ablations: dict[str, Any] | None = None) -> str:
         "",
         "| arm | accuracy | pairs per seed | lr | beta |",
         "|---|---|---|---|---|",
-        f"| {LABELS['sft']} | {_pct(a['sft'])} | | | |",
+        f"| {LABELS['sft']} | {pct(a['sft'])} | | | |",
     ]
     for arm in ("dpo", "dpo_shared_prefix", "step_dpo", "step_dpo_ood"):
         lines.append(
-            f"| {LABELS[arm]} | {_pct(a[arm])} | {', '.join(map(str, res['pairs'][arm]))} | "
+            f"| {LABELS[arm]} | {pct(a[arm])} | {', '.join(map(str, res['pairs'][arm]))} | "
             f"{hp[arm]['lr']:g} | {hp[arm]['beta']:g} |"
         )
     if "accuracy_greedy" in res:
         g = res["accuracy_greedy"]
-        lines += ["", "Greedy accuracy, for reference: " + ", ".join(f"{LABELS[x]} {_pct(g[x])}" for x in g) + "."]
+        lines += ["", "Greedy accuracy, for reference: " + ", ".join(f"{LABELS[x]} {pct(g[x])}" for x in g) + "."]
     before = res["pairs_before_cap"]
     lines += [
         "",
         "Pairs: a DPO arm with more pairs than Step-DPO keeps as many as Step-DPO has, those whose ids hash lowest "
-        f"(before the cap: holistic {before['dpo']}, shared prefix {before['dpo_shared_prefix']}). The task's checker "
-        f"rechecked every s_win and dropped {res['recheck_dropped']} per seed. lr and beta: each arm's pick from the "
+        f"(before the cap: holistic {before['dpo']}, shared prefix {before['dpo_shared_prefix']}). Every arm's chosen "
+        "solutions pass the same filter, the task's checker on the whole chosen solution (a right answer reached "
+        f"through a wrong step is not a correct solution); it dropped, per seed, {_dropped(res['recheck_dropped'])}. "
+        "lr and beta: each arm's pick from the "
         "same grid on validation problems (`stepdpo demo --tune`).",
         "",
         "## What holds here",
@@ -75,7 +77,7 @@ def report(res: dict[str, Any], ablations: dict[str, Any] | None = None) -> str:
     for key, where, claim in PAPER_ORDERINGS:
         r = d[key]
         lines.append(
-            f"| {where} | {claim} | {_signed(r)} | {', '.join(f'{100 * v:+.1f}' for v in r['values'])} | {verdict(r)} |"
+            f"| {where} | {claim} | {signed(r)} | {', '.join(f'{100 * v:+.1f}' for v in r['values'])} | {verdict(r)} |"
         )
     held = [claim for key, _, claim in PAPER_ORDERINGS if verdict(d[key]) == "holds"]
     other = [(claim, verdict(d[key])) for key, _, claim in PAPER_ORDERINGS if verdict(d[key]) != "holds"]
@@ -113,8 +115,8 @@ def report(res: dict[str, Any], ablations: dict[str, Any] | None = None) -> str:
     for arm, v in res["validation"].items():
         s, w = v["step"], v["whole"]
         lines.append(
-            f"| {LABELS[arm]} | {_pct(s['reward_accuracy'])} | {_num(s['logratio_margin'])} | "
-            f"{_pct(w['reward_accuracy'])} | {_num(w['logratio_margin'])} |"
+            f"| {LABELS[arm]} | {pct(s['reward_accuracy'])} | {_num(s['logratio_margin'])} | "
+            f"{pct(w['reward_accuracy'])} | {_num(w['logratio_margin'])} |"
         )
     lines += [
         "",
@@ -162,19 +164,34 @@ def _structure(res: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _interval(r: dict[str, Any], fmt: str, scale: float) -> str:
+    """``mean [lo, hi]``, or the mean alone where one seed gives no interval."""
+    text = fmt.format(scale * r["mean"])
+    if r["ci95"] is None:
+        return f"{text} (one seed)"
+    lo, hi = r["ci95"]
+    return f"{text} [{fmt.format(scale * lo)}, {fmt.format(scale * hi)}]"
+
+
+def _dropped(per_seed: list[Any]) -> str:
+    """What the checker's filter dropped per seed, per arm (older results: one count for Step-DPO)."""
+    if not per_seed or not isinstance(per_seed[0], dict):
+        return f"{per_seed} (Step-DPO)"
+    return "; ".join(f"{LABELS[a]} {[d[a] for d in per_seed]}" for a in per_seed[0])
+
+
 def _num(r: dict[str, Any]) -> str:
-    lo, hi = r["ci95"]
-    return f"{r['mean']:.2f} [{lo:.2f}, {hi:.2f}]"
+    return _interval(r, "{:.2f}", 1)
 
 
-def _pct(r: dict[str, Any]) -> str:
-    lo, hi = r["ci95"]
-    return f"{100 * r['mean']:.1f} [{100 * lo:.1f}, {100 * hi:.1f}]"
+def pct(r: dict[str, Any]) -> str:
+    """A share in percent with its interval."""
+    return _interval(r, "{:.1f}", 100)
 
 
-def _signed(r: dict[str, Any]) -> str:
-    lo, hi = r["ci95"]
-    return f"{100 * r['mean']:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]"
+def signed(r: dict[str, Any]) -> str:
+    """A difference in points, signed, with its interval."""
+    return _interval(r, "{:+.1f}", 100)
 
 
 def reading(ab: dict[str, Any]) -> list[str]:
@@ -185,7 +202,7 @@ def reading(ab: dict[str, Any]) -> list[str]:
     widest = max(entries, key=lambda e: abs(e[GAP]["mean"]))
     out = [
         f"- Over all {len(entries)} rows, the largest mean gap between Step-DPO and DPO is "
-        f"{_signed(widest[GAP])} points (at {_row_name(ab, widest)})."
+        f"{signed(widest[GAP])} points (at {_row_name(ab, widest)})."
     ]
     for factor, what in (
         ("pairs", "the share of errors trained on"),
@@ -203,12 +220,12 @@ def reading(ab: dict[str, Any]) -> list[str]:
     if "last_step" in errs:
         out.append(
             f"- Errors in the last step, where the two losses see the same tokens but for EOS: Step-DPO minus "
-            f"DPO {_signed(errs['last_step'][GAP])} points."
+            f"DPO {signed(errs['last_step'][GAP])} points."
         )
     if "mid_chain" in errs:
         out.append(
             f"- Errors with steps after them, where DPO also sees the continuations: "
-            f"{_signed(errs['mid_chain'][GAP])} points."
+            f"{signed(errs['mid_chain'][GAP])} points."
         )
     return out
 
@@ -264,12 +281,12 @@ def section(ab: dict[str, Any]) -> list[str]:
             np_ = e.get("pairs", {})
             lines.append(
                 f"| {factor} | {e['value']}{star} | {np_.get(DPO, '?')} / {np_.get('step_dpo', '?')} | "
-                f"{_pct(e[DPO])} | {_pct(e['step_dpo'])} | {_signed(e[GAP])} |"
+                f"{pct(e[DPO])} | {pct(e['step_dpo'])} | {signed(e[GAP])} |"
             )
-            lo, hi = e[GAP]["ci95"]
+            lo, hi = e[GAP]["ci95"] or (0.0, 0.0)
             if len(e["seeds"]) > 1 and (lo > 0 or hi < 0) and not (e["baseline"] and factor != "pairs"):
                 who = "Step-DPO above DPO" if lo > 0 else "DPO above Step-DPO"
-                findings.append(f"{factor} = {e['value']}{star}: {who}, {_signed(e[GAP])} points.")
+                findings.append(f"{factor} = {e['value']}{star}: {who}, {signed(e[GAP])} points.")
     if len(ab["seeds"]) > 1:
         lines += [
             "",

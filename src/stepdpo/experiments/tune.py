@@ -19,7 +19,15 @@ from pathlib import Path
 from typing import Any
 
 from stepdpo.experiments.arms import TUNE_SEED, arm_data, problem_sets
-from stepdpo.experiments.common import ARM_DATA, TRAINED, DemoConfig, evaluate_model, train_config
+from stepdpo.experiments.common import (
+    ARM_DATA,
+    TRAINED,
+    DemoConfig,
+    eval_key,
+    evaluate_model,
+    train_config,
+    train_key,
+)
 from stepdpo.progress import Bar, log
 from stepdpo.recordio import AppendWriter, atomic_write_text
 
@@ -43,21 +51,30 @@ def run_tune(cfg: DemoConfig) -> dict[str, Any]:
     data = arm_data(cfg, sets["tune"], TUNE_SEED, out / "data")
     log.info(f"tuning pairs: {data['pairs']}")
     grid = [(a, lr, beta) for a in TRAINED for lr in cfg.lrs for beta in cfg.betas]
-    writer = AppendWriter(out / "tuning.jsonl", key="id")
-    todo = [g for g in grid if _id(*g) not in writer.done]
-    bar = Bar("tune", len(todo), unit="run")
-    sampled = cfg.task == "long"
-    for arm, lr, beta in todo:
+
+    def tc(arm: str, lr: float, beta: float):
         fname, fmt = ARM_DATA[arm]
+        return train_config(
+            cfg, out / "data" / fname, fmt, out / "runs" / _id(arm, lr, beta), 0, lr, beta, out / "ref_logps.json"
+        )
+
+    # a run is kept only if made under the same settings and data (its key is part of its id)
+    sampled = cfg.task == "long"
+    ids = {g: f"{_id(*g)}-{eval_key(cfg, train_key(tc(*g)), sets['val'], sampled)}" for g in grid}
+    writer = AppendWriter(out / "tuning.jsonl", key="id")
+    todo = [g for g in grid if ids[g] not in writer.done]
+    bar = Bar("tune", len(todo), unit="run")
+    for arm, lr, beta in todo:
         run = out / "runs" / _id(arm, lr, beta)
+        shutil.rmtree(run, ignore_errors=True)
         t = time.time()
         bar.note(now=_id(arm, lr, beta))
-        model = train(train_config(cfg, out / "data" / fname, fmt, run, 0, lr, beta, out / "ref_logps.json"))["model"]
+        model = train(tc(arm, lr, beta))["model"]
         acc = evaluate_model(cfg, model, sets["val"], run / "eval", sampled=sampled)
         shutil.rmtree(model, ignore_errors=True)
         writer.write(
             {
-                "id": _id(arm, lr, beta),
+                "id": ids[arm, lr, beta],
                 "arm": arm,
                 "lr": lr,
                 "beta": beta,
@@ -70,8 +87,8 @@ def run_tune(cfg: DemoConfig) -> dict[str, Any]:
     bar.close()
     writer.close()
     rows = [json.loads(line) for line in (out / "tuning.jsonl").read_text(encoding="utf-8").splitlines()]
-    cells = set(grid)
-    rows = [r for r in rows if (r["arm"], r["lr"], r["beta"]) in cells]
+    current = set(ids.values())
+    rows = [r for r in rows if r["id"] in current]
     picks = pick(rows)
     res = {
         "task": cfg.task,

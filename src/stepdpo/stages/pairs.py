@@ -35,28 +35,36 @@ class BuildConfig:
     )
     max_per_error: int = option(1, "Pairs kept per located error (one per distinct chosen step).", min=1)
     max_per_problem: int = option(4, "Pairs kept per problem.", min=1)
-    recheck: bool = option(False, "Re-check each chosen step with the task's exact checker (the paper's s_win filter).")
+    recheck: bool = option(
+        False,
+        "Check every chosen solution with the task's exact checker, the same filter for every pair format: a "
+        "chosen s_win whose continuation has a wrong step, or a correct-answer solution with a wrong step, is "
+        "not a correct solution (the paper's s_win filter, applied alike to the whole-solution baselines).",
+    )
 
 
-def _chosen_is_right(rect: Rectification, step: str) -> bool | None:
-    """The task's step checker's verdict on the prior steps plus ``step`` (None: no checker)."""
-    sol = rect.error.solution
+def _solution_is_right(sol: Solution, text: str) -> bool | None:
+    """The task's step checker's verdict on the whole solution ``text`` of ``sol``'s problem: True
+    when no step is wrong (None: the task has no checker)."""
     check = step_checker(sol.dataset, sol.meta)
     if check is None:
         return None
     problem = Problem(id=sol.problem_id, problem=sol.problem, answer=sol.answer, meta=sol.meta)
-    k = rect.error.first_error_step or 1
-    found, _ = check(problem, "".join(rect.error.prior_steps) + step, True)
-    return found is None or found > k
+    found, _ = check(problem, text, False)
+    return found is None
 
 
 def holistic_pairs(solutions: list[Solution], cfg: BuildConfig) -> tuple[list[StepPair], Counter]:
     """Holistic DPO pairs: for each problem, its i-th wrong solution against one of its correct
-    solutions (taken in turn), up to ``max_per_problem``; problems without both are counted."""
+    solutions (taken in turn), up to ``max_per_problem``; problems without both are counted. With
+    ``recheck``, a correct-answer solution with a wrong step is no correct solution."""
     by_problem: dict[str, tuple[list[Solution], list[Solution]]] = defaultdict(lambda: ([], []))
-    for sol in solutions:
-        by_problem[sol.problem_id][0 if sol.correct else 1].append(sol)
     dropped: Counter = Counter()
+    for sol in solutions:
+        if sol.correct and cfg.recheck and _solution_is_right(sol, sol.completion) is False:
+            dropped["chosen_fails_recheck"] += 1  # the right answer reached through a wrong step
+            continue
+        by_problem[sol.problem_id][0 if sol.correct else 1].append(sol)
     pairs: list[StepPair] = []
     for right, wrong in by_problem.values():
         if not right or not wrong:
@@ -103,8 +111,10 @@ def build_pairs(rects: list[Rectification], cfg: BuildConfig) -> tuple[list[Step
             if step_body(chosen) == step_body(rejected):
                 dropped["chosen_equals_rejected"] += 1
                 continue
-            if cfg.recheck and _chosen_is_right(rect, chosen) is False:
-                dropped["chosen_fails_recheck"] += 1
+            full_chosen = cand["continuation"]
+            full_chosen = prior + full_chosen if not full_chosen.startswith(prior) else full_chosen
+            if cfg.recheck and _solution_is_right(sol, full_chosen) is False:
+                dropped["chosen_fails_recheck"] += 1  # s_win, or a step after it, is wrong
                 continue
             if kept >= cfg.max_per_error:
                 dropped["cap_per_error"] += 1
@@ -112,8 +122,6 @@ def build_pairs(rects: list[Rectification], cfg: BuildConfig) -> tuple[list[Step
             if per_problem[sol.problem_id] >= cfg.max_per_problem:
                 dropped["cap_per_problem"] += 1
                 continue
-            full_chosen = cand["continuation"]
-            full_chosen = prior + full_chosen if not full_chosen.startswith(prior) else full_chosen
             full_rejected = sol.completion
             if cfg.pair_format == "step":
                 pair = StepPair(
