@@ -30,7 +30,9 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _child import run_child  # noqa: E402
 
-GSM8K = ROOT.parent / "shared" / "data" / "gsm8k_test.jsonl"
+# the first 16 problems of GSM8K's test split (MIT licence), shipped so that the benchmark runs
+# from the project alone
+GSM8K = Path(__file__).resolve().parent / "data" / "gsm8k_test_first16.jsonl"
 
 
 def _rss_mb() -> float:
@@ -43,8 +45,10 @@ def prompts_for(model: str, n_prompts: int) -> list[str]:
     from stepdpo.text.prompts import generation_prompt
 
     tok = load_tokenizer(model)
-    data = str(GSM8K) if GSM8K.exists() else "gsm8k"
-    return [generation_prompt(p.problem, tokenizer=tok)[0] for p in load_problems(data, limit=n_prompts)]
+    problems = load_problems(str(GSM8K), limit=n_prompts)
+    if len(problems) < n_prompts:
+        raise SystemExit(f"--prompts {n_prompts}: {GSM8K.name} holds {len(problems)} problems")
+    return [generation_prompt(p.problem, tokenizer=tok)[0] for p in problems]
 
 
 def run(which: str, model: str, n_prompts: int, n: int, max_new_tokens: int, greedy: bool) -> dict:

@@ -63,3 +63,17 @@ def test_a_problem_record_with_a_solution_keeps_its_source_meta_and_id(tmp_path)
     back = load_problems(str(tmp_path / "problems.jsonl"))
     assert [(p.id, p.source, p.meta) for p in back] == [(p.id, p.source, p.meta) for p in problems]
     assert step_checker(back[0].source, back[0].meta) is not None  # the verifier judge can check them
+
+
+def test_a_hub_name_without_a_network_says_how_to_pass_a_local_file(monkeypatch):
+    from typer.testing import CliRunner
+
+    from stepdpo.cli import app
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_CACHE", "/nonexistent-stepdpo-cache")
+    with pytest.raises(DataError, match=r"loads from the Hugging Face Hub.*pass a local file"):
+        load_problems("hub:someone/no-such-set")
+    res = CliRunner().invoke(app, ["eval", "--data", "gsm8k", "--limit", "2", "--out", "/tmp/stepdpo-eval-offline"])
+    assert res.exit_code == 2 and "pass a local file" in res.output and "Traceback" not in res.output

@@ -89,7 +89,18 @@ def load_hub_problems(name: str, config: str | None, split: str, source: str) ->
     """Problems from a Hugging Face hub dataset (needs the network or a local hub cache)."""
     from datasets import load_dataset
 
-    ds = load_dataset(name, config, split=split)
+    try:
+        ds = load_dataset(name, config, split=split)
+    except Exception as e:  # no network, no cache, a name the hub does not have: datasets raises many types
+        first = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
+        raise DataError(
+            f"hub:{name}",
+            None,
+            f"loads from the Hugging Face Hub, which did not answer ({e.__class__.__name__}: {first}). "
+            "Download it where there is a network (it is then cached), or pass a local file: "
+            "--data problems.jsonl (JSONL, JSON or Parquet with problem and answer fields)",
+            "hub_unreachable",
+        ) from None
     out = []
     for i, row in enumerate(ds, 1):
         try:

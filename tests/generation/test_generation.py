@@ -190,3 +190,17 @@ def test_a_prompt_longer_than_the_context_is_skipped_and_counted(gen, model, tok
     (res_a, res_b) = collect_chunk(gen, probs, CollectConfig(k=2, max_new_tokens=20))
     assert res_a.dropped == {PROMPT_TOO_LONG: 2} and not res_a.records and not res_b.dropped
     assert evaluate(gen, probs, EvalConfig(max_new_tokens=20)).summary["prompt_too_long"] == 1
+
+
+def test_the_generation_benchmark_reads_its_prompts_from_the_project(default_model):
+    """benchmarks/generation.py ships its prompts: no data outside the repository, no hub."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "generation.py"
+    spec = importlib.util.spec_from_file_location("bench_generation", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert mod.GSM8K.is_relative_to(path.parent)
+    prompts = mod.prompts_for(default_model, 8)
+    assert len(prompts) == 8 and "Natalia" not in prompts[0] and "Janet" in prompts[0]
