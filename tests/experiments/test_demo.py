@@ -220,3 +220,14 @@ def test_pair_structure_reads_where_the_rejected_solution_errs():
     s = pair_structure(pairs, {p.id: p})
     assert s["pairs_read"] == 2 and s["mean_first_error_step"] == 3 and s["mean_steps"] == 5
     assert s["mean_steps_after_error"] == 2 and s["share_repeating_prior_steps"] == 0.5
+
+
+def test_a_bonferroni_verdict_is_stricter_and_the_report_says_so():
+    d = mean_ci([0.010, 0.030, 0.020, 0.015, 0.035])
+    assert verdict(d) == "holds"
+    from stepdpo.experiments.common import interval
+
+    lo4, _ = interval(d["values"], 1 - 0.05 / 4)
+    assert lo4 < d["ci95"][0]  # the corrected interval is wider
+    wide = mean_ci([0.008, 0.030, 0.006, 0.025, 0.010])
+    assert verdict(wide) == "holds" and verdict(wide, 4) == "not separable"

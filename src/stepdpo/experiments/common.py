@@ -145,16 +145,22 @@ def hyperparameters(cfg: DemoConfig) -> dict[str, dict[str, float]]:
     return {a: {"lr": float(picks[a]["lr"]), "beta": float(picks[a]["beta"])} for a in TRAINED}
 
 
-def mean_ci(values: list[float]) -> dict[str, Any]:
-    """Mean and Student-t 95 % interval over seeds (the exact quantile for n - 1 degrees of freedom);
-    one value has no interval (``ci95`` None)."""
+def interval(values: list[float], level: float = 0.95) -> tuple[float, float]:
+    """The two-sided Student-t interval of the mean at ``level`` (at least two values)."""
     from scipy.stats import t
 
     m = statistics.fmean(values)
+    half = float(t.ppf(0.5 + level / 2, len(values) - 1)) * statistics.stdev(values) / math.sqrt(len(values))
+    return m - half, m + half
+
+
+def mean_ci(values: list[float]) -> dict[str, Any]:
+    """Mean and Student-t 95 % interval over seeds (the exact quantile for n - 1 degrees of freedom);
+    one value has no interval (``ci95`` None)."""
+    m = statistics.fmean(values)
     if len(values) < 2:
         return {"mean": m, "ci95": None, "values": values}
-    half = float(t.ppf(0.975, len(values) - 1)) * statistics.stdev(values) / math.sqrt(len(values))
-    return {"mean": m, "ci95": [m - half, m + half], "values": values}
+    return {"mean": m, "ci95": list(interval(values)), "values": values}
 
 
 def ood_pairs(pairs: list[StepPair], problems: dict[str, Problem], style: str = "paraphrase") -> list[StepPair]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from stepdpo.experiments.common import ABLATED, LABELS
+from stepdpo.experiments.common import ABLATED, LABELS, interval
 
 DPO, GAP = "dpo_shared_prefix", "step_dpo_minus_dpo_shared_prefix"  # what `stepdpo ablate` compares
 
@@ -21,11 +21,12 @@ PAPER_ORDERINGS = (
 """The orderings the paper reports, as (difference, where, what it claims)."""
 
 
-def verdict(diff: dict[str, Any]) -> str:
-    """``holds``, ``reversed`` or ``not separable``: where the 95 % interval of a paired difference lies."""
+def verdict(diff: dict[str, Any], tests: int = 1) -> str:
+    """``holds``, ``reversed`` or ``not separable``: where the 95 % interval of a paired difference
+    lies; with ``tests`` > 1, the Bonferroni interval (level 1 - 0.05 / tests) of one of that many."""
     if diff["ci95"] is None:
         return "not separable"
-    lo, hi = diff["ci95"]
+    lo, hi = diff["ci95"] if tests == 1 else interval(diff["values"], 1 - 0.05 / tests)
     return "holds" if lo > 0 else "reversed" if hi < 0 else "not separable"
 
 
@@ -71,13 +72,15 @@ def report(res: dict[str, Any], ablations: dict[str, Any] | None = None) -> str:
         "",
         "## What holds here",
         "",
-        "| paper | ordering | difference (points) | per seed | here |",
-        "|---|---|---|---|---|",
+        f"| paper | ordering | difference (points) | per seed | here | here, one of {len(PAPER_ORDERINGS)} tests |",
+        "|---|---|---|---|---|---|",
     ]
+    n = len(PAPER_ORDERINGS)
     for key, where, claim in PAPER_ORDERINGS:
         r = d[key]
         lines.append(
-            f"| {where} | {claim} | {signed(r)} | {', '.join(f'{100 * v:+.1f}' for v in r['values'])} | {verdict(r)} |"
+            f"| {where} | {claim} | {signed(r)} | {', '.join(f'{100 * v:+.1f}' for v in r['values'])} | "
+            f"{verdict(r)} | {verdict(r, n)} |"
         )
     held = [claim for key, _, claim in PAPER_ORDERINGS if verdict(d[key]) == "holds"]
     other = [(claim, verdict(d[key])) for key, _, claim in PAPER_ORDERINGS if verdict(d[key]) != "holds"]
@@ -85,6 +88,12 @@ def report(res: dict[str, Any], ablations: dict[str, Any] | None = None) -> str:
         "",
         "Holds (the 95 % interval of the paired difference is above zero): " + ("; ".join(held) or "none") + ".",
         "Does not hold: " + ("; ".join(f"{c} ({v})" for c, v in other) or "none") + ".",
+        "",
+        f"Each interval is for one comparison. {n} orderings are tested here (more across tasks), so one of them "
+        "can hold by chance more often than one time in twenty: the last column reads the Bonferroni interval "
+        f"(level {100 * (1 - 0.05 / n):.2f} %) instead. Seeds are counted before looking: a run with more seeds "
+        "that repeats these seeds and adds others is a second look at the same data, not a new test.",
+        *_grid_edges(res),
         *(
             []
             if ablations is not None
@@ -171,6 +180,25 @@ def _interval(r: dict[str, Any], fmt: str, scale: float) -> str:
         return f"{text} (one seed)"
     lo, hi = r["ci95"]
     return f"{text} [{fmt.format(scale * lo)}, {fmt.format(scale * hi)}]"
+
+
+def _grid_edges(res: dict[str, Any]) -> list[str]:
+    """Which picks lie on the edge of the tuning grid (a wider grid may move them)."""
+    cfg, hp = res["config"], res["hyperparameters"]
+    lrs, betas = cfg.get("lrs") or [], cfg.get("betas") or []
+    if len(lrs) < 2 and len(betas) < 2:
+        return []
+    edge = [
+        f"{LABELS[a]} ({', '.join(k for k, v, grid in (('lr', h['lr'], lrs), ('beta', h['beta'], betas)) if len(grid) > 1 and v in (min(grid), max(grid)))})"
+        for a, h in hp.items()
+        if any(len(grid) > 1 and v in (min(grid), max(grid)) for v, grid in ((h["lr"], lrs), (h["beta"], betas)))
+    ]
+    if not edge:
+        return []
+    return [
+        "",
+        f"Picks on the edge of the tuning grid (lr {lrs}, beta {betas}): {'; '.join(edge)}. A wider grid may move them.",
+    ]
 
 
 def _dropped(per_seed: list[Any]) -> str:
