@@ -190,3 +190,24 @@ def test_demo_prints_the_arms_and_whether_each_ordering_holds(monkeypatch, tmp_p
     out = runner.invoke(app, ["demo", "--tune", "--out", str(tmp_path)], terminal_width=200)
     assert out.exit_code == 0, out.output
     assert "60.0 *" in out.output and "50.0 *" not in out.output and "picks.json" in out.output
+
+
+def test_long_work_logs_progress_lines_when_the_output_is_a_file(tmp_path):
+    """Under nohup, in CI or a notebook no live display draws: a line per open bar at a steady pace."""
+    import subprocess
+    import sys
+
+    log = tmp_path / "log"
+    with open(log, "w") as fh:
+        res = subprocess.run(
+            [sys.executable, "-m", "stepdpo.cli", "eval", "--limit", "16", "--max-new-tokens", "160"]
+            + ["--backend", "hf", "--out", str(tmp_path / "e")],
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            env={**__import__("os").environ, "STEPDPO_PROGRESS_SECONDS": "0.3"},
+            timeout=300,
+        )
+    text = log.read_text()
+    assert res.returncode == 0, text
+    lines = [x for x in text.splitlines() if "eval: " in x and "/16 problems" in x and "elapsed" in x]
+    assert len(lines) >= 2, text

@@ -159,3 +159,16 @@ def test_an_optional_option_takes_none_from_the_command_line_and_yaml(tmp_path):
     assert load_yaml(tmp_path / "c.yaml", EvalJudgeConfig).limit is None
     with pytest.raises(OptionError, match="--lr"):
         build(TrainConfig, {"lr": "none"})
+
+
+def test_help_shows_each_options_type_and_the_version_is_printed():
+    out = CliRunner().invoke(app, ["train", "--help"], env={"COLUMNS": "200"}).output
+    line = {
+        name: next(x for x in out.splitlines() if f" {name} " in x)
+        for name in ("--lr", "--global-batch", "--loss", "--prefix-sharing", "--val-sets")
+    }
+    assert "FLOAT" in line["--lr"] and "INTEGER" in line["--global-batch"] and "SWITCH" in line["--prefix-sharing"]
+    assert "[sigmoid|robust|hinge|ipo]" in line["--loss"] and "TEXT,..." in line["--val-sets"]
+    assert "<str>" not in out
+    res = CliRunner().invoke(app, ["--version"])
+    assert res.exit_code == 0 and res.output.startswith("stepdpo 0.")

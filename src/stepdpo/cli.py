@@ -8,6 +8,7 @@ same defaults. A bad option or input is one clear line and exit code 2, before a
 from __future__ import annotations
 
 import json
+import os
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -47,11 +48,23 @@ app = typer.Typer(
 console = Console(stderr=True)
 
 
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        import torch
+        import transformers
+
+        typer.echo(f"stepdpo {version('stepdpo')} (torch {torch.__version__}, transformers {transformers.__version__})")
+        raise typer.Exit()
+
+
 @app.callback()
 def _output(
     ctx: typer.Context,
     verbose: bool = typer.Option(False, "-v", "--verbose", help="Debug messages too."),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="Warnings and errors only; no progress display."),
+    version: bool = typer.Option(False, "--version", is_eager=True, callback=_version, help="The version, and exit."),
 ) -> None:
     """How messages and progress look: one live display (each stage, training and evaluation with its
     items, rate and ETA) and a line per finished part, on stderr."""
@@ -68,7 +81,7 @@ def _output(
     )
     from transformers.utils import logging as hf_logging
 
-    from stepdpo.progress import log, set_display
+    from stepdpo.progress import log, log_progress_every, set_display
 
     hf_logging.set_verbosity_error()  # library chatter (weight loading bars, notices) is not the user's business
     hf_logging.disable_progress_bar()
@@ -76,6 +89,10 @@ def _output(
     log.handlers[:] = [RichHandler(console=console, show_time=False, show_path=False, markup=False)]
     log.propagate = False
     if quiet:
+        return
+    if not console.is_terminal:  # a file, CI, a notebook: no live display draws there; log lines instead
+        log_progress_every(float(os.environ.get("STEPDPO_PROGRESS_SECONDS", "30")))
+        ctx.call_on_close(lambda: log_progress_every(None))
         return
     display = Progress(
         TextColumn("{task.description}"),

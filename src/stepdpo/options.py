@@ -195,6 +195,24 @@ def load_yaml(path: str | Path, cls: type, overrides: dict[str, Any] | None = No
     return build(cls, {**data, **(overrides or {})}, str(path))
 
 
+_TYPE_NAMES = {int: "INTEGER", float: "FLOAT", str: "TEXT", Path: "PATH"}
+
+
+def metavar(f: dataclasses.Field, tp: Any) -> str:
+    """How ``--help`` shows an option's values: its type (INTEGER, FLOAT, TEXT), its allowed values
+    ([a|b|c]), a comma-separated list (FLOAT,...), and ``|none`` where it may be left unset."""
+    base = _base(tp)
+    if f.metadata.get("choices"):
+        name = "[" + "|".join(map(str, f.metadata["choices"])) + "]"
+    elif typing.get_origin(base) is list:
+        (item,) = typing.get_args(base) or (str,)
+        name = _TYPE_NAMES.get(item, "TEXT") + ",..."
+    else:
+        name = _TYPE_NAMES.get(base, "TEXT")
+    optional = type(None) in typing.get_args(tp) and not f.metadata.get("choices")
+    return name + ("|none" if optional and base in (int, float) else "")
+
+
 def defaults_text(f: dataclasses.Field) -> str:
     if f.default is not dataclasses.MISSING:
         value = f.default
@@ -267,10 +285,10 @@ def command(
         elif base is bool:
             ann = bool | None
             long = flag(f)
-            default = typer.Option(None, f"{long}/--no-{long[2:]}", help=text, show_default=False)
+            default = typer.Option(None, f"{long}/--no-{long[2:]}", help=text, show_default=False, metavar="SWITCH")
         else:
-            ann = str | None
-            default = typer.Option(None, flag(f), help=text, show_default=False)
+            ann = str | None  # read by check(), whose errors name the option; the help shows the real type
+            default = typer.Option(None, flag(f), help=text, show_default=False, metavar=metavar(f, hints[f.name]))
         params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=ann))
     if config_file:
         params.append(
