@@ -156,7 +156,7 @@ def test_train_full_and_lora_on_the_released_layout(tmp_path, lora):
     )
     assert res.exit_code == 0, res.output
     rows = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
-    assert rows[0]["train/loss"] == pytest.approx(math.log(2), abs=1e-4)  # policy == reference at step 1
+    assert rows[0]["loss"] == pytest.approx(math.log(2), abs=1e-4)  # policy == reference at step 1
     from transformers import AutoModelForCausalLM
 
     AutoModelForCausalLM.from_pretrained(out / "model")

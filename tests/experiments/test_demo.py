@@ -186,7 +186,7 @@ def test_tune_then_demo_write_the_promised_results(tmp_path):
         for kind in ("step", "whole"):
             assert 0 <= saved["validation"][arm][kind]["reward_accuracy"]["mean"] <= 1
         rows = [json.loads(x) for x in (out / "seed1" / arm / "log.jsonl").read_text().splitlines()]
-        assert "val_step/reward_margin" in rows[-1] and "val_whole/reward_margin" in rows[-1]
+        assert "eval_step/rewards/margins" in rows[-1] and "eval_whole/rewards/margins" in rows[-1]
     for f in ("report.md", "accuracy.png", "curves.png", "common/val_step.jsonl", "common/val_whole.jsonl"):
         assert (out / f).exists(), f
     text = (out / "report.md").read_text()

@@ -45,9 +45,13 @@ def test_training_logs_plots_and_saves(pair_file, default_model, tmp_path):
     result = train(_cfg(pair_file, default_model, tmp_path / "run", max_steps=4))
     rows = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2, 3, 4]
-    assert rows[0]["train/loss"] == pytest.approx(math.log(2), abs=1e-5)  # policy == reference at step 1
-    assert rows[-1]["train/loss"] < rows[0]["train/loss"]
-    assert "val/reward_accuracy" in rows[1] and "val/reward_margin" in rows[-1]
+    assert rows[0]["loss"] == pytest.approx(math.log(2), abs=1e-5)  # policy == reference at step 1
+    assert rows[-1]["loss"] < rows[0]["loss"]
+    assert "eval/rewards/accuracies" in rows[1] and "eval/rewards/margins" in rows[-1]
+    # TRL's DPOTrainer's names, so that a user's dashboards and scripts read them unchanged
+    assert {"loss", "rewards/chosen", "rewards/rejected", "rewards/accuracies", "rewards/margins"} <= set(rows[0])
+    assert {"logps/chosen", "logps/rejected", "learning_rate", "grad_norm"} <= set(rows[0])
+    assert rows[0]["logps/chosen"] < 0 and rows[0]["grad_norm"] > 0
     assert (tmp_path / "run" / "curves.png").stat().st_size > 1000
     assert list((tmp_path / "run" / "tb").iterdir())
     from transformers import AutoModelForCausalLM
@@ -100,16 +104,16 @@ def test_resume_after_a_kill_drops_later_log_rows_and_skips_a_damaged_checkpoint
 def test_prefix_sharing_does_not_change_training(pair_file, default_model, tmp_path):
     train(_cfg(pair_file, default_model, tmp_path / "s", max_steps=2))
     train(_cfg(pair_file, default_model, tmp_path / "u", max_steps=2, prefix_sharing=False))
-    ls = [json.loads(line)["train/loss"] for line in (tmp_path / "s" / "log.jsonl").read_text().splitlines()]
-    lu = [json.loads(line)["train/loss"] for line in (tmp_path / "u" / "log.jsonl").read_text().splitlines()]
+    ls = [json.loads(line)["loss"] for line in (tmp_path / "s" / "log.jsonl").read_text().splitlines()]
+    lu = [json.loads(line)["loss"] for line in (tmp_path / "u" / "log.jsonl").read_text().splitlines()]
     assert ls == pytest.approx(lu, abs=1e-4)
 
 
 def test_gradient_checkpointing_does_not_change_training(pair_file, default_model, tmp_path):
     train(_cfg(pair_file, default_model, tmp_path / "g", max_steps=2, gradient_checkpointing=True))
     train(_cfg(pair_file, default_model, tmp_path / "n", max_steps=2))
-    lg = [json.loads(line)["train/loss"] for line in (tmp_path / "g" / "log.jsonl").read_text().splitlines()]
-    ln = [json.loads(line)["train/loss"] for line in (tmp_path / "n" / "log.jsonl").read_text().splitlines()]
+    lg = [json.loads(line)["loss"] for line in (tmp_path / "g" / "log.jsonl").read_text().splitlines()]
+    ln = [json.loads(line)["loss"] for line in (tmp_path / "n" / "log.jsonl").read_text().splitlines()]
     assert lg == pytest.approx(ln, abs=1e-5)
 
 
@@ -188,9 +192,9 @@ def test_shared_reference_cache_is_reused_across_runs(pair_file, default_model, 
     train(_cfg(pair_file, default_model, tmp_path / "c", max_steps=2, ref_cache=str(cache), pair_format="dpo"))
     assert calls == [1]
     assert len(next(iter(json.loads(cache.read_text())["entries"].values()))) == 2 * before
-    a = [json.loads(line)["train/loss"] for line in (tmp_path / "a" / "log.jsonl").read_text().splitlines()]
+    a = [json.loads(line)["loss"] for line in (tmp_path / "a" / "log.jsonl").read_text().splitlines()]
     train(_cfg(pair_file, default_model, tmp_path / "d", max_steps=2, ref_cache=str(cache)))
-    d = [json.loads(line)["train/loss"] for line in (tmp_path / "d" / "log.jsonl").read_text().splitlines()]
+    d = [json.loads(line)["loss"] for line in (tmp_path / "d" / "log.jsonl").read_text().splitlines()]
     assert a == pytest.approx(d, abs=1e-9)
 
 
@@ -232,13 +236,13 @@ def test_two_processes_train_as_one_on_uneven_batches(tmp_path, default_model):
     assert json.loads((tmp_path / "one" / "launch.json").read_text())["num_processes"] == 1
     r1, r2 = _rows(tmp_path / "one"), _rows(tmp_path / "two")
     assert len(r1) == len(r2) == 20  # 10 steps an epoch, the 10th of one pair
-    assert [r["lr"] for r in r2] == pytest.approx([r["lr"] for r in r1], rel=1e-9)
-    lr = [r["lr"] for r in r1]
+    assert [r["learning_rate"] for r in r2] == pytest.approx([r["learning_rate"] for r in r1], rel=1e-9)
+    lr = [r["learning_rate"] for r in r1]
     assert lr[-1] < lr[len(lr) // 2] < lr[1]  # warmup, then a cosine decay that never climbs back
     for a, b in zip(r1, r2):
         # equal up to the order of floating-point sums (all-reduce against one process's sum)
-        assert b["train/loss"] == pytest.approx(a["train/loss"], rel=1e-2, abs=1e-5), a["step"]
-        assert b["train/reward_margin"] == pytest.approx(a["train/reward_margin"], rel=2e-2, abs=1e-4), a["step"]
+        assert b["loss"] == pytest.approx(a["loss"], rel=1e-2, abs=1e-5), a["step"]
+        assert b["rewards/margins"] == pytest.approx(a["rewards/margins"], rel=2e-2, abs=1e-4), a["step"]
     from transformers import AutoModelForCausalLM
 
     AutoModelForCausalLM.from_pretrained(tmp_path / "two" / "model")
@@ -264,7 +268,7 @@ def test_new_weights_in_the_same_folder_recompute_the_reference(pair_file, defau
     )
     train(_cfg(pair_file, str(folder), tmp_path / "b", max_steps=1, ref_cache=cache))
     first = json.loads((tmp_path / "b" / "log.jsonl").read_text().splitlines()[0])
-    assert first["train/loss"] == pytest.approx(math.log(2), abs=1e-5)
+    assert first["loss"] == pytest.approx(math.log(2), abs=1e-5)
     # the same weights loaded in another dtype are another reference too
     from transformers import AutoModelForCausalLM
 
@@ -309,12 +313,32 @@ def test_more_validation_sets_are_scored_in_their_own_format(pair_file, default_
     train(_cfg(pair_file, default_model, tmp_path / "run", max_steps=2, val_data=str(pair_file), val_sets=sets))
     rows = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     last = rows[-1]
-    for prefix in ("val/", "val_same/", "val_whole/", "val_whole_as_steps/"):
-        assert {f"{prefix}reward_accuracy", f"{prefix}reward_margin", f"{prefix}loss"} <= set(last), prefix
+    for prefix in ("eval/", "eval_same/", "eval_whole/", "eval_whole_as_steps/"):
+        assert {f"{prefix}rewards/accuracies", f"{prefix}rewards/margins", f"{prefix}loss"} <= set(last), prefix
     # the same pairs in the same format score as the trainer's own validation set
-    for k in ("loss", "reward_accuracy", "reward_margin"):
-        assert last[f"val_same/{k}"] == pytest.approx(last[f"val/{k}"], rel=1e-5)  # packed otherwise: fp32 sums
+    for k in ("loss", "rewards/accuracies", "rewards/margins"):
+        assert last[f"eval_same/{k}"] == pytest.approx(last[f"eval/{k}"], rel=1e-5)  # packed otherwise: fp32 sums
     # a set's format is its own: whole solutions with EOS against the same text without it
-    assert last["val_whole/reward_margin"] != pytest.approx(last["val_whole_as_steps/reward_margin"], rel=1e-6)
+    assert last["eval_whole/rewards/margins"] != pytest.approx(last["eval_whole_as_steps/rewards/margins"], rel=1e-6)
     with pytest.raises(ValueError, match="NAME=FORMAT:FILE"):
         train(_cfg(pair_file, default_model, tmp_path / "bad", max_steps=1, val_sets=[f"x=holistic:{whole}"]))
+
+
+def test_old_logs_read_under_trls_names(tmp_path):
+    from stepdpo.training.logs import normalize_row, plot_curves
+
+    old = {"step": 3, "epoch": 0.5, "lr": 1e-5, "train/loss": 0.6, "train/reward_accuracy": 0.75}
+    old |= {"val/reward_margin": 0.2, "val_step/reward_accuracy": 0.5, "pairs_per_s": 2.0}
+    assert normalize_row(old) == {
+        "step": 3,
+        "epoch": 0.5,
+        "learning_rate": 1e-5,
+        "loss": 0.6,
+        "rewards/accuracies": 0.75,
+        "eval/rewards/margins": 0.2,
+        "eval_step/rewards/accuracies": 0.5,
+        "pairs_per_s": 2.0,
+    }
+    new = {"step": 1, "loss": 0.5, "eval/loss": 0.4, "rewards/margins": 0.1}
+    assert normalize_row(new) == new
+    assert plot_curves({"old": [old], "new": [new]}, tmp_path / "c.png").stat().st_size > 1000

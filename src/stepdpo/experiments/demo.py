@@ -39,6 +39,7 @@ from stepdpo.experiments.common import (
 from stepdpo.experiments.report import report
 from stepdpo.progress import Bar, log
 from stepdpo.recordio import atomic_write_text, read_records, write_records
+from stepdpo.training.logs import normalize_row
 
 DIFFERENCES = {
     "step_dpo_minus_dpo": ("step_dpo", "dpo"),
@@ -162,7 +163,7 @@ def _train_arm(
         shutil.rmtree(run, ignore_errors=True)  # another setting's run, or a killed one
         done = {"model": train(tc)["model"], "key": key}
         atomic_write_text(run / "done.json", json.dumps(done))
-    rows = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    rows = [normalize_row(json.loads(line)) for line in (run / "log.jsonl").read_text().splitlines()]
     return done["model"], key, rows
 
 
@@ -184,10 +185,10 @@ def _validation_summary(logs: dict[str, list[list[dict]]], hp: dict[str, dict[st
     for arm, runs in logs.items():
         out[arm] = {}
         for kind in ("step", "whole"):
-            last = [[r for r in rows if f"val_{kind}/reward_accuracy" in r][-1] for rows in runs]
+            last = [[r for r in rows if f"eval_{kind}/rewards/accuracies" in r][-1] for rows in runs]
             out[arm][kind] = {
-                "reward_accuracy": mean_ci([r[f"val_{kind}/reward_accuracy"] for r in last]),
-                "logratio_margin": mean_ci([r[f"val_{kind}/reward_margin"] / hp[arm]["beta"] for r in last]),
+                "reward_accuracy": mean_ci([r[f"eval_{kind}/rewards/accuracies"] for r in last]),
+                "logratio_margin": mean_ci([r[f"eval_{kind}/rewards/margins"] / hp[arm]["beta"] for r in last]),
             }
     return out
 
@@ -225,11 +226,13 @@ def _plots(out: Path, res: dict[str, Any], logs: dict[str, list[list[dict]]], hp
 
     fig, axes = plt.subplots(2, 2, figsize=(10, 6.4), sharex=True)
     for i, kind in enumerate(("step", "whole")):
-        for j, (key, what) in enumerate((("reward_accuracy", "reward accuracy"), ("reward_margin", "margin / beta"))):
+        for j, (key, what) in enumerate(
+            (("rewards/accuracies", "reward accuracy"), ("rewards/margins", "margin / beta"))
+        ):
             ax = axes[i][j]
             for arm in TRAINED:
-                scale = hp[arm]["beta"] if key == "reward_margin" else 1.0
-                xs, m, lo, hi = _curve(logs[arm], f"val_{kind}/{key}", scale)
+                scale = hp[arm]["beta"] if key == "rewards/margins" else 1.0
+                xs, m, lo, hi = _curve(logs[arm], f"eval_{kind}/{key}", scale)
                 ax.plot(xs, m, color=COLORS[arm], label=LABELS[arm].replace("SFT + ", ""))
                 ax.fill_between(xs, lo, hi, color=COLORS[arm], alpha=0.15)
             ax.set_title(f"{what} on common {'step-level' if kind == 'step' else 'whole-solution'} pairs", fontsize=10)

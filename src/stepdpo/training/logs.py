@@ -8,7 +8,32 @@ from typing import Any
 
 from stepdpo.recordio import atomic_write_text
 
-CURVES = ("loss", "reward_accuracy", "reward_margin", "chosen_reward", "rejected_reward")
+CURVES = ("loss", "rewards/accuracies", "rewards/margins", "rewards/chosen", "rewards/rejected")
+"""The metrics ``curves.png`` draws, under TRL's names: training as they are, validation as ``eval/...``."""
+
+_OLD_NAMES = {
+    "loss": "loss",
+    "reward_accuracy": "rewards/accuracies",
+    "reward_margin": "rewards/margins",
+    "chosen_reward": "rewards/chosen",
+    "rejected_reward": "rewards/rejected",
+}
+
+
+def normalize_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A log row under TRL's names: rows written before the rename (``train/reward_accuracy``,
+    ``val/...``, ``val_NAME/...``, ``lr``) read as ``rewards/accuracies``, ``eval/...``,
+    ``eval_NAME/...``, ``learning_rate``; rows already so named are returned as they are."""
+    out = {}
+    for k, v in row.items():
+        head, sep, tail = k.partition("/")
+        if k == "lr":
+            k = "learning_rate"
+        elif sep and tail in _OLD_NAMES and (head == "train" or head == "val" or head.startswith("val_")):
+            prefix = "" if head == "train" else "eval" + head[3:] + "/"
+            k = prefix + _OLD_NAMES[tail]
+        out[k] = v
+    return out
 
 
 class TrainLog:
@@ -43,7 +68,7 @@ class TrainLog:
         self._fh.flush()
         if self._tb is not None:
             for k, v in row.items():
-                if k != "step" and isinstance(v, (int, float)):
+                if k != "step" and isinstance(v, (int, float)) and not isinstance(v, bool):
                     self._tb.add_scalar(k, v, row["step"])
 
     def close(self, plot: bool = True) -> None:
@@ -64,7 +89,7 @@ def _read_log(path: Path, upto: int) -> list[dict[str, Any]]:
         if not line.strip():
             continue
         try:
-            row = json.loads(line)
+            row = normalize_row(json.loads(line))
             step = int(row["step"])
         except (ValueError, KeyError, TypeError):
             log.warning(f"{path}:{lineno}: unreadable log row dropped")
@@ -87,11 +112,15 @@ def plot_curves(
     for ax, key in zip(axes[0], keys):
         for i, (name, rows) in enumerate(runs.items()):
             color = f"C{i}"
-            for split, style in (("train", dict(lw=0.8, alpha=0.5)), ("val", dict(lw=2, marker="o", ms=3))):
-                pts = [(r["step"], r[f"{split}/{key}"]) for r in rows if f"{split}/{key}" in r]
+            rows = [normalize_row(r) for r in rows]
+            for split, name, style in (
+                ("train", key, dict(lw=0.8, alpha=0.5)),
+                ("val", f"eval/{key}", dict(lw=2, marker="o", ms=3)),
+            ):
+                pts = [(r["step"], r[name]) for r in rows if r.get(name) is not None]
                 if pts:
                     ax.plot(*zip(*pts), color=color, label=f"{name} {split}", **style)
-        ax.set_title(key.replace("_", " "))
+        ax.set_title(key)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=7)

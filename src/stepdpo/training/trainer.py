@@ -65,7 +65,7 @@ class TrainConfig:
     val_sets: list[str] = option(
         [],
         "More validation pair files scored at every validation pass, each NAME=FORMAT:FILE (FORMAT step or "
-        "dpo, as --pair-format), logged as val_NAME/...; runs of different arms scored on the same pairs.",
+        "dpo, as --pair-format), logged as eval_NAME/...; runs of different arms scored on the same pairs.",
     )
     val_fraction: float = option(0.05, "Share of the pairs held out for the validation curves.", min=0.0, max=0.9)
     loss: str = option(
@@ -148,7 +148,7 @@ def train_step(model, loss_fn, micro, ref_table, cfg, accelerator, weight: float
     """One optimizer step's forward and backward passes over this process's micro-batches, each pair's
     loss scaled by ``weight`` (:func:`rank_share`); returns summed metrics over its pairs (zero at
     weight 0)."""
-    sums = torch.zeros(5, device=device, dtype=torch.float64)  # loss, acc, margin, chosen, rejected
+    sums = torch.zeros(len(METRICS), device=device, dtype=torch.float64)
     for j, (order, batch) in enumerate(micro):
         sync = j == len(micro) - 1
         ctx = accelerator.no_sync(model) if not sync and accelerator.num_processes > 1 else nullcontext()
@@ -157,30 +157,44 @@ def train_step(model, loss_fn, micro, ref_table, cfg, accelerator, weight: float
             losses, cr, rj = pair_metrics(loss_fn, pc, pr, ref_table[order], batch, cfg)
             accelerator.backward(losses.sum() * weight)
         if weight:
-            sums += _metric_sums(losses.detach(), cr, rj)
+            sums += _metric_sums(losses.detach(), cr, rj, pc.detach(), pr.detach())
     return sums
 
 
-def _metric_sums(losses: torch.Tensor, cr: torch.Tensor, rj: torch.Tensor) -> torch.Tensor:
-    """Sums over pairs of: loss, reward accuracy, reward margin, chosen reward, rejected reward."""
-    return torch.stack([losses.sum(), (cr > rj).sum(), (cr - rj).sum(), cr.sum(), rj.sum()]).double()
+METRICS = (
+    "loss",
+    "rewards/accuracies",
+    "rewards/margins",
+    "rewards/chosen",
+    "rewards/rejected",
+    "logps/chosen",
+    "logps/rejected",
+)
+"""The per-pair means a training run logs, under TRL's DPOTrainer's names (``eval/...`` for validation)."""
+
+
+def _metric_sums(losses, cr, rj, pc, pr) -> torch.Tensor:
+    """Sums over pairs of each of :data:`METRICS`: loss, reward accuracy and margin, the chosen and
+    rejected rewards, the policy's chosen and rejected log-probs."""
+    return torch.stack(
+        [losses.sum(), (cr > rj).sum(), (cr - rj).sum(), cr.sum(), rj.sum(), pc.detach().sum(), pr.detach().sum()]
+    ).double()
 
 
 @torch.no_grad()
 def evaluate_pairs(model, loss_fn, pairs, ref_table, cfg, device, dtype) -> torch.Tensor:
     model.eval()
-    sums = torch.zeros(5, device=device, dtype=torch.float64)
+    sums = torch.zeros(len(METRICS), device=device, dtype=torch.float64)
     for order, batch in micro_batches(pairs, list(range(len(pairs))), cfg):
         pc, pr = model(batch.to(device, dtype))
         losses, cr, rj = pair_metrics(loss_fn, pc, pr, ref_table[order], batch, cfg)
-        sums += _metric_sums(losses, cr, rj)
+        sums += _metric_sums(losses, cr, rj, pc, pr)
     model.train()
     return sums
 
 
 def _metrics(sums: torch.Tensor, n: int, prefix: str) -> dict[str, float]:
-    names = ("loss", "reward_accuracy", "reward_margin", "chosen_reward", "rejected_reward")
-    return {f"{prefix}{k}": float(v) / max(n, 1) for k, v in zip(names, sums.tolist())}
+    return {f"{prefix}{k}": float(v) / max(n, 1) for k, v in zip(METRICS, sums.tolist())}
 
 
 def _load(cfg: TrainConfig, device: torch.device):
@@ -242,9 +256,9 @@ def _train(cfg: TrainConfig, accelerator: Any, out: Path) -> dict[str, Any]:
     enc, venc = (_encode(tok, ps, cfg, cfg.pair_format) for ps in (train_pairs, val))
     extra = [(name, _encode(tok, ps, cfg, fmt)) for name, fmt, ps in _val_sets(cfg)]
     ref, vref = reference_tables(model, enc, venc + [p for _, e in extra for p in e], cfg, out, accelerator, dtype)
-    scored, at = [("val/", venc, vref[: len(venc)])], len(venc)
+    scored, at = [("eval/", venc, vref[: len(venc)])], len(venc)
     for name, e in extra:
-        scored.append((f"val_{name}/", e, vref[at : at + len(e)]))
+        scored.append((f"eval_{name}/", e, vref[at : at + len(e)]))
         at += len(e)
     if cfg.lora_r:
         model = _wrap_lora(model, cfg)
@@ -279,8 +293,8 @@ def _train(cfg: TrainConfig, accelerator: Any, out: Path) -> dict[str, Any]:
         sums = train_step(
             model, loss_fn, micro_batches(enc, mine, step_cfg), ref, cfg, accelerator, weight, device, dtype
         )
-        if cfg.max_grad_norm:
-            accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+        # the norm before clipping, as TRL logs it (an infinite limit measures without clipping)
+        grad_norm = accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm or float("inf"))
         opt.step()
         sched.step()
         opt.zero_grad(set_to_none=True)
@@ -289,11 +303,12 @@ def _train(cfg: TrainConfig, accelerator: Any, out: Path) -> dict[str, Any]:
         row = {
             "step": step + 1,
             "epoch": step / steps_per_epoch,
-            "lr": sched.get_last_lr()[0],
-            **_metrics(sums, n_global, "train/"),
+            "learning_rate": sched.get_last_lr()[0],
+            **_metrics(sums, n_global, ""),
+            "grad_norm": float(grad_norm) if grad_norm is not None else None,
             "pairs_per_s": seen / (time.time() - t0),
         }
-        bar.note(loss=f"{row['train/loss']:.4f}", acc=f"{row['train/reward_accuracy']:.2f}")
+        bar.note(loss=f"{row['loss']:.4f}", acc=f"{row['rewards/accuracies']:.2f}")
         bar.update(1)
         last = step + 1 == total
         if any(e for _, e, _ in scored) and ((cfg.eval_every and (step + 1) % cfg.eval_every == 0) or last):
@@ -313,7 +328,7 @@ def _train(cfg: TrainConfig, accelerator: Any, out: Path) -> dict[str, Any]:
                     "sum",
                 )
                 row.update(_metrics(vs, len(e), prefix))
-        if (step + 1) % cfg.log_every == 0 or last or "val/loss" in row:
+        if (step + 1) % cfg.log_every == 0 or last or "eval/loss" in row:
             tlog.write(row)
         if cfg.save_every and (step + 1) % cfg.save_every == 0 and not last:
             save_checkpoint(accelerator, out, step + 1)
