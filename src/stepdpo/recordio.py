@@ -56,18 +56,13 @@ def iter_raw_rows(path: str | os.PathLike) -> Iterator[tuple[int, Any]]:
         raise DataError(path, None, "is a folder, not a data file", "not_a_file")
     suffix = path.suffix.lower()
     if suffix == ".parquet":
-        import pyarrow.parquet as pq
+        from stepdpo.parquet import read_rows
 
         try:
-            table = pq.read_table(path)
-        except Exception as e:  # pyarrow raises several types for a broken file
-            raise DataError(path, None, f"not a readable Parquet file ({e})", "bad_file") from e
-        json_columns = json.loads((table.schema.metadata or {}).get(PARQUET_JSON_KEY, b"[]"))
-        for i, row in enumerate(table.to_pylist(), 1):
-            for col in json_columns:
-                if isinstance(row.get(col), str):
-                    row[col] = json.loads(row[col])
-            yield i, row
+            rows = read_rows(path)
+        except ValueError as e:
+            raise DataError(path, None, str(e), "bad_file") from e
+        yield from enumerate(rows, 1)
         return
     with open(path, "rb") as fh:
         head = fh.read(1 << 16).decode("utf-8", errors="replace").lstrip("\ufeff").lstrip()
@@ -79,8 +74,7 @@ def iter_raw_rows(path: str | os.PathLike) -> Iterator[tuple[int, Any]]:
             raise DataError(path, e.lineno, f"malformed JSON ({e.msg})", "malformed_json") from e
         except UnicodeDecodeError as e:
             raise DataError(path, None, f"not UTF-8 text (byte {e.start})", "not_utf8") from e
-        for i, row in enumerate(rows, 1):
-            yield i, row
+        yield from enumerate(rows, 1)
         return
     with open(path, "rb") as fh:
         for lineno, raw in enumerate(fh, 1):
@@ -248,10 +242,9 @@ def write_records(path: str | os.PathLike, records: Iterable[Any]) -> int:
     try:
         with saving(path, written=lambda: tmp.stat().st_size if tmp.exists() else None):
             if path.suffix.lower() == ".parquet":
-                import pyarrow as pa
-                import pyarrow.parquet as pq
+                from stepdpo.parquet import write_table
 
-                pq.write_table(_parquet_table(pa, rows), tmp)
+                write_table(rows, tmp)
             else:
                 with open(tmp, "w", encoding="utf-8") as fh:
                     if path.suffix.lower() == ".json":
@@ -265,32 +258,6 @@ def write_records(path: str | os.PathLike, records: Iterable[Any]) -> int:
     finally:
         tmp.unlink(missing_ok=True)
     return len(rows)
-
-
-PARQUET_JSON_KEY = b"stepdpo.json_columns"
-
-
-def _parquet_table(pa: Any, rows: list[dict]) -> Any:
-    """Rows as an Arrow table. A column holding free-form mappings (``meta``, ``evidence``, a nested
-    record) is stored as JSON text, named in the schema's metadata: Arrow would give every row
-    the union of all rows' keys (nulls added) and cannot store an empty mapping. A key some rows
-    lack reads back as null in those rows."""
-    free = sorted(
-        {
-            k
-            for row in rows
-            for k, v in row.items()
-            if isinstance(v, dict) or (isinstance(v, list) and any(isinstance(x, (dict, list)) for x in v))
-        }
-    )
-    if free:
-        rows = [
-            {k: json.dumps(v, ensure_ascii=False) if k in free and v is not None else v for k, v in r.items()}
-            for r in rows
-        ]
-    keys = list(dict.fromkeys(k for r in rows for k in r))  # every row's keys (from_pylist reads the first row's)
-    table = pa.table({k: [r.get(k) for r in rows] for k in keys})
-    return table.replace_schema_metadata({PARQUET_JSON_KEY: json.dumps(free).encode()}) if free else table
 
 
 class AppendWriter:
