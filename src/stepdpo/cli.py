@@ -335,6 +335,11 @@ def eval_cmd(cfg: EvalCommand) -> None:
     )
     Console().print(table)
     _say(f"summary: {summary_path}\nper-problem results: {rows_path}")
+    from stepdpo.training.card import add_eval
+
+    kind = "greedy accuracy" if not cfg.temperature else f"accuracy, temperature {cfg.temperature:g}"
+    if Path(cfg.model).is_dir() and add_eval(Path(cfg.model), Path(cfg.data).name, s["accuracy"], kind):
+        _say(f"the model card now lists it: {Path(cfg.model) / 'README.md'}")
 
 
 @cli_command(

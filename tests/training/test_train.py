@@ -342,3 +342,29 @@ def test_old_logs_read_under_trls_names(tmp_path):
     new = {"step": 1, "loss": 0.5, "eval/loss": 0.4, "rewards/margins": 0.1}
     assert normalize_row(new) == new
     assert plot_curves({"old": [old], "new": [new]}, tmp_path / "c.png").stat().st_size > 1000
+
+
+def test_a_trained_model_carries_a_hub_model_card_that_eval_extends(pair_file, default_model, tmp_path):
+    from huggingface_hub import ModelCard
+    from typer.testing import CliRunner
+
+    from stepdpo.cli import app
+
+    res = train(_cfg(pair_file, default_model, tmp_path / "run", max_steps=2))
+    card = ModelCard.load(Path(res["model"]) / "README.md")
+    assert card.data.library_name == "transformers" and card.data.tags == ["stepdpo", "step-dpo", "dpo"]
+    assert card.data.datasets == ["pairs.jsonl"] and card.data.base_model is None  # a local folder has no hub id
+    assert "Step-DPO" in card.text and "lai2024stepdpo" in card.text and "- torch " in card.text
+    assert "model-index" not in card.content
+    ok = CliRunner().invoke(app, ["eval", "--model", res["model"], "--limit", "4", "--max-new-tokens", "60"])
+    assert ok.exit_code == 0, ok.output
+    card = ModelCard.load(Path(res["model"]) / "README.md")
+    (result,) = card.data.eval_results
+    assert result.dataset_name == "synthetic" and result.metric_type == "accuracy" and 0 <= result.metric_value <= 100
+    from stepdpo.training.card import model_card
+
+    hub = model_card(
+        {**json.loads((tmp_path / "run" / "train_config.json").read_text()), "model": "smollm2-135m-instruct"}, 2, {}
+    )
+    parsed = ModelCard(hub).data
+    assert parsed.base_model == "HuggingFaceTB/SmolLM2-135M-Instruct" and parsed.license == "apache-2.0"

@@ -336,7 +336,12 @@ def _train(cfg: TrainConfig, accelerator: Any, out: Path) -> dict[str, Any]:
     accelerator.wait_for_everyone()
     final = _save_model(accelerator, model, tok, out, cfg)
     tlog.close(plot=True)
-    return {**(tlog.rows[-1] if tlog.rows else {}), "model": str(final), "steps": total}
+    last = tlog.rows[-1] if tlog.rows else {}
+    if accelerator.is_main_process:
+        from stepdpo.training.card import write_card
+
+        write_card(final, asdict(cfg), total, last)
+    return {**last, "model": str(final), "steps": total}
 
 
 def _encode(tok, pairs: list[StepPair], cfg: TrainConfig, pair_format: str) -> list:
