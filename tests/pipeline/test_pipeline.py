@@ -126,6 +126,18 @@ rectify: {{n: 4, temperature: 1.0, max_new_tokens: 160}}
     rest = run_pipeline(cfg, "rectify", "build")
     assert [s.stage for s in rest] == ["rectify", "build (step)", "build (dpo)"]
     assert (tmp_path / "run" / "pairs.jsonl").exists() and (tmp_path / "run" / "pairs_dpo.jsonl").exists()
+    # a dataset card beside the pairs, every stage's counts in it (the partial runs' too)
+    from huggingface_hub import DatasetCard
+
+    card = DatasetCard.load(tmp_path / "run" / "README.md")
+    assert "stepdpo" in card.data.tags and card.data.license == "apache-2.0"
+    assert [c["data_files"] for c in card.data.configs] == ["pairs.jsonl", "pairs_dpo.jsonl"]
+    for stage in ("| collect |", "| locate |", "| rectify |", "| build (step) |", "judge verifier", "load_dataset("):
+        assert stage in card.text, stage
+    assert "api_key" not in card.text
+    (tmp_path / "run" / "README.md").write_text("my own notes\n")
+    run_pipeline(cfg, "build", "build")
+    assert (tmp_path / "run" / "README.md").read_text() == "my own notes\n"  # a foreign README is kept
     bad = tmp_path / "bad.yaml"
     bad.write_text("collect: {kk: 3}\n")
     with pytest.raises(ValueError, match="bad.yaml: section .collect.: unknown option"):

@@ -9,6 +9,7 @@ pairs for the vanilla-DPO baseline), plus ``summary.json``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -214,5 +215,16 @@ def run_pipeline(
             )
         summaries.append(s)
         log.info(s.text())
-    atomic_write_text(out / "summary.json", json.dumps([s.to_dict() for s in summaries], indent=2) + "\n")
+    rows = [s.to_dict() for s in summaries]
+    if (out / "summary.json").exists() and shard is None:  # a partial run keeps the other stages' summaries
+        with contextlib.suppress(ValueError, TypeError, AttributeError):
+            ran = {r["stage"] for r in rows}
+            before = json.loads((out / "summary.json").read_text())
+            rows = [r for r in before if r["stage"].split()[0] not in todo and r["stage"] not in ran] + rows
+    atomic_write_text(out / "summary.json", json.dumps(rows, indent=2) + "\n")
+    if "build" in todo and shard is None:
+        from stepdpo.pipeline.card import pipeline_card, write_card
+
+        pairs = [path["build"]] + ([out / "pairs_dpo.jsonl"] if cfg.build.pair_format != "holistic" else [])
+        write_card(out, pipeline_card(cfg, rows, [str(f) for f in pairs]))
     return summaries

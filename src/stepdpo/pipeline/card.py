@@ -1,0 +1,101 @@
+"""The dataset card beside the pairs a pipeline builds (``README.md`` in the Hub's format): the
+model the data came from, the problems, the sampling, the judge, what each stage kept and
+dropped and why, the problems' licence, and how to load the pairs with ``datasets``."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from stepdpo.progress import log
+from stepdpo.recordio import atomic_write_text
+
+CARD_TAGS = ["step-dpo", "stepdpo"]
+LICENSES = {"gsm8k": "mit", "math500": "mit", "math": "mit", "synthetic": "apache-2.0", "synthetic-long": "apache-2.0"}
+"""The licence of the problems of each named source (the generated tasks are this project's)."""
+
+
+def pipeline_card(cfg: Any, summaries: list[dict[str, Any]], pair_files: list[str]) -> str:
+    """The card of a pipeline run with ``cfg`` (a :class:`~stepdpo.pipeline.run.PipelineConfig`);
+    ``summaries`` are its stages' summaries as ``summary.json`` holds them."""
+    import yaml
+
+    licence = LICENSES.get(Path(cfg.data).stem if cfg.data not in LICENSES else cfg.data)
+    meta: dict[str, Any] = {
+        "tags": CARD_TAGS,
+        "license": licence,
+        "configs": [{"config_name": Path(f).stem, "data_files": Path(f).name} for f in pair_files],
+    }
+    locate = {k: v for k, v in asdict(cfg.locate).items() if not (cfg.locate.judge != "llm" and k in _LLM_ONLY)}
+    locate.pop("api_key_env", None)  # where a key is read from is nobody's business; the key never is here
+    lines = [
+        f"# Step-DPO pairs from {cfg.model}",
+        "",
+        f"Built by `stepdpo pipeline` from the model's own mistakes (Sec. 3.2 of Step-DPO): error "
+        f"collection, step localization by the `{cfg.locate.judge}` judge, rectification, pairs.",
+        "",
+        f"- Source model: `{cfg.model}` ({cfg.backend} backend)",
+        f"- Problems: `{cfg.data}` ({cfg.split} split{f', first {cfg.limit}' if cfg.limit else ''}); licence: "
+        + (licence or "that of the problems (not known to stepdpo)"),
+        f"- Error collection: {_settings(asdict(cfg.collect))}",
+        f"- Localization: {_settings(locate)}",
+        f"- Rectification: {_settings(asdict(cfg.rectify))}",
+        f"- Pairs: {_settings(asdict(cfg.build))}",
+        "",
+        "## What each stage kept",
+        "",
+        "| stage | in | out | dropped, by reason |",
+        "|---|---|---|---|",
+        *(
+            f"| {s['stage']} | {s['rows_in']} | {s['rows_out']} | "
+            + (", ".join(f"{k} {v}" for k, v in sorted(s["dropped"].items())) or "none")
+            + " |"
+            for s in summaries
+        ),
+        "",
+        "## Loading",
+        "",
+        "```python",
+        "from datasets import load_dataset",
+        *(f'{Path(f).stem} = load_dataset("json", data_files="{Path(f).name}", split="train")' for f in pair_files),
+        "```",
+        "",
+        "Each row is a step pair: `prompt` (the problem), `initial_reason_steps` (the prompt's step-wise "
+        "opener and the correct prior steps s1..s(k-1)), `chosen` (s_win) and `rejected` (s_lose), and the "
+        "whole solutions `full_chosen` / `full_rejected`. `stepdpo train --data FILE` trains on it; a step "
+        "completion gets no EOS.",
+    ]
+    front = yaml.safe_dump({k: v for k, v in meta.items() if v is not None}, sort_keys=False)
+    return f"---\n{front}---\n\n" + "\n".join(lines) + "\n"
+
+
+_LLM_ONLY = ("llm_model", "base_url", "concurrency", "reply_format", "cache", "request_timeout")
+
+
+def _settings(d: dict[str, Any]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in d.items() if v not in (None, ""))
+
+
+def is_our_card(path: Path) -> bool:
+    """Whether ``path`` is a card stepdpo wrote (its front matter is tagged ``stepdpo``)."""
+    import yaml
+
+    text = Path(path).read_text(errors="replace")
+    if not text.startswith("---"):
+        return False
+    try:
+        meta = yaml.safe_load(text.split("---", 2)[1])
+    except yaml.YAMLError:
+        return False
+    return isinstance(meta, dict) and "stepdpo" in (meta.get("tags") or [])
+
+
+def write_card(folder: Path, text: str) -> bool:
+    """Write ``folder/README.md`` unless a README that is not one of our cards is there (it is kept)."""
+    path = Path(folder) / "README.md"
+    if path.exists() and not is_our_card(path):
+        log.warning(f"{path}: a README that is not a stepdpo card is there; the dataset card is not written")
+        return False
+    atomic_write_text(path, text)
+    return True
