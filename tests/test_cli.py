@@ -2,6 +2,7 @@ import json
 import os
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from stepdpo.cli import app
@@ -211,3 +212,31 @@ def test_long_work_logs_progress_lines_when_the_output_is_a_file(tmp_path):
     assert res.returncode == 0, text
     lines = [x for x in text.splitlines() if "eval: " in x and "/16 problems" in x and "elapsed" in x]
     assert len(lines) >= 2, text
+
+
+def test_push_plans_a_model_or_a_pair_folder_offline(tmp_path, default_model):
+    import shutil
+
+    from stepdpo.hub import plan_upload
+
+    model = tmp_path / "model"
+    shutil.copytree(default_model, model)
+    with pytest.raises(ValueError, match="no README.md card"):
+        plan_upload(model, "me/m")
+    (model / "README.md").write_text("---\ntags: [stepdpo]\n---\n")
+    (model / "checkpoints").mkdir()
+    (model / "checkpoints" / "x.pt").write_text("x")
+    plan = plan_upload(model, "me/m")
+    assert plan.repo_type == "model" and "README.md" in plan.files and "config.json" in plan.files
+    assert not any(f.startswith("checkpoints") for f in plan.files)
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "README.md").write_text("---\ntags: [stepdpo]\n---\n")
+    (data / "pairs.jsonl").write_text("{}\n")
+    (data / "pairs.jsonl.lock").write_text("")
+    plan = plan_upload(data, "me/d")
+    assert plan.repo_type == "dataset" and plan.files == ["README.md", "pairs.jsonl"]
+    with pytest.raises(ValueError, match="OWNER/NAME"):
+        plan_upload(data, "nope")
+    res = runner.invoke(app, ["push", str(data), "me/d", "--dry-run"])
+    assert res.exit_code == 0 and "would upload 2 files" in res.output

@@ -25,6 +25,7 @@ from stepdpo.commands import (
     InspectCommand,
     LocateCommand,
     MergeCommand,
+    PushCommand,
     RectifyCommand,
     ReviewCommand,
     SFTCommand,
@@ -308,6 +309,22 @@ def sft(cfg: SFTCommand) -> None:
     tok.save_pretrained(out)
     (out / "sft_log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in log))
     _say(f"model written to {out}")
+
+
+@cli_command(
+    PushCommand,
+    "push",
+    "Upload a trained model folder or a folder of pairs, with its card, to the Hugging Face Hub.",
+    arguments=("folder", "repo"),
+    config_file=False,
+)
+def push(cfg: PushCommand) -> None:
+    from stepdpo.hub import plan_upload, upload
+
+    plan = plan_upload(cfg.folder, cfg.repo)
+    _say(("would upload " if cfg.dry_run else "uploading ") + plan.text())
+    if not cfg.dry_run:
+        _say(f"uploaded: {upload(plan, private=cfg.private)}")
 
 
 @cli_command(EvalCommand, "eval", "Accuracy under the step-wise CoT prompt; writes per-problem results and a summary.")

@@ -174,3 +174,15 @@ class ReviewCommand:
     host: str = option("127.0.0.1", "Address to bind; any other than this machine's needs the printed token.")
     port: int = option(8765, "Port.", min=1, max=65535)
     annotator: str = option(os.environ.get("USER") or "annotator", "Your name, recorded with each decision.")
+
+
+@dataclass
+class PushCommand:
+    """``stepdpo push``: a trained model folder or a pair folder to the Hugging Face Hub."""
+
+    folder: str = option(
+        "", "A model folder (from train) or a folder of pairs (from pipeline) with its card.", required=True
+    )
+    repo: str = option("", "The Hub repo, OWNER/NAME (created if missing).", required=True)
+    private: bool = option(False, "Create the repo private.")
+    dry_run: bool = option(False, "Print what would be uploaded; send nothing.")

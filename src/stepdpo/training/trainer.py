@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from stepdpo.options import load_yaml, option
-from stepdpo.progress import Bar
+from stepdpo.progress import Bar, log
 from stepdpo.recordio import atomic_write_text, exclusive, read_records, saving
 from stepdpo.records import StepPair, content_id
 from stepdpo.text.prompts import FORMATS
@@ -108,6 +108,9 @@ class TrainConfig:
     resume: bool = option(False, "Continue from the last checkpoint in --out.")
     max_steps: int = option(0, "Stop after this many optimizer steps (0: all epochs).", min=0)
     seed: int = option(0, "Data order and initialisation seed.")
+    push_to_hub: str | None = option(
+        None, "After training, upload the model folder with its card to this Hub repo (OWNER/NAME; token: HF_TOKEN)."
+    )
     ref_cache: str | None = option(
         None,
         "File of cached reference log-probs shared between runs (default "
@@ -341,6 +344,10 @@ def _train(cfg: TrainConfig, accelerator: Any, out: Path) -> dict[str, Any]:
         from stepdpo.training.card import write_card
 
         write_card(final, asdict(cfg), total, last)
+        if cfg.push_to_hub:
+            from stepdpo.hub import plan_upload, upload
+
+            log.info(f"uploaded: {upload(plan_upload(final, cfg.push_to_hub))}")
     return {**last, "model": str(final), "steps": total}
 
 
