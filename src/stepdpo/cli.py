@@ -41,7 +41,7 @@ from stepdpo.recordio import DataError, DiskFull, OutputLocked, is_disk_full
 from stepdpo.training.trainer import TrainConfig
 
 app = typer.Typer(
-    add_completion=False,
+    add_completion=True,  # --install-completion, --show-completion (bash, zsh, fish, PowerShell)
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     help="Step-DPO: step-wise preference data and training for math reasoning (Lai et al., 2024).",
