@@ -17,6 +17,7 @@ from stepdpo.commands import (
     InspectCommand,
     LocateCommand,
     MergeCommand,
+    PushCommand,
     RectifyCommand,
     ReviewCommand,
     SFTCommand,
@@ -49,6 +50,7 @@ COMMANDS = {
     "eval-judge": EvalJudgeConfig,
     "review": ReviewCommand,
     "convert": ConvertCommand,
+    "push": PushCommand,
 }
 COMMAND_ONLY = {"config", "preset", "quick", "start", "stop", "shard"}
 runner = CliRunner()
