@@ -227,7 +227,8 @@ def train_key(tc: Any) -> str:
     """The key of a training run: every setting but where it writes, and the pairs it reads."""
     from dataclasses import asdict
 
-    where = ("out", "data", "val_sets", "ref_cache", "push_to_hub")  # where it reads and writes, not how it trains
+    # where it reads and writes and reports, not how it trains
+    where = ("out", "data", "val_sets", "ref_cache", "push_to_hub", "report_to", "run_name", "project")
     settings = {k: v for k, v in asdict(tc).items() if k not in where}
     names = [spec.split(":", 1)[0] for spec in tc.val_sets]
     return run_key(settings, names, files=(tc.data, *(spec.split(":", 1)[1] for spec in tc.val_sets)))

@@ -5,7 +5,9 @@ complete, readable one, naming and passing over any that is not."""
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 from stepdpo.progress import log
 from stepdpo.recordio import atomic_write_text, saving
@@ -54,3 +56,24 @@ def resume_checkpoint(accelerator, out: Path) -> int:
     if ckpts:
         log.warning(f"no complete checkpoint in {out / 'checkpoints'}; starting from step 0")
     return 0
+
+
+def save_model(accelerator: Any, model: Any, tok: Any, out: Path, cfg: Any) -> Path:
+    """The trained model (LoRA merged; the full state gathered under ZeRO-3 / FSDP) in ``out/model``,
+    with ``train_config.json`` and ``launch.json`` (how many processes, which distributed type)."""
+    final = out / "model"
+    unwrapped = accelerator.unwrap_model(model).model
+    if cfg.lora_r:
+        unwrapped = unwrapped.merge_and_unload()
+    if accelerator.is_main_process:
+        state = None
+        if not cfg.lora_r:  # gathered from all processes under ZeRO-3 / FSDP; drop the wrapper's prefix
+            state = {k.removeprefix("model."): v for k, v in accelerator.get_state_dict(model).items()}
+        with saving(final, "the trained model"):
+            unwrapped.save_pretrained(final, state_dict=state)
+            tok.save_pretrained(final)
+        atomic_write_text(out / "train_config.json", json.dumps(asdict(cfg), indent=2))
+        launch = {"num_processes": accelerator.num_processes, "distributed_type": accelerator.distributed_type.name}
+        atomic_write_text(out / "launch.json", json.dumps(launch, indent=2))
+    accelerator.wait_for_everyone()
+    return final

@@ -1,4 +1,5 @@
-"""Training logs: JSONL rows, TensorBoard scalars, and a PNG of the curves (the paper's Fig. 2)."""
+"""Training logs: JSONL rows (sent on to the chosen experiment trackers), and a PNG of the curves
+(the paper's Fig. 2)."""
 
 from __future__ import annotations
 
@@ -40,12 +41,13 @@ class TrainLog:
     """Writes each row to ``log.jsonl`` and TensorBoard (``tb/``) in ``out``; ``close(plot=True)``
     draws ``curves.png``. Only the main process writes."""
 
-    def __init__(self, out: str | Path, enabled: bool = True, resume_at: int | None = None):
+    def __init__(self, out: str | Path, enabled: bool = True, resume_at: int | None = None, trackers: Any = None):
         """``resume_at``: the step a resumed run starts after; the log keeps its rows up to that
         step (rows a killed run wrote after its last checkpoint are dropped, so none is doubled),
-        and an unreadable row is named and dropped."""
+        and an unreadable row is named and dropped. ``trackers``: the experiment trackers each row
+        also goes to (:class:`~stepdpo.training.trackers.Trackers`)."""
         self.out, self.enabled, self.rows = Path(out), enabled, []
-        self._fh = self._tb = None
+        self._fh, self._trackers = None, trackers
         if not enabled:
             return
         path = self.out / "log.jsonl"
@@ -53,12 +55,6 @@ class TrainLog:
             self.rows = _read_log(path, resume_at)
             atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in self.rows))
         self._fh = open(path, "a" if resume_at is not None else "w", encoding="utf-8")  # noqa: SIM115  (held open for the run)
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-
-            self._tb = SummaryWriter(str(self.out / "tb"))
-        except ImportError:  # tensorboard is optional at run time
-            self._tb = None
 
     def write(self, row: dict[str, Any]) -> None:
         if not self.enabled:
@@ -66,17 +62,15 @@ class TrainLog:
         self.rows.append(row)
         self._fh.write(json.dumps(row) + "\n")
         self._fh.flush()
-        if self._tb is not None:
-            for k, v in row.items():
-                if k != "step" and isinstance(v, (int, float)) and not isinstance(v, bool):
-                    self._tb.add_scalar(k, v, row["step"])
+        if self._trackers is not None:
+            self._trackers.log(row, row["step"])
 
     def close(self, plot: bool = True) -> None:
         if not self.enabled:
             return
         self._fh.close()
-        if self._tb is not None:
-            self._tb.close()
+        if self._trackers is not None:
+            self._trackers.close()
         if plot and self.rows:
             plot_curves({"run": self.rows}, self.out / "curves.png")
 

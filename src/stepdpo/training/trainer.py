@@ -11,7 +11,6 @@ DeepSpeed ZeRO-3 or FSDP from its config files (see ``configs/``).
 
 from __future__ import annotations
 
-import json
 import math
 import random
 import time
@@ -24,10 +23,10 @@ import torch
 
 from stepdpo.options import load_yaml, option
 from stepdpo.progress import Bar, log
-from stepdpo.recordio import atomic_write_text, exclusive, read_records, saving
+from stepdpo.recordio import exclusive, read_records
 from stepdpo.records import StepPair, content_id
 from stepdpo.text.prompts import FORMATS
-from stepdpo.training.checkpoints import resume_checkpoint, save_checkpoint
+from stepdpo.training.checkpoints import resume_checkpoint, save_checkpoint, save_model
 from stepdpo.training.distributed import make_accelerator, rank_share, rank_slice
 from stepdpo.training.losses import make_loss, sft_loss
 from stepdpo.training.packing import (
@@ -37,6 +36,8 @@ from stepdpo.training.packing import (
     micro_batches,
 )
 from stepdpo.training.reference import rank_index, reference_tables
+from stepdpo.training.trackers import CHOICES as TRACKER_CHOICES
+from stepdpo.training.trackers import Trackers, chosen
 
 
 @dataclass
@@ -108,6 +109,14 @@ class TrainConfig:
     resume: bool = option(False, "Continue from the last checkpoint in --out.")
     max_steps: int = option(0, "Stop after this many optimizer steps (0: all epochs).", min=0)
     seed: int = option(0, "Data order and initialisation seed.")
+    report_to: list[str] = option(
+        ["tensorboard"],
+        "Experiment trackers, comma-separated: none, tensorboard (OUT/tb), trackio, wandb, mlflow (OUT/mlflow.db "
+        "unless MLFLOW_TRACKING_URI is set), all.",
+        choices=TRACKER_CHOICES,
+    )
+    run_name: str | None = option(None, "The run's name in the trackers (default: the output folder's name).")
+    project: str = option("stepdpo", "The trackers' project (MLflow: experiment).")
     push_to_hub: str | None = option(
         None, "After training, upload the model folder with its card to this Hub repo (OWNER/NAME; token: HF_TOKEN)."
     )
@@ -276,7 +285,13 @@ def _train(cfg: TrainConfig, accelerator: Any, out: Path) -> dict[str, Any]:
     model, opt, sched = accelerator.prepare(CompletionLogProbs(model), opt, sched)
     loss_fn = make_loss(cfg.loss, cfg.beta, cfg.label_smoothing)
     start = resume_checkpoint(accelerator, out) if cfg.resume else 0
-    tlog = TrainLog(out, enabled=accelerator.is_main_process, resume_at=start if cfg.resume else None)
+    trackers = None
+    if accelerator.is_main_process and chosen(cfg.report_to):
+        name = cfg.run_name or out.resolve().name
+        trackers = Trackers(chosen(cfg.report_to), out, cfg.project, name, asdict(cfg))
+    tlog = TrainLog(
+        out, enabled=accelerator.is_main_process, resume_at=start if cfg.resume else None, trackers=trackers
+    )
     step_cfg = cfg
     if accelerator.distributed_type.name == "DEEPSPEED":
         # accelerate's DeepSpeed wrapper steps the engine inside every backward: one backward per
@@ -337,7 +352,7 @@ def _train(cfg: TrainConfig, accelerator: Any, out: Path) -> dict[str, Any]:
             save_checkpoint(accelerator, out, step + 1)
     bar.close()
     accelerator.wait_for_everyone()
-    final = _save_model(accelerator, model, tok, out, cfg)
+    final = save_model(accelerator, model, tok, out, cfg)
     tlog.close(plot=True)
     last = tlog.rows[-1] if tlog.rows else {}
     if accelerator.is_main_process:
@@ -377,22 +392,3 @@ def _val_sets(cfg: TrainConfig) -> list[tuple[str, str, list[StepPair]]]:
         pairs, _ = read_records(path, "step_pair")
         out.append((name, fmt, pairs))
     return out
-
-
-def _save_model(accelerator, model, tok, out: Path, cfg: TrainConfig) -> Path:
-    final = out / "model"
-    unwrapped = accelerator.unwrap_model(model).model
-    if cfg.lora_r:
-        unwrapped = unwrapped.merge_and_unload()
-    if accelerator.is_main_process:
-        state = None
-        if not cfg.lora_r:  # gathered from all processes under ZeRO-3 / FSDP; drop the wrapper's prefix
-            state = {k.removeprefix("model."): v for k, v in accelerator.get_state_dict(model).items()}
-        with saving(final, "the trained model"):
-            unwrapped.save_pretrained(final, state_dict=state)
-            tok.save_pretrained(final)
-        atomic_write_text(out / "train_config.json", json.dumps(asdict(cfg), indent=2))
-        launch = {"num_processes": accelerator.num_processes, "distributed_type": accelerator.distributed_type.name}
-        atomic_write_text(out / "launch.json", json.dumps(launch, indent=2))
-    accelerator.wait_for_everyone()
-    return final
