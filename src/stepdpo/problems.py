@@ -26,7 +26,18 @@ HUB_SOURCES = {
     "math500": ("HuggingFaceH4/MATH-500", None, {"train": "test", "test": "test"}),
     "math": ("EleutherAI/hendrycks_math", None, {"train": "train", "test": "test"}),
 }
+HUB_LICENSES = {"gsm8k": "mit", "math500": "mit", "math": "mit"}
 _CALC = re.compile(r"<<[^>]*>>")
+
+
+def problems_license(spec: str) -> str | None:
+    """The licence of the problems ``spec`` names, where known: the embedded tasks are this
+    project's (Apache-2.0), the named hub sets MIT; a file's is its owner's (None)."""
+    from stepdpo.tasks import TASKS
+
+    if spec in TASKS:
+        return "apache-2.0"
+    return HUB_LICENSES.get(spec)
 
 
 def gsm8k_solution_to_steps(solution: str) -> tuple[str, str]:

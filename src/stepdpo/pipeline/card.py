@@ -12,8 +12,6 @@ from stepdpo.progress import log
 from stepdpo.recordio import atomic_write_text
 
 CARD_TAGS = ["step-dpo", "stepdpo"]
-LICENSES = {"gsm8k": "mit", "math500": "mit", "math": "mit", "synthetic": "apache-2.0", "synthetic-long": "apache-2.0"}
-"""The licence of the problems of each named source (the generated tasks are this project's)."""
 
 
 def pipeline_card(cfg: Any, summaries: list[dict[str, Any]], pair_files: list[str]) -> str:
@@ -21,7 +19,9 @@ def pipeline_card(cfg: Any, summaries: list[dict[str, Any]], pair_files: list[st
     ``summaries`` are its stages' summaries as ``summary.json`` holds them."""
     import yaml
 
-    licence = LICENSES.get(Path(cfg.data).stem if cfg.data not in LICENSES else cfg.data)
+    from stepdpo.problems import problems_license
+
+    licence = problems_license(cfg.data)
     meta: dict[str, Any] = {
         "tags": CARD_TAGS,
         "license": licence,
