@@ -123,6 +123,11 @@ def test_reused_artefacts_are_keyed_by_the_settings_and_data_that_made_them(tmp_
     tc = train_config(cfg, data, "step", tmp_path / "run", 0, 1e-5, 0.1, tmp_path / "ref.json")
     key = train_key(tc)
     assert train_key(replace(tc, out=str(tmp_path / "elsewhere"))) == key  # where it writes is not a setting
+    assert train_key(replace(tc, report_to=["trackio"], project="p", run_name="x")) == key  # nor where it reports
+    named = train_config(
+        DemoConfig(report_to=["none"]), data, "step", tmp_path / "seed0" / "step_dpo", 0, 1e-5, 0.1, tmp_path
+    )
+    assert named.report_to == ["none"] and named.run_name == "seed0-step_dpo"
     for change in ({"lr": 5e-5}, {"beta": 0.4}, {"epochs": 7.0}, {"seed": 1}):
         assert train_key(replace(tc, **change)) != key, change
     data.write_text("b\n")

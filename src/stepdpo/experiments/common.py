@@ -18,6 +18,7 @@ from stepdpo.stages.collect import CollectConfig
 from stepdpo.stages.locate import LocateConfig
 from stepdpo.stages.pairs import BuildConfig
 from stepdpo.stages.rectify import RectifyConfig
+from stepdpo.training.trackers import ReportOptions
 
 ARMS = ("sft", "dpo", "dpo_shared_prefix", "step_dpo", "step_dpo_ood")
 """The demo's arms (Tables 3 and 4): the SFT model, and four preference trainings of it on pairs
@@ -73,7 +74,7 @@ PICKS_FILE = Path(__file__).with_name("demo_picks.json")
 
 
 @dataclass
-class DemoConfig:
+class DemoConfig(ReportOptions):
     """Options of ``stepdpo demo`` (presets in :data:`DEMO_PRESETS`)."""
 
     out: str = option("runs/demo", "Output folder: results.json, report.md, plots, data, logs.")
@@ -210,6 +211,9 @@ def train_config(
         seed=seed,
         dtype="fp32",
         ref_cache=str(ref_cache),
+        report_to=cfg.report_to,
+        project=cfg.project,
+        run_name=f"{run.parent.name}-{run.name}",  # seed0-step_dpo
     )
     return replace(tc, **overrides)
 

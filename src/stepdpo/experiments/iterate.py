@@ -19,10 +19,11 @@ from stepdpo.experiments.common import synthetic_pipeline
 from stepdpo.options import option
 from stepdpo.pipeline.run import run_pipeline
 from stepdpo.progress import log
+from stepdpo.training.trackers import ReportOptions
 
 
 @dataclass
-class IterateConfig:
+class IterateConfig(ReportOptions):
     """Options of ``stepdpo iterate``."""
 
     out: str = option("runs/iterate", "Output folder.")
@@ -126,6 +127,9 @@ def run_iterate(cfg: IterateConfig) -> dict[str, Any]:
             val_fraction=0.1,
             seed=cfg.seed,
             dtype=cfg.dtype,
+            report_to=cfg.report_to,
+            project=cfg.project,
+            run_name=f"round{r}",
         )
         model = train(tc)["model"]
         rounds.append(

@@ -5,12 +5,28 @@ to each of them under the same names as ``log.jsonl`` (TRL's)."""
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from stepdpo.options import option
 
 TRACKERS = ("tensorboard", "trackio", "wandb", "mlflow")
 CHOICES = ("none", *TRACKERS, "all")
 EXTRAS = {"tensorboard": "tensorboard", "trackio": "trackio", "wandb": "wandb", "mlflow": "mlflow"}
+
+
+@dataclass
+class ReportOptions:
+    """Where a command's training runs report (train, demo, iterate): declared once."""
+
+    report_to: list[str] = option(
+        ["tensorboard"],
+        "Experiment trackers, comma-separated: none, tensorboard (OUT/tb), trackio, wandb, mlflow (OUT/mlflow.db "
+        "unless MLFLOW_TRACKING_URI is set), all.",
+        choices=CHOICES,
+    )
+    project: str = option("stepdpo", "The trackers' project (MLflow: experiment).")
 
 
 def chosen(report_to: list[str]) -> list[str]:

@@ -36,12 +36,11 @@ from stepdpo.training.packing import (
     micro_batches,
 )
 from stepdpo.training.reference import rank_index, reference_tables
-from stepdpo.training.trackers import CHOICES as TRACKER_CHOICES
-from stepdpo.training.trackers import Trackers, chosen
+from stepdpo.training.trackers import ReportOptions, Trackers, chosen
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(ReportOptions):
     """Options of ``stepdpo train``: the command line, a YAML file (``--config``) and Python alike.
 
     The defaults are the paper's settings for 7B models (Sec. 4.1): AdamW, lr 5e-7, cosine decay
@@ -109,14 +108,7 @@ class TrainConfig:
     resume: bool = option(False, "Continue from the last checkpoint in --out.")
     max_steps: int = option(0, "Stop after this many optimizer steps (0: all epochs).", min=0)
     seed: int = option(0, "Data order and initialisation seed.")
-    report_to: list[str] = option(
-        ["tensorboard"],
-        "Experiment trackers, comma-separated: none, tensorboard (OUT/tb), trackio, wandb, mlflow (OUT/mlflow.db "
-        "unless MLFLOW_TRACKING_URI is set), all.",
-        choices=TRACKER_CHOICES,
-    )
     run_name: str | None = option(None, "The run's name in the trackers (default: the output folder's name).")
-    project: str = option("stepdpo", "The trackers' project (MLflow: experiment).")
     push_to_hub: str | None = option(
         None, "After training, upload the model folder with its card to this Hub repo (OWNER/NAME; token: HF_TOKEN)."
     )
