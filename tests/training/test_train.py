@@ -425,3 +425,15 @@ def test_an_unknown_or_missing_tracker_is_named(pair_file, default_model, tmp_pa
     )
     with pytest.raises(ImportError, match="--report-to wandb needs its library: pip install wandb"):
         train(_cfg(pair_file, default_model, tmp_path / "w", max_steps=1, report_to=["wandb"]))
+
+
+def test_wandb_runs_offline_into_the_output_folder(pair_file, default_model, tmp_path, monkeypatch):
+    """W&B in offline mode writes its run into OUT/wandb (``wandb sync`` uploads it later). Its series
+    are in wandb's binary run file, which only wandb's internals read, so only the run is checked."""
+    pytest.importorskip("wandb")
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    out = tmp_path / "run"
+    train(_cfg(pair_file, default_model, out, max_steps=2, report_to=["wandb"], run_name="w"))
+    (run,) = list((out / "wandb").glob("offline-run-*/run-*.wandb"))
+    assert run.stat().st_size > 0
