@@ -398,10 +398,15 @@ def rectify(cfg: RectifyCommand) -> None:
     BuildCommand, "build", "Build preference pairs (D) in the Step-DPO schema, or whole-solution pairs for vanilla DPO."
 )
 def build(cfg: BuildCommand) -> None:
+    from stepdpo.pipeline.card import build_card, write_card
     from stepdpo.pipeline.run import run_build
     from stepdpo.stages.pairs import BuildConfig
 
-    _say(run_build(cfg.inp, cfg.out, _sampling_part(cfg, BuildConfig)).text())
+    bcfg = _sampling_part(cfg, BuildConfig)
+    summary = run_build(cfg.inp, cfg.out, bcfg)
+    _say(summary.text())
+    if write_card(Path(cfg.out).parent, build_card(cfg.inp, cfg.out, summary.to_dict(), asdict(bcfg))):
+        _say(f"dataset card: {Path(cfg.out).parent / 'README.md'}")
 
 
 @cli_command(

@@ -188,7 +188,7 @@ def convert(
             if fmt != report.source and {fmt, report.source} != {"step-pair", "step-dpo"}:
                 raise RecordError("mixed_formats", f"a {fmt} row in a file of {report.source} rows")
             report.rows_in += 1
-            _provenance(row, report.made)
+            provenance(row, report.made)
             converted = _convert_row(row, fmt, to, prompt_format)
         except RecordError as e:
             raise DataError(inp, line, str(e), e.reason) from None
@@ -276,7 +276,7 @@ def write_dataset(out: str | os.PathLike, rows: list[dict[str, Any]], card: str 
     return out
 
 
-def _provenance(row: dict[str, Any], made: Counter) -> None:
+def provenance(row: dict[str, Any], made: Counter) -> None:
     """Count what a row says about how it was made: sampling model and settings, judge, data set."""
     for src in (row.get("solution"), row):
         gen = src.get("generator") if isinstance(src, dict) else None

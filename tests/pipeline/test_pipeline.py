@@ -138,6 +138,20 @@ rectify: {{n: 4, temperature: 1.0, max_new_tokens: 160}}
     (tmp_path / "run" / "README.md").write_text("my own notes\n")
     run_pipeline(cfg, "build", "build")
     assert (tmp_path / "run" / "README.md").read_text() == "my own notes\n"  # a foreign README is kept
+    # `stepdpo build` alone writes a card from what its input says of how it was made
+    from typer.testing import CliRunner
+
+    from stepdpo.cli import app
+
+    out = tmp_path / "alone" / "pairs.jsonl"
+    res = CliRunner().invoke(app, ["build", "--in", str(tmp_path / "run" / "rectified.jsonl"), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    card = DatasetCard.load(out.parent / "README.md")
+    assert (
+        "stepdpo" in card.data.tags
+        and "sampled by default" in card.text
+        and "located by the verifier judge" in card.text
+    )
     bad = tmp_path / "bad.yaml"
     bad.write_text("collect: {kk: 3}\n")
     with pytest.raises(ValueError, match="bad.yaml: section .collect.: unknown option"):

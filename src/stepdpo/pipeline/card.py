@@ -99,3 +99,40 @@ def write_card(folder: Path, text: str) -> bool:
         return False
     atomic_write_text(path, text)
     return True
+
+
+def build_card(inp: str | Path, out: str | Path, summary: dict[str, Any], settings: dict[str, Any]) -> str:
+    """The card of pairs built by ``stepdpo build`` alone: how its input says it was made (the
+    sampling model and settings, the judge, the problems), the build settings and counts."""
+    from collections import Counter
+
+    import yaml
+
+    from stepdpo.exchange import provenance
+    from stepdpo.recordio import iter_raw_rows
+
+    made: Counter = Counter()
+    for _, row in iter_raw_rows(inp):
+        if isinstance(row, dict):
+            for part in (row, row.get("error")):
+                if isinstance(part, dict):
+                    provenance(part, made)
+    front = yaml.safe_dump(
+        {"tags": CARD_TAGS, "configs": [{"config_name": Path(out).stem, "data_files": Path(out).name}]}, sort_keys=False
+    )
+    lines = [
+        f"# Step-DPO pairs: {Path(out).name}",
+        "",
+        f"Built by `stepdpo build` from `{Path(inp).name}`.",
+        "",
+        *(f"- {what}: {n} rows" for what, n in made.most_common()),
+        f"- Pairs: {_settings(settings)}",
+        f"- {summary['rows_in']} rows in, {summary['rows_out']} pairs out; dropped: "
+        + (", ".join(f"{k} {v}" for k, v in sorted(summary["dropped"].items())) or "none"),
+        "",
+        "```python",
+        "from datasets import load_dataset",
+        f'pairs = load_dataset("json", data_files="{Path(out).name}", split="train")',
+        "```",
+    ]
+    return f"---\n{front}---\n\n" + "\n".join(lines) + "\n"
