@@ -308,6 +308,9 @@ def sft(cfg: SFTCommand) -> None:
     lm.save_pretrained(out)
     tok.save_pretrained(out)
     (out / "sft_log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in log))
+    from stepdpo.training.card import write_card
+
+    write_card(out, asdict(cfg), len(log) and log[-1]["step"], {"loss": log[-1]["loss"]} if log else {})
     _say(f"model written to {out}")
 
 

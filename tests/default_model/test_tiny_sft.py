@@ -58,6 +58,10 @@ def test_sft_command_fine_tunes_and_saves(tmp_path):
     log = [json.loads(line) for line in (tmp_path / "sft_log.jsonl").read_text().splitlines()]
     assert log[-1]["step"] == 3 and log[-1]["loss"] > 0
     assert (tmp_path / "model.safetensors").exists() and (tmp_path / "tokenizer.json").exists()
+    from huggingface_hub import ModelCard
+
+    card = ModelCard.load(tmp_path / "README.md")  # every saved model folder carries its card
+    assert card.data.library_name == "transformers" and "supervised fine-tuning" in card.text
 
 
 def test_long_chain_labels_tokenize_alike_in_the_problem_and_the_steps():

@@ -55,6 +55,8 @@ def _versions() -> dict[str, str]:
     return out
 
 
+DPO_KEYS = ("pair_format", "loss", "beta", "lr", "epochs", "global_batch", "warmup_ratio", "lora_r", "dtype", "seed")
+SFT_KEYS = ("lr", "epochs", "batch_size", "warmup_ratio", "max_length", "prompt_format", "seed")
 CARD_DATA = "stepdpo_card.json"
 """Beside a model's card: what it was rendered from, so that ``stepdpo eval`` can add its result."""
 
@@ -69,7 +71,11 @@ def model_card(
 
     name, model = Path(cfg["out"]).name, cfg["model"]
     base = _base_model(model)
-    method = "Step-DPO (eq. 2: one reasoning step per pair, no EOS)" if cfg["pair_format"] == "step" else "DPO"
+    if "pair_format" not in cfg:  # stepdpo sft
+        method, keys = "supervised fine-tuning on step-by-step reference solutions", SFT_KEYS
+    else:
+        method = "Step-DPO (eq. 2: one reasoning step per pair, no EOS)" if cfg["pair_format"] == "step" else "DPO"
+        keys = DPO_KEYS
     meta: dict[str, Any] = {
         "base_model": base,
         "datasets": [Path(cfg["data"]).name],
@@ -91,12 +97,11 @@ def model_card(
                 ],
             }
         ]
-    keys = ("pair_format", "loss", "beta", "lr", "epochs", "global_batch", "warmup_ratio", "lora_r", "dtype", "seed")
     shown = [k for k in ("loss", "rewards/accuracies", "rewards/margins", "eval/rewards/accuracies") if k in final]
     body = [
         f"# {name}",
         "",
-        f"Trained from `{base or model}` with {method} by stepdpo, on the pairs in `{Path(cfg['data']).name}`, "
+        f"Trained from `{base or model}` with {method} by stepdpo, on `{Path(cfg['data']).name}`, "
         f"for {steps} optimizer steps.",
         "",
         "## Settings",
