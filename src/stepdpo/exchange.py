@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from stepdpo.cards import is_our_card
 from stepdpo.recordio import DataError, iter_raw_rows, write_records
 from stepdpo.records import RecordError, StepPair
 from stepdpo.step_labels import (  # noqa: F401  (the label formats, read and written here)
@@ -253,7 +254,7 @@ def check_dataset_output(out: str | os.PathLike) -> None:
         )
     if path.is_dir() and any(path.iterdir()):
         card = path / "README.md"
-        ours = (path / "dataset_info.json").exists() and card.exists() and CARD_TAG in card.read_text(errors="replace")
+        ours = (path / "dataset_info.json").exists() and is_our_card(card)
         if not ours:
             raise ValueError(
                 f"{out}: a folder that is not empty and is not a dataset folder written by stepdpo; "

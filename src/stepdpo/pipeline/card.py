@@ -8,17 +8,14 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from stepdpo.cards import CARD_TAGS, card_text, dropped_text, is_our_card
 from stepdpo.progress import log
 from stepdpo.recordio import atomic_write_text
-
-CARD_TAGS = ["step-dpo", "stepdpo"]
 
 
 def pipeline_card(cfg: Any, summaries: list[dict[str, Any]], pair_files: list[str]) -> str:
     """The card of a pipeline run with ``cfg`` (a :class:`~stepdpo.pipeline.run.PipelineConfig`);
     ``summaries`` are its stages' summaries as ``summary.json`` holds them."""
-    import yaml
-
     from stepdpo.problems import problems_license
 
     licence = problems_license(cfg.data)
@@ -47,12 +44,7 @@ def pipeline_card(cfg: Any, summaries: list[dict[str, Any]], pair_files: list[st
         "",
         "| stage | in | out | dropped, by reason |",
         "|---|---|---|---|",
-        *(
-            f"| {s['stage']} | {s['rows_in']} | {s['rows_out']} | "
-            + (", ".join(f"{k} {v}" for k, v in sorted(s["dropped"].items())) or "none")
-            + " |"
-            for s in summaries
-        ),
+        *(f"| {s['stage']} | {s['rows_in']} | {s['rows_out']} | {dropped_text(s['dropped'])} |" for s in summaries),
         "",
         "## Loading",
         "",
@@ -66,8 +58,7 @@ def pipeline_card(cfg: Any, summaries: list[dict[str, Any]], pair_files: list[st
         "whole solutions `full_chosen` / `full_rejected`. `stepdpo train --data FILE` trains on it; a step "
         "completion gets no EOS.",
     ]
-    front = yaml.safe_dump({k: v for k, v in meta.items() if v is not None}, sort_keys=False)
-    return f"---\n{front}---\n\n" + "\n".join(lines) + "\n"
+    return card_text(meta, lines)
 
 
 _LLM_ONLY = ("llm_model", "base_url", "concurrency", "reply_format", "cache", "request_timeout")
@@ -75,20 +66,6 @@ _LLM_ONLY = ("llm_model", "base_url", "concurrency", "reply_format", "cache", "r
 
 def _settings(d: dict[str, Any]) -> str:
     return ", ".join(f"{k} {v}" for k, v in d.items() if v not in (None, ""))
-
-
-def is_our_card(path: Path) -> bool:
-    """Whether ``path`` is a card stepdpo wrote (its front matter is tagged ``stepdpo``)."""
-    import yaml
-
-    text = Path(path).read_text(errors="replace")
-    if not text.startswith("---"):
-        return False
-    try:
-        meta = yaml.safe_load(text.split("---", 2)[1])
-    except yaml.YAMLError:
-        return False
-    return isinstance(meta, dict) and "stepdpo" in (meta.get("tags") or [])
 
 
 def write_card(folder: Path, text: str) -> bool:
@@ -106,8 +83,6 @@ def build_card(inp: str | Path, out: str | Path, summary: dict[str, Any], settin
     sampling model and settings, the judge, the problems), the build settings and counts."""
     from collections import Counter
 
-    import yaml
-
     from stepdpo.exchange import provenance
     from stepdpo.recordio import iter_raw_rows
 
@@ -117,9 +92,6 @@ def build_card(inp: str | Path, out: str | Path, summary: dict[str, Any], settin
             for part in (row, row.get("error")):
                 if isinstance(part, dict):
                     provenance(part, made)
-    front = yaml.safe_dump(
-        {"tags": CARD_TAGS, "configs": [{"config_name": Path(out).stem, "data_files": Path(out).name}]}, sort_keys=False
-    )
     lines = [
         f"# Step-DPO pairs: {Path(out).name}",
         "",
@@ -127,12 +99,12 @@ def build_card(inp: str | Path, out: str | Path, summary: dict[str, Any], settin
         "",
         *(f"- {what}: {n} rows" for what, n in made.most_common()),
         f"- Pairs: {_settings(settings)}",
-        f"- {summary['rows_in']} rows in, {summary['rows_out']} pairs out; dropped: "
-        + (", ".join(f"{k} {v}" for k, v in sorted(summary["dropped"].items())) or "none"),
+        f"- {summary['rows_in']} rows in, {summary['rows_out']} pairs out; dropped: {dropped_text(summary['dropped'])}",
         "",
         "```python",
         "from datasets import load_dataset",
         f'pairs = load_dataset("json", data_files="{Path(out).name}", split="train")',
         "```",
     ]
-    return f"---\n{front}---\n\n" + "\n".join(lines) + "\n"
+    meta = {"tags": CARD_TAGS, "configs": [{"config_name": Path(out).stem, "data_files": Path(out).name}]}
+    return card_text(meta, lines)

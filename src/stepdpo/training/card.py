@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from stepdpo.cards import card_text
 from stepdpo.models import NAMED_MODELS
 
 HUB_NAMES = {"smollm2-135m-instruct": "HuggingFaceTB/SmolLM2-135M-Instruct"}
@@ -67,7 +68,6 @@ def model_card(
     """The card of a model trained with the options ``cfg`` (a TrainConfig as a dict) for ``steps``
     optimizer steps, ending with the logged row ``final``; ``evals`` are ``stepdpo eval`` results
     on it (``data``, ``accuracy``, ``name``), listed and put in the card's ``model-index``."""
-    import yaml
 
     name, model = Path(cfg["out"]).name, cfg["model"]
     base = _base_model(model)
@@ -81,7 +81,7 @@ def model_card(
         "datasets": [Path(cfg["data"]).name],
         "library_name": "transformers",
         "license": _base_license(model),
-        "tags": ["stepdpo", "step-dpo", "dpo"],
+        "tags": ["stepdpo", "step-dpo", "dpo"],  # dpo: the method's family, as the Hub files it
     }
     if evals:
         meta["model-index"] = [
@@ -130,8 +130,7 @@ def model_card(
         CITATION,
         "```",
     ]
-    front = yaml.safe_dump({k: v for k, v in meta.items() if v is not None}, sort_keys=False)
-    return f"---\n{front}---\n\n" + "\n".join(body) + "\n"
+    return card_text(meta, body)
 
 
 def write_card(folder: Path, cfg: dict[str, Any], steps: int, final: dict[str, Any], evals: list | None = None) -> None:
