@@ -146,7 +146,7 @@ def load_problems(
         raise DataError(
             spec,
             None,
-            "no such file, and not one of synthetic, synthetic-long, gsm8k, math500, math, hub:ORG/NAME",
+            "no such file, and not one of synthetic, synthetic-long, synthetic-short, gsm8k, math500, math, hub:ORG/NAME",
             "missing_file",
         )
     return problems[:limit] if limit else problems

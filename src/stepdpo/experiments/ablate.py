@@ -186,7 +186,7 @@ def run_ablations(cfg: AblateConfig) -> dict[str, Any]:
     rows = [json.loads(line) for line in (demo / "ablations.jsonl").read_text(encoding="utf-8").splitlines()]
     out = {
         "seeds": seeds,
-        "baseline": {"pairs": 1.0, "beta": "picked", "epochs": dcfg.epochs, "errors": "all"},
+        "baseline": {"pairs": 1.0, "beta": "picked", "epochs": dcfg.setting["epochs"], "errors": "all"},
         "factors": summarize(rows, results, dcfg, seeds),
         "analysis": analyze(demo, held),
         "config": asdict(cfg),
@@ -211,7 +211,7 @@ def summarize(rows: list[dict], results: dict, dcfg: DemoConfig, seeds: list[int
     arm's picked one): accuracy of each method and Step-DPO minus shared-prefix DPO, mean and 95 %
     interval over seeds."""
     demo_acc = {m: dict(zip(results["seeds"], results["accuracy"][m]["values"])) for m in ("sft", *METHODS)}
-    base = {"pairs": 1.0, "beta": "picked", "epochs": dcfg.epochs, "errors": "all"}
+    base = {"pairs": 1.0, "beta": "picked", "epochs": dcfg.setting["epochs"], "errors": "all"}
     out: dict[str, list[dict]] = {}
     for factor, default in base.items():
         values = [default] + sorted(

@@ -52,7 +52,7 @@ def problem_sets(cfg: DemoConfig, seeds: list[int]) -> dict[str, Any]:
     return {
         "test": test,
         "val": fresh(cfg.setting["val_problems"], VAL_SEED),
-        "common": fresh(2 * cfg.val_pairs, COMMON_SEED),
+        "common": fresh(2 * cfg.setting["val_pairs"], COMMON_SEED),
         "tune": fresh(cfg.setting["collect_problems"], TUNE_SEED),
         "collect": {s: fresh(cfg.setting["collect_problems"], COLLECT_SEED + s) for s in seeds},
     }
@@ -79,7 +79,7 @@ def arm_data(cfg: DemoConfig, problems: list[Problem], seed: int, out: Path) -> 
         out,
         judge=cfg.judge,
         max_new_tokens=st["max_new_tokens"],
-        k=cfg.k,
+        k=st["k"],
         n=st["n"],
         data=str(out / "problems.jsonl"),
         seed=seed,

@@ -6,13 +6,17 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import shutil
 import statistics
-from dataclasses import dataclass, replace
+import time
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from stepdpo.experiments.settings import DEMO_DEFAULTS, DEMO_MODELS, DEMO_TASKS
 from stepdpo.options import option
 from stepdpo.pipeline.run import PipelineConfig
+from stepdpo.recordio import atomic_write_text
 from stepdpo.records import Problem, StepPair
 from stepdpo.stages.collect import CollectConfig
 from stepdpo.stages.locate import LocateConfig
@@ -41,34 +45,6 @@ ARM_DATA = {
 ABLATED = ("dpo_shared_prefix", "step_dpo")
 """The arms `stepdpo ablate` retrains."""
 
-DEMO_TASKS: dict[str, dict[str, Any]] = {
-    # the collection sampling of each task: the long-chain model's slips are rare tokens that
-    # top_p 0.95 cuts off, so it samples at temperature 1 and top_p 1 (docs/localization.md)
-    "default": {
-        "data": "synthetic",
-        "model": "default",
-        "max_new_tokens": 200,
-        "temperature": 0.8,
-        "top_p": 0.95,
-        "rollout_temperature": 1.0,
-        "collect_problems": 350,
-        "eval_problems": 500,
-        "val_problems": 300,
-        "n": 8,
-    },
-    "long": {
-        "data": "synthetic-long",
-        "model": "default-long",
-        "max_new_tokens": 400,
-        "temperature": 1.0,
-        "top_p": 1.0,
-        "rollout_temperature": 0.5,
-        "collect_problems": 150,
-        "eval_problems": 200,
-        "val_problems": 150,
-        "n": 4,
-    },
-}
 PICKS_FILE = Path(__file__).with_name("demo_picks.json")
 """Each arm's lr and beta per task, picked by ``stepdpo demo --tune`` (docs/demo.md has the grid)."""
 
@@ -96,16 +72,28 @@ class DemoConfig(ReportOptions):
     val_problems: int | None = option(
         None, "Validation problems for --tune, disjoint from every test set (default: 300; long 150).", min=1
     )
-    val_pairs: int = option(64, "Common validation pairs of each kind (step, whole solution) for Fig. 2.", min=1)
-    k: int = option(4, "Solutions sampled per problem (collect).", min=1)
+    model: str = option(
+        "",
+        "smollm2-135m-instruct: the experiment on that real pretrained model (after a short SFT of it on the "
+        "task's reference solutions) instead of the task's embedded model; empty: the embedded model.",
+        choices=("", *DEMO_MODELS),
+    )
+    base_model: str = option("", "The model the arms start from, set by the run (its SFT model).", hidden=True)
+    scale: str = option(
+        "", "quick: the setting's few-problem sizes (set by --quick).", choices=("", "quick"), hidden=True
+    )
+    val_pairs: int | None = option(
+        None, "Common validation pairs of each kind (step, whole solution) for Fig. 2 (default 64; smollm2 16).", min=1
+    )
+    k: int | None = option(None, "Solutions sampled per problem (collect; default 4, smollm2 2).", min=1)
     n: int | None = option(None, "Continuations per error (rectify; default: 8, long 4).", min=1)
     judge: str = option(
         "verifier",
         "Localization: verifier (the exact checker) or rollout (no judge at all).",
         choices=("verifier", "rollout"),
     )
-    epochs: float = option(3.0, "Training epochs.", min=1e-9)
-    global_batch: int = option(32, "Pairs per optimizer step.", min=1)
+    epochs: float | None = option(None, "Training epochs (default 3; smollm2 2).", min=1e-9)
+    global_batch: int | None = option(None, "Pairs per optimizer step (default 32; smollm2 16).", min=1)
     picks: str = option("", "A JSON file of each arm's lr and beta (default: the packaged picks of --tune).")
     tune: bool = option(
         False,
@@ -120,30 +108,50 @@ class DemoConfig(ReportOptions):
         return list(range(5)) if self.full else list(self.seeds)
 
     @property
+    def name(self) -> str:
+        """The setting's name in :data:`DEMO_TASKS` (the task's, or the model's)."""
+        return DEMO_MODELS.get(self.model, self.task)
+
+    @property
     def setting(self) -> dict[str, Any]:
-        """The task's model, sampling and sizes, with the sizes given as options in their place."""
-        given = {k: getattr(self, k) for k in ("collect_problems", "eval_problems", "val_problems", "n")}
-        return {**DEMO_TASKS[self.task], **{k: v for k, v in given.items() if v is not None}}
+        """The setting's model, sampling and sizes, with the sizes given as options in their place;
+        ``model`` is the model the arms start from (after the setting's SFT, once run)."""
+        sizes = ("collect_problems", "eval_problems", "val_problems", "k", "n", "val_pairs", "epochs", "global_batch")
+        given = {k: getattr(self, k) for k in sizes}
+        st = {**DEMO_DEFAULTS, **DEMO_TASKS[self.name]}
+        quick = st.pop("quick", {})
+        st = {**st, **(quick if self.scale == "quick" else {})}
+        st = {**st, **{k: v for k, v in given.items() if v is not None}}
+        if self.base_model:
+            st["model"] = self.base_model
+        return st
 
 
-DEMO_PRESETS = {
-    "quick": {"seeds": [0], "collect_problems": 60, "eval_problems": 60, "val_problems": 60, "epochs": 1.0, "n": 4}
-}
-"""Named configurations of the demo: ``quick`` (one seed, few problems) checks the wiring."""
+DEMO_PRESETS = {"quick": {"seeds": [0], "epochs": 1.0, "scale": "quick"}}
+"""Named configurations of the demo: ``quick`` (one seed, the setting's ``quick`` sizes) checks the wiring."""
 
 
 def hyperparameters(cfg: DemoConfig) -> dict[str, dict[str, float]]:
-    """Each trained arm's ``{"lr", "beta"}`` for ``cfg.task``, from ``cfg.picks`` or the packaged picks."""
+    """Each trained arm's ``{"lr", "beta"}`` for the setting, from ``cfg.picks`` or the packaged picks."""
     path = Path(cfg.picks) if cfg.picks else PICKS_FILE
     try:
         picks = json.loads(path.read_text())
     except (OSError, ValueError) as e:
         raise ValueError(f"{path}: cannot read the arms' picks ({e})") from None
-    picks = picks.get(cfg.task, picks) if isinstance(picks, dict) else picks
+    picks = picks.get(cfg.name, picks) if isinstance(picks, dict) else picks
     missing = [a for a in TRAINED if not isinstance(picks.get(a), dict) or not {"lr", "beta"} <= set(picks[a])]
     if missing:
-        raise ValueError(f"{path}: no lr and beta for {', '.join(missing)} (task {cfg.task})")
+        raise ValueError(f"{path}: no lr and beta for {', '.join(missing)} (setting {cfg.name})")
     return {a: {"lr": float(picks[a]["lr"]), "beta": float(picks[a]["beta"])} for a in TRAINED}
+
+
+def picks_note(cfg: DemoConfig) -> str | None:
+    """What the picks file says of how the setting's picks were made, when they were not picked
+    by ``--tune`` (its ``note``); None for tuned picks."""
+    path = Path(cfg.picks) if cfg.picks else PICKS_FILE
+    picks = json.loads(path.read_text())
+    picks = picks.get(cfg.name, picks) if isinstance(picks, dict) else {}
+    return picks.get("note") if isinstance(picks, dict) else None
 
 
 def interval(values: list[float], level: float = 0.95) -> tuple[float, float]:
@@ -202,12 +210,13 @@ def train_config(
         pair_format=fmt,
         lr=lr,
         beta=beta,
-        epochs=cfg.epochs,
-        global_batch=cfg.global_batch,
+        epochs=cfg.setting["epochs"],
+        global_batch=cfg.setting["global_batch"],
         max_seq_len=1024,
         warmup_ratio=0.1,
         val_fraction=0.0,  # the demo scores every arm on common validation pairs instead (val_sets)
-        eval_every=6,
+        eval_every=cfg.setting["eval_every"],
+        trainable_layers=cfg.setting["trainable_layers"],
         seed=seed,
         dtype="fp32",
         ref_cache=str(ref_cache),
@@ -306,3 +315,40 @@ def synthetic_pipeline(
         rectify=RectifyConfig(n=n, **sampling),
         build=BuildConfig(max_per_error=1, max_per_problem=4, recheck=recheck),
     )
+
+
+def starting_model(cfg: DemoConfig, out: Path) -> DemoConfig:
+    """``cfg`` with the model the arms start from: the setting's model, or, for a setting with an
+    ``sft`` entry, that model fine-tuned on the reference solutions of the task's first training
+    problems (none of which any other set holds). The SFT model is written once into
+    ``out/sft-KEY``, KEY that of its settings and problems, and reused under the same key."""
+    st = cfg.setting
+    spec = st.get("sft")
+    if not spec or cfg.base_model:
+        return cfg
+    from stepdpo.tasks import get_task
+
+    task = get_task(st["data"])
+    problems = task.generate(spec["problems"], seed=task.train_seed)
+    key = run_key(st["model"], spec, [(p.problem, p.solution) for p in problems])
+    folder = out / f"sft-{key}"
+    if kept(folder / "done.json", key) is None:
+        from stepdpo.models import load_model, load_tokenizer
+        from stepdpo.text.prompts import build_prompt
+        from stepdpo.training.card import write_card
+        from stepdpo.training.sft import SFTConfig, sft_train
+
+        shutil.rmtree(folder, ignore_errors=True)
+        tok = load_tokenizer(st["model"])
+        lm = load_model(st["model"], dtype="fp32", device="cpu")
+        scfg = SFTConfig(**{k: v for k, v in spec.items() if k != "problems"}, log_every=5)
+        t = time.time()
+        rows = sft_train(lm, tok, [(build_prompt(p.problem, tokenizer=tok), p.solution) for p in problems], scfg)
+        lm.save_pretrained(folder)
+        tok.save_pretrained(folder)
+        atomic_write_text(folder / "sft_log.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+        card = {"model": st["model"], "data": st["data"], "out": str(folder), "prompt_format": "auto", **asdict(scfg)}
+        write_card(folder, card, rows[-1]["step"], {"loss": rows[-1]["loss"]})
+        done = {"key": key, "base": st["model"], "problems": len(problems), "seconds": round(time.time() - t, 1)}
+        atomic_write_text(folder / "done.json", json.dumps(done))
+    return replace(cfg, base_model=str(folder))

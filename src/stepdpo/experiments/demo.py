@@ -32,7 +32,9 @@ from stepdpo.experiments.common import (
     hyperparameters,
     kept,
     mean_ci,
+    picks_note,
     run_key,
+    starting_model,
     train_config,
     train_key,
 )
@@ -61,13 +63,25 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
     out, seeds, hp = Path(cfg.out), cfg.run_seeds, hyperparameters(cfg)
     out.mkdir(parents=True, exist_ok=True)
     sampled = cfg.task == "long"  # greedy decoding solves nearly every long chain
-    whole = Bar("demo", 1 + len(seeds) * (1 + len(TRAINED) + len(ARMS)), unit="part")
+    agreement = "judge_cases" in cfg.setting
+    whole = Bar("demo", 2 + agreement + len(seeds) * (1 + len(TRAINED) + len(ARMS)), unit="part")
+    whole.note(now="the starting model")
+    cfg = starting_model(cfg, out)
+    whole.update(1)
+    times["sft"] = time.time() - t_all
     whole.note(now="data for the common validation pairs")
     t = time.time()
     sets = problem_sets(cfg, seeds)
     val_sets = _common_pairs(cfg, sets["common"], out / "common")
     whole.update(1)
     times["data"] = time.time() - t
+    judges = None
+    if agreement:
+        whole.note(now="rollout judge against the checker")
+        t = time.time()
+        judges = _judge_agreement(cfg, out / "common", out / "judge-agreement")
+        whole.update(1)
+        times["judge agreement"] = time.time() - t
     acc: dict[str, dict[str, list[float]]] = {"greedy": {a: [] for a in ARMS}, "sampled": {a: [] for a in ARMS}}
     data, logs, ref_lp = {}, {a: [] for a in TRAINED}, {"id": [], "ood": []}
     for seed in seeds:
@@ -101,12 +115,15 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
     whole.close()
     main = acc["sampled" if sampled else "greedy"]
     results = {
-        "task": cfg.task,
+        "task": cfg.name,
         "seeds": seeds,
         "accuracy_kind": "sampled" if sampled else "greedy",
         "accuracy": {a: mean_ci(v) for a, v in main.items()},
         "differences": {k: mean_ci([x - y for x, y in zip(main[a], main[b])]) for k, (a, b) in DIFFERENCES.items()},
         "ref_logp_per_token": {k: mean_ci(v) for k, v in ref_lp.items()},
+        "judge_agreement": judges,
+        # the SFT model the arms start from, with the seconds it took when it was built
+        "sft": json.loads((Path(cfg.base_model) / "done.json").read_text()) if cfg.base_model else None,
         "pairs": {a: [data[s]["pairs"][a] for s in seeds] for a in TRAINED},
         "pairs_before_cap": {a: [data[s]["uncapped"][a] for s in seeds] for a in ("dpo", "dpo_shared_prefix")},
         "recheck_dropped": [data[s]["recheck_dropped"] for s in seeds],
@@ -115,6 +132,7 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
             for arm in ("dpo", "dpo_shared_prefix")
         },
         "hyperparameters": hp,
+        "hyperparameters_note": picks_note(cfg),
         "setting": cfg.setting,
         "validation": _validation_summary(logs, hp),
         "data_stages": {str(s): data[s]["stages"] for s in seeds},
@@ -140,9 +158,45 @@ def _common_pairs(cfg: DemoConfig, problems: list, out: Path) -> list[str]:
         pairs, _ = read_records(out / fname, "step_pair")
         if not pairs:
             raise ValueError(f"{out / fname}: no {name} validation pairs; raise --val-pairs")
-        write_records(out / f"val_{name}.jsonl", cap(pairs, cfg.val_pairs, "val"))
+        write_records(out / f"val_{name}.jsonl", cap(pairs, cfg.setting["val_pairs"], "val"))
         entries.append(f"{name}={fmt}:{out / f'val_{name}.jsonl'}")
     return entries
+
+
+def _judge_agreement(cfg: DemoConfig, common: Path, out: Path) -> dict[str, Any]:
+    """The rollout judge against the task's exact checker on the same solutions: the first
+    ``judge_cases`` solutions sampled for the common validation pairs (the starting model's own
+    text, right and wrong), labelled by the checker reading the arithmetic each step writes,
+    then judged by rollouts from the starting model, scored with ProcessBench's metrics
+    (:func:`~stepdpo.experiments.judge_eval.score`). A step the checker finds no equation in is
+    its first wrong step, and such labels are counted (``unparsable_step``), not guessed."""
+    from stepdpo.experiments.judge_eval import EvalJudgeConfig, run_eval_judge
+    from stepdpo.stages.locate.verifier import VerifierJudge
+
+    st = cfg.setting
+    solutions, _ = read_records(common / "errors.jsonl", "solution")
+    labelled = VerifierJudge().locate(solutions[: st["judge_cases"]])
+    out.mkdir(parents=True, exist_ok=True)
+    write_records(out / "checker.jsonl", labelled)
+    ecfg = EvalJudgeConfig(
+        judge="rollout",
+        data=str(out / "checker.jsonl"),
+        model=st["model"],
+        out=str(out),
+        temperature=st["rollout_temperature"],
+        max_new_tokens=st["max_new_tokens"],
+        seed=COMMON_SEED,
+        m=st["judge_m"],
+    )
+    key = run_key(asdict(ecfg), files=(out / "checker.jsonl",))
+    done = kept(out / "agreement.json", key)
+    if done is None:
+        summary = run_eval_judge(ecfg)
+        messages = [e.evidence.get("message", "") for e in labelled if e.first_error_step is not None]
+        summary["unparsable_step"] = sum(m == "no equation" for m in messages)
+        done = {"key": key, "summary": summary}
+        atomic_write_text(out / "agreement.json", json.dumps(done, indent=2))
+    return done["summary"]
 
 
 def _train_arm(

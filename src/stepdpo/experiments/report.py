@@ -36,7 +36,10 @@ def report(res: dict[str, Any], ablations: dict[str, Any] | None = None) -> str:
     a, d, hp = res["accuracy"], res["differences"], res["hyperparameters"]
     cfg, st = res["config"], res["setting"]
     kind = res["accuracy_kind"]
-    task = "the long-chain form (20 steps)" if res["task"] == "long" else "the embedded task (3 to 6 steps)"
+    task = {
+        "long": "the long-chain form (20 steps)",
+        "smollm2": "SmolLM2-135M-Instruct (after a short SFT) on the embedded task (3 to 6 steps)",
+    }.get(res["task"], "the embedded task (3 to 6 steps)")
     lines = [
         f"# Step-DPO on {task}",
         "",
@@ -67,8 +70,11 @@ def report(res: dict[str, Any], ablations: dict[str, Any] | None = None) -> str:
         f"(before the cap: holistic {before['dpo']}, shared prefix {before['dpo_shared_prefix']}). Every arm's chosen "
         "solutions pass the same filter, the task's checker on the whole chosen solution (a right answer reached "
         f"through a wrong step is not a correct solution); it dropped, per seed, {_dropped(res['recheck_dropped'])}. "
-        "lr and beta: each arm's pick from the "
-        "same grid on validation problems (`stepdpo demo --tune`).",
+        + (
+            f"lr and beta: {res['hyperparameters_note']}."
+            if res.get("hyperparameters_note")
+            else "lr and beta: each arm's pick from the same grid on validation problems (`stepdpo demo --tune`)."
+        ),
         "",
         "## What holds here",
         "",
@@ -112,9 +118,10 @@ def report(res: dict[str, Any], ablations: dict[str, Any] | None = None) -> str:
         f"| the model's own rectified steps | {_num(res['ref_logp_per_token']['id'])} nats |",
         f"| the same step in another voice | {_num(res['ref_logp_per_token']['ood'])} nats |",
         "",
+        *_agreement(res.get("judge_agreement")),
         "## Fig. 2: the same validation pairs for every model",
         "",
-        f"At the end of training, on {cfg['val_pairs']} step-level and {cfg['val_pairs']} whole-solution pairs from "
+        f"At the end of training, on {st.get('val_pairs', cfg.get('val_pairs'))} step-level and as many whole-solution pairs from "
         "problems no seed trains or tests on: reward accuracy, and the margin divided by beta (the log-ratio "
         "margin, comparable across arms whose beta differs). Curves over training: `curves.png`.",
         "",
@@ -143,6 +150,30 @@ def report(res: dict[str, Any], ablations: dict[str, Any] | None = None) -> str:
     if ablations is not None:
         lines += section(ablations)
     return "\n".join(lines)
+
+
+def _agreement(j: dict[str, Any] | None) -> list[str]:
+    """The report's section on the rollout judge measured against the task's exact checker."""
+    if not j:
+        return []
+    share = lambda x: "n/a" if x is None else f"{100 * x:.1f} %"
+    placed = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in sorted(j["erroneous_placement"].items()))
+    return [
+        "## Localization on the model's own text: rollouts against the exact checker",
+        "",
+        f"{j['cases']} solutions the starting model sampled for the common problems, labelled by the task's checker "
+        f"({j['erroneous']} with a wrong step, {j['correct']} all right; in {j['unparsable_step']} the first wrong "
+        "step is one the checker finds no equation in), judged by rollouts from the same model "
+        f"(m = {j['settings']['m']}). ProcessBench's metrics, the checker as the truth:",
+        "",
+        "| acc. on erroneous | acc. on correct | F1 | abstained | rollouts per case |",
+        "|---|---|---|---|---|",
+        f"| {share(j['acc_erroneous'])} | {share(j['acc_correct'])} | {share(j['f1'])} | {j['abstained']} | "
+        f"{j['cost_per_case']['rollouts']:.1f} |",
+        "",
+        f"Where the rollout judge put the erroneous cases: {placed or 'none'}.",
+        "",
+    ]
 
 
 def _structure(res: dict[str, Any]) -> list[str]:

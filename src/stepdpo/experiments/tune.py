@@ -25,6 +25,7 @@ from stepdpo.experiments.common import (
     DemoConfig,
     eval_key,
     evaluate_model,
+    starting_model,
     train_config,
     train_key,
 )
@@ -47,6 +48,7 @@ def run_tune(cfg: DemoConfig) -> dict[str, Any]:
 
     t0 = time.time()
     out = Path(cfg.out)
+    cfg = starting_model(cfg, out)
     sets = problem_sets(cfg, cfg.run_seeds)
     data = arm_data(cfg, sets["tune"], TUNE_SEED, out / "data")
     log.info(f"tuning pairs: {data['pairs']}")
@@ -91,7 +93,7 @@ def run_tune(cfg: DemoConfig) -> dict[str, Any]:
     rows = [r for r in rows if r["id"] in current]
     picks = pick(rows)
     res = {
-        "task": cfg.task,
+        "task": cfg.name,
         "metric": "sampled accuracy" if sampled else "greedy accuracy",
         "val_problems": len(sets["val"]),
         "pairs": data["pairs"],
@@ -102,7 +104,7 @@ def run_tune(cfg: DemoConfig) -> dict[str, Any]:
         "wall_s": round(time.time() - t0, 1),
     }
     atomic_write_text(out / "tuning.json", json.dumps(res, indent=2) + "\n")
-    atomic_write_text(out / "picks.json", json.dumps({cfg.task: picks}, indent=2) + "\n")
+    atomic_write_text(out / "picks.json", json.dumps({cfg.name: picks}, indent=2) + "\n")
     return res
 
 

@@ -120,3 +120,16 @@ register(
         label=arithmetic.labelled_solutions,
     )
 )
+register(
+    Task(
+        "synthetic-short",
+        arithmetic.TASK_NAME,
+        arithmetic.generate_short_problems,
+        _arithmetic_check,
+        train_seed=11,
+        heldout_seed=12,
+        train_size=6000,
+        needs_meta=("start", "ops"),
+        label=arithmetic.labelled_solutions,
+    )
+)

@@ -28,6 +28,7 @@ from stepdpo.records import StepPair, content_id
 from stepdpo.text.prompts import FORMATS
 from stepdpo.training.checkpoints import resume_checkpoint, save_checkpoint, save_model
 from stepdpo.training.distributed import make_accelerator, rank_share, rank_slice
+from stepdpo.training.freeze import freeze_below
 from stepdpo.training.losses import make_loss, sft_loss
 from stepdpo.training.packing import (
     CompletionLogProbs,
@@ -97,6 +98,12 @@ class TrainConfig(ReportOptions):
         choices=("auto", "bf16", "fp16", "fp32"),
     )
     gradient_checkpointing: bool = option(False, "Recompute activations in backward to save memory.")
+    trainable_layers: int = option(
+        0,
+        "Train only the last N decoder layers and the final norm (0: all parameters); backward stops "
+        "at the first trained layer. Not with --lora-r.",
+        min=0,
+    )
     lora_r: int = option(0, "LoRA rank (0: full fine-tuning).", min=0)
     lora_alpha: int = option(16, "LoRA scaling.", min=1)
     lora_dropout: float = option(0.05, "LoRA dropout.", min=0.0, max=0.99)
@@ -264,8 +271,11 @@ def _train(cfg: TrainConfig, accelerator: Any, out: Path) -> dict[str, Any]:
     for name, e in extra:
         scored.append((f"eval_{name}/", e, vref[at : at + len(e)]))
         at += len(e)
+    if cfg.lora_r and cfg.trainable_layers:
+        raise ValueError("--trainable-layers and --lora-r are two ways to train part of the model: choose one")
     if cfg.lora_r:
         model = _wrap_lora(model, cfg)
+    freeze_below(model, cfg.trainable_layers)
     model.train()
     steps_per_epoch = math.ceil(len(enc) / cfg.global_batch)
     total = cfg.max_steps or max(1, math.ceil(cfg.epochs * steps_per_epoch))

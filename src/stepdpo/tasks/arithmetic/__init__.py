@@ -37,7 +37,7 @@ from stepdpo.tasks.arithmetic.slips import (
     slipped_demonstrations,
     slipped_solution,
 )
-from stepdpo.tasks.arithmetic.stories import generate_problems, make_problem
+from stepdpo.tasks.arithmetic.stories import generate_problems, generate_short_problems, make_problem
 
 __all__ = [
     "CHAIN_LABELS",
@@ -52,6 +52,7 @@ __all__ = [
     "distinct_problems",
     "generate_chain_problems",
     "generate_problems",
+    "generate_short_problems",
     "make_chain_problem",
     "make_problem",
     "running_values",

@@ -81,3 +81,10 @@ def generate_problems(
         f"arith-{seed}",
         exclude,
     )
+
+
+def generate_short_problems(n: int, seed: int = 0, exclude: set[str] | None = None) -> list[Problem]:
+    """The short form (``--data synthetic-short``): the same stories with 1 to 3 operations, the
+    lengths a 135M-parameter pretrained model gets right often enough after a short SFT
+    (docs/real-model.md)."""
+    return generate_problems(n, seed=seed, min_steps=1, max_steps=3, exclude=exclude)

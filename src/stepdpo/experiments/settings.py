@@ -1,0 +1,78 @@
+"""The demo's settings: for each task (or model), the model the arms start from, its sampling, and
+the experiment's sizes. ``stepdpo demo --task NAME`` or ``--model NAME`` picks one; options given
+on the command line replace its sizes; ``--quick`` takes its ``quick`` sizes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+DEMO_TASKS: dict[str, dict[str, Any]] = {
+    # the collection sampling of each task: the long-chain model's slips are rare tokens that
+    # top_p 0.95 cuts off, so it samples at temperature 1 and top_p 1 (docs/localization.md)
+    "default": {
+        "data": "synthetic",
+        "model": "default",
+        "max_new_tokens": 200,
+        "temperature": 0.8,
+        "top_p": 0.95,
+        "rollout_temperature": 1.0,
+        "collect_problems": 350,
+        "eval_problems": 500,
+        "val_problems": 300,
+        "n": 8,
+        "quick": {"collect_problems": 60, "eval_problems": 60, "val_problems": 60, "n": 4},
+    },
+    "long": {
+        "data": "synthetic-long",
+        "model": "default-long",
+        "max_new_tokens": 400,
+        "temperature": 1.0,
+        "top_p": 1.0,
+        "rollout_temperature": 0.5,
+        "collect_problems": 150,
+        "eval_problems": 200,
+        "val_problems": 150,
+        "n": 4,
+        "quick": {"collect_problems": 60, "eval_problems": 60, "val_problems": 60, "n": 4},
+    },
+    # a real pretrained instruct model (docs/real-model.md). Out of the box it restates the story
+    # without computing (at most 2 of 12 problems right at any length from 1 to 6 operations), so
+    # the arms start from a short SFT of it on the task's reference solutions, as the paper starts
+    # from SFT models; then it solves about a fifth of the stories with 1 to 3 operations
+    # (synthetic-short). Only its last 10 of 30 layers train: backward stops there, and a step
+    # costs about a third of a full one on a CPU
+    "smollm2": {
+        "data": "synthetic-short",
+        "model": "smollm2-135m-instruct",
+        "sft": {"problems": 320, "epochs": 1.0, "batch_size": 8, "lr": 5e-5, "trainable_layers": 10},
+        "trainable_layers": 10,
+        "max_new_tokens": 112,
+        "temperature": 0.8,
+        "top_p": 0.95,
+        "rollout_temperature": 1.0,
+        "collect_problems": 40,
+        "eval_problems": 100,
+        "val_problems": 40,
+        "k": 2,
+        "n": 4,
+        "val_pairs": 16,
+        "epochs": 2.0,
+        "global_batch": 16,
+        "eval_every": 4,
+        "judge_cases": 48,
+        "judge_m": 4,
+        "quick": {
+            "sft": {"problems": 48, "epochs": 1.0, "batch_size": 8, "lr": 5e-5, "trainable_layers": 10},
+            "collect_problems": 6,
+            "eval_problems": 6,
+            "val_problems": 6,
+            "n": 4,
+            "val_pairs": 2,
+            "judge_cases": 4,
+        },
+    },
+}
+DEMO_DEFAULTS = {"k": 4, "val_pairs": 64, "epochs": 3.0, "global_batch": 32, "eval_every": 6, "trainable_layers": 0}
+"""What a setting of :data:`DEMO_TASKS` does not set: the embedded models' training sizes."""
+DEMO_MODELS = {"smollm2-135m-instruct": "smollm2"}
+"""``stepdpo demo --model NAME``: the setting that runs the experiment on that model."""
