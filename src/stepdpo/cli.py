@@ -161,11 +161,15 @@ def _shard(spec: str | None):
 
 
 def _generator(cfg):
-    from stepdpo.generation import load_generator
+    from stepdpo.pipeline.executors import make_generator
 
-    return load_generator(
-        cfg.model, backend=cfg.backend, **({"batch_size": cfg.batch_size} if cfg.backend != "vllm" else {})
-    )
+    return make_generator(cfg)
+
+
+def _executor(cfg):
+    from stepdpo.pipeline.executors import make_executor
+
+    return make_executor(cfg)
 
 
 def _sampling_part(cfg, cls):
@@ -337,7 +341,9 @@ def eval_cmd(cfg: EvalCommand) -> None:
     from stepdpo.stages.evaluate import EvalConfig, evaluate, save_result
 
     problems = load_problems(cfg.data, split="test", limit=cfg.limit)
-    result = evaluate(_generator(cfg), problems, _sampling_part(cfg, EvalConfig), data_name=cfg.data)
+    result = evaluate(
+        _generator(cfg), problems, _sampling_part(cfg, EvalConfig), data_name=cfg.data, executor=_executor(cfg)
+    )
     out = Path(cfg.out) if cfg.out else Path("runs") / f"eval-{model_name(cfg.model)}-{Path(cfg.data).stem}"
     summary_path, rows_path = save_result(result, out)
     s = result.summary
@@ -374,7 +380,8 @@ def collect(cfg: CollectCommand) -> None:
 
     shard = _shard(cfg.shard)
     problems = load_problems(cfg.data, split=cfg.split, limit=cfg.limit, seed=cfg.data_seed)
-    _say(run_collect(_generator(cfg), problems, cfg.out, _sampling_part(cfg, CollectConfig), shard).text())
+    conf = _sampling_part(cfg, CollectConfig)
+    _say(run_collect(_generator(cfg), problems, cfg.out, conf, shard, _executor(cfg)).text())
 
 
 @cli_command(LocateCommand, "locate", "Step localization: the first wrong step of each wrong solution (Sec. 3.2).")
@@ -385,7 +392,7 @@ def locate(cfg: LocateCommand) -> None:
     shard = _shard(cfg.shard)
     gen = _generator(cfg) if cfg.judge == "rollout" else None
     judge = judge_from_config(_sampling_part(cfg, LocateConfig), gen, Path(cfg.out))
-    _say(run_locate(judge, cfg.inp, cfg.out, shard).text())
+    _say(run_locate(judge, cfg.inp, cfg.out, shard, executor=_executor(cfg)).text())
 
 
 @cli_command(RectifyCommand, "rectify", "Rectification: the model's own correct next steps after s1..s(k-1) (eq. 3).")
@@ -394,7 +401,8 @@ def rectify(cfg: RectifyCommand) -> None:
     from stepdpo.stages.rectify import RectifyConfig
 
     shard = _shard(cfg.shard)
-    _say(run_rectify(_generator(cfg), cfg.inp, cfg.out, _sampling_part(cfg, RectifyConfig), shard).text())
+    conf = _sampling_part(cfg, RectifyConfig)
+    _say(run_rectify(_generator(cfg), cfg.inp, cfg.out, conf, shard, _executor(cfg)).text())
 
 
 @cli_command(

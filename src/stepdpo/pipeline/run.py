@@ -17,6 +17,7 @@ from typing import Any
 
 from stepdpo.options import build as build_config
 from stepdpo.options import load_yaml, option
+from stepdpo.pipeline.executors import ExecutorOptions, make_executor, make_generator
 from stepdpo.pipeline.runner import StageSummary, run_stage, shard_path
 from stepdpo.progress import log
 from stepdpo.recordio import atomic_write_text, read_records, write_records
@@ -36,6 +37,7 @@ def run_collect(
     out: str | Path,
     cfg: CollectConfig,
     shard: tuple[int, int] | None = None,
+    executor: Any = None,
 ) -> StageSummary:
     chunk = max(1, 64 // max(1, cfg.k))
     return run_stage(
@@ -46,6 +48,7 @@ def run_collect(
         settings=collect_settings(generator, cfg),
         shard=shard,
         chunk_size=chunk,
+        executor=executor,
     )
 
 
@@ -56,6 +59,7 @@ def run_locate(
     shard: tuple[int, int] | None = None,
     chunk_size: int = 16,
     include_correct: bool = False,
+    executor: Any = None,
 ) -> StageSummary:
     from stepdpo.stages.locate import locate_chunk
 
@@ -68,6 +72,7 @@ def run_locate(
         settings=judge.settings(),
         shard=shard,
         chunk_size=chunk_size,
+        executor=executor,
     )
 
 
@@ -77,6 +82,7 @@ def run_rectify(
     out: str | Path,
     cfg: RectifyConfig,
     shard: tuple[int, int] | None = None,
+    executor: Any = None,
 ) -> StageSummary:
     errors, _ = read_records(inp, "located_error")
     chunk = max(1, 64 // max(1, cfg.n))
@@ -88,6 +94,7 @@ def run_rectify(
         settings=rectify_settings(generator, cfg),
         shard=shard,
         chunk_size=chunk,
+        executor=executor,
     )
 
 
@@ -113,8 +120,8 @@ def run_build(inp: str | Path, out: str | Path, cfg: BuildConfig) -> StageSummar
 
 
 @dataclass
-class ModelOptions:
-    """Which model samples, and how."""
+class ModelOptions(ExecutorOptions):
+    """Which model samples, how, and where (the executor)."""
 
     model: str = option(
         "default", "The model: a folder, a hub id, or a name (default, default-long, smollm2-135m-instruct)."
@@ -178,22 +185,21 @@ def run_pipeline(
     path = {s: out / FILES[s] for s in STAGES}
     generator = None
     if any(s in todo for s in ("collect", "rectify")) or ("locate" in todo and cfg.locate.judge == "rollout"):
-        from stepdpo.generation import load_generator
-
-        generator = load_generator(
-            cfg.model, backend=cfg.backend, **({"batch_size": cfg.batch_size} if cfg.backend != "vllm" else {})
-        )
+        generator = make_generator(cfg)
+    executor = make_executor(cfg)
     summaries = []
     for stage in todo:
         if stage == "collect":
             from stepdpo.problems import load_problems
 
             problems = load_problems(cfg.data, split=cfg.split, limit=cfg.limit, seed=cfg.data_seed)
-            s = run_collect(generator, problems, path["collect"], cfg.collect, shard)
+            s = run_collect(generator, problems, path["collect"], cfg.collect, shard, executor)
         elif stage == "locate":
             judge = judge_from_config(cfg.locate, generator, path["locate"])
             # later stages read the shard's own file, so they need no further sharding
-            s = run_locate(judge, shard_path(path["collect"], shard), shard_path(path["locate"], shard), None)
+            s = run_locate(
+                judge, shard_path(path["collect"], shard), shard_path(path["locate"], shard), None, executor=executor
+            )
         elif stage == "rectify":
             s = run_rectify(
                 generator,
@@ -201,6 +207,7 @@ def run_pipeline(
                 shard_path(path["rectify"], shard),
                 cfg.rectify,
                 None,
+                executor,
             )
         else:
             # holistic pairs come from the sampled solutions themselves, not from rectification

@@ -106,12 +106,18 @@ def run_stage(
     input_key: Callable[[Any], str] = lambda r: r.id,
     shard: tuple[int, int] | None = None,
     chunk_size: int = 16,
+    executor: Any = None,
 ) -> StageSummary:
     """Run ``process`` over ``inputs`` in chunks, resumably, into the JSONL file ``out``.
 
     ``settings`` (the stage's options) are hashed into each input's ledger key, so rerunning with
     other settings into the same file redoes the work instead of silently mixing the two.
+    ``executor`` (:mod:`stepdpo.pipeline.executors`; default: this process) computes the chunks;
+    this function alone writes the output and the ledger, in input order.
     """
+    from stepdpo.pipeline.executors import LocalExecutor
+
+    executor = executor or LocalExecutor()
     t0 = time.time()
     out = shard_path(out, shard)
     tag = content_id(settings)
@@ -135,12 +141,11 @@ def run_stage(
         bar = Bar(stage, len(keyed), initial=summary.resumed, unit="row")
         # chunks are a fixed partition of the inputs, so a resumed run samples exactly as an
         # uninterrupted one would; a partly finished chunk is recomputed, its finished items skipped
-        for start in range(0, len(keyed), chunk_size):
-            chunk = keyed[start : start + chunk_size]
-            pending = {k for k, _ in chunk if k not in done}
-            if not pending:
-                continue
-            for res in process([r for _, r in chunk]):
+        chunks = [keyed[start : start + chunk_size] for start in range(0, len(keyed), chunk_size)]
+        todo = [(c, {k for k, _ in c if k not in done}) for c in chunks]
+        todo = [(c, pending) for c, pending in todo if pending]
+        for (_, pending), results in zip(todo, executor.map(process, [[r for _, r in c] for c, _ in todo])):
+            for res in results:
                 lkey = content_id(res.key, tag)
                 if lkey not in pending:
                     continue

@@ -39,10 +39,25 @@ class EvalResult:
     rows: list[dict[str, Any]] = field(default_factory=list)
 
 
-def evaluate(generator: Generator, problems: list[Problem], cfg: EvalConfig, *, data_name: str = "") -> EvalResult:
-    """Accuracy of ``generator`` on ``problems``; with n > 1 also pass@n and majority-free mean."""
+def _generate_chunk(generator: Generator, fmt: str, sampling: Any, chunk: list[Problem]) -> list[tuple[str, list]]:
+    """Each problem's primer (the pre-filled start of the answer) and its completions."""
+    prompts = [generation_prompt(p.problem, tokenizer=generator.tokenizer, prompt_format=fmt) for p in chunk]
+    outs = generator.generate([pr for pr, _ in prompts], sampling)
+    return [(primer, comps) for (_, primer), comps in zip(prompts, outs)]
+
+
+def evaluate(
+    generator: Generator, problems: list[Problem], cfg: EvalConfig, *, data_name: str = "", executor: Any = None
+) -> EvalResult:
+    """Accuracy of ``generator`` on ``problems``; with n > 1 also pass@n and majority-free mean.
+    ``executor`` (:mod:`stepdpo.pipeline.executors`; default: this process) decodes the chunks."""
+    from functools import partial
+
+    from stepdpo.pipeline.executors import LocalExecutor
+
     if not problems:
         raise ValueError("no problems to evaluate")
+    executor = executor or LocalExecutor()
     tok = generator.tokenizer
     fmt = resolve_format(tok, cfg.prompt_format)
     sampling = cfg.sampling(cfg.n)
@@ -50,11 +65,9 @@ def evaluate(generator: Generator, problems: list[Problem], cfg: EvalConfig, *, 
     checker_for = dict(zip((p.id for p in problems), checkers)) if all(checkers) else None
     rows, t0, gen_tokens = [], time.time(), 0
     bar = Bar("eval", len(problems), unit="problem")
-    for start in range(0, len(problems), cfg.chunk):
-        chunk = problems[start : start + cfg.chunk]
-        prompts = [generation_prompt(p.problem, tokenizer=tok, prompt_format=fmt) for p in chunk]
-        outs = generator.generate([pr for pr, _ in prompts], sampling)
-        for p, (_, primer), comps in zip(chunk, prompts, outs):
+    chunks = [problems[start : start + cfg.chunk] for start in range(0, len(problems), cfg.chunk)]
+    for chunk, outs in zip(chunks, executor.map(partial(_generate_chunk, generator, fmt, sampling), chunks)):
+        for p, (primer, comps) in zip(chunk, outs):
             samples = []
             for c in comps:
                 text = primer + c.text

@@ -1,0 +1,195 @@
+"""Where a stage's chunks run: in this process (``local``), or on a pool of Ray actors (``ray``).
+
+The runner (:func:`~stepdpo.pipeline.runner.run_stage`) cuts a stage's inputs into a fixed
+partition of chunks and stays the one writer of the output and of the resume ledger; an executor
+only computes chunk results. The Ray executor ships the stage's chunk function to ``workers``
+actors (each builds its own model replica once, on first use: a
+:class:`LazyGenerator` crosses the wire as its name and options, never as weights), keeps two
+chunks in flight per actor, and hands the results back to the driver in input order, so the
+output file is the one a local run writes, record for record. Sampling seeds are keyed by content
+(:func:`~stepdpo.generation.base.row_seed`), not by worker, process or time.
+
+Failures: an actor whose process dies is restarted by Ray and its unfinished chunks are retried
+(``max_restarts``/``max_task_retries``); a result is written once, by the driver, whatever the
+retries. A killed driver loses only the chunks in flight: the ledger says what is done and the
+rerun redoes only the rest, as for a local run.
+
+On GPUs each actor holds a vLLM engine (``--backend vllm``, ``--ray-gpus-per-worker`` GPUs each:
+tensor parallel inside a replica, data parallel across replicas); on CPUs a transformers generator.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from stepdpo.options import option
+
+EXECUTORS = ("local", "ray")
+
+
+@dataclass
+class ExecutorOptions:
+    """Where the stages' chunks run (collect, locate, rectify, eval)."""
+
+    executor: str = option(
+        "local", "local: in this process; ray: on a pool of Ray actors, a model replica each.", choices=EXECUTORS
+    )
+    ray_address: str | None = option(
+        None, "The Ray cluster to join (ray executor; default: RAY_ADDRESS, else a local one for this run)."
+    )
+    ray_workers: int = option(2, "Ray actors, each with its own model replica (ray executor).", min=1)
+    ray_cpus_per_worker: float = option(1.0, "CPUs each Ray actor reserves (ray executor).", min=0.0)
+    ray_gpus_per_worker: float = option(
+        0.0, "GPUs each Ray actor reserves (ray executor; vLLM's tensor parallel size when above 1).", min=0.0
+    )
+
+
+class LazyGenerator:
+    """A generator named by its model and options, built on first use where it is used.
+
+    It answers ``model_name`` and ``tokenizer`` without loading the model (the driver needs them
+    for settings and prompts); ``generate`` and every other attribute build the real generator
+    (:func:`~stepdpo.generation.load_generator`). Pickled, it carries only its name and options."""
+
+    def __init__(self, model: str, backend: str = "auto", **kwargs: Any):
+        from stepdpo.models import model_name
+
+        self.model, self.backend, self.kwargs = model, backend, kwargs
+        self.model_name = model_name(model)
+        self._built: Any = None
+        self._tokenizer: Any = None
+
+    @property
+    def tokenizer(self) -> Any:
+        if self._built is not None:
+            return self._built.tokenizer
+        if self._tokenizer is None:
+            from stepdpo.models import load_tokenizer
+
+            self._tokenizer = load_tokenizer(self.model)
+        return self._tokenizer
+
+    @property
+    def built(self) -> Any:
+        if self._built is None:
+            from stepdpo.generation import load_generator
+
+            self._built = load_generator(self.model, backend=self.backend, **self.kwargs)
+        return self._built
+
+    def generate(self, prompts: list[str], sampling: Any) -> Any:
+        return self.built.generate(prompts, sampling)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_") or name in ("model", "backend", "kwargs", "model_name"):
+            raise AttributeError(name)
+        return getattr(self.built, name)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"model": self.model, "backend": self.backend, "kwargs": self.kwargs, "model_name": self.model_name}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state, _built=None, _tokenizer=None)
+
+
+ChunkFn = Callable[[list[Any]], Iterable[Any]]
+
+
+class LocalExecutor:
+    """Every chunk in this process, in order."""
+
+    name = "local"
+
+    def map(self, fn: ChunkFn, chunks: Sequence[list[Any]]) -> Iterator[Iterable[Any]]:
+        for chunk in chunks:
+            yield fn(chunk)  # consumed before the next chunk starts: records are written as they come
+
+    def close(self) -> None:
+        pass
+
+
+class _Worker:
+    """The body of a Ray actor: the stage's chunk function, unpickled once per actor process."""
+
+    def __init__(self, fn: ChunkFn):
+        self.fn = fn
+
+    def run(self, chunk: list[Any]) -> list[Any]:
+        return list(self.fn(chunk))
+
+    def pid(self) -> int:
+        return os.getpid()
+
+
+class RayExecutor:
+    """Chunks on ``workers`` Ray actors; results come back in input order.
+
+    Joins the cluster at ``address`` (or ``RAY_ADDRESS``), or starts a local one for the run; the
+    actors of one stage are created by :meth:`map` and released when it ends."""
+
+    name = "ray"
+
+    def __init__(self, address: str | None = None, workers: int = 2, cpus: float = 1.0, gpus: float = 0.0):
+        try:
+            import ray
+        except ImportError as e:
+            raise ImportError('--executor ray needs Ray: pip install "stepdpo[ray]"') from e
+        self.ray, self.workers, self.cpus, self.gpus = ray, workers, cpus, gpus
+        if not ray.is_initialized():
+            ray.init(address=address or os.environ.get("RAY_ADDRESS") or None, log_to_driver=False)
+        self.actors: list[Any] = []
+
+    def map(self, fn: ChunkFn, chunks: Sequence[list[Any]]) -> Iterator[list[Any]]:
+        ray = self.ray
+        if not chunks:
+            return
+        actor_cls = ray.remote(_Worker).options(
+            num_cpus=self.cpus, num_gpus=self.gpus, max_restarts=-1, max_task_retries=-1
+        )
+        ref = ray.put(fn)
+        self.actors = [actor_cls.remote(ref) for _ in range(min(self.workers, len(chunks)))]
+        try:
+            pending: dict[Any, int] = {}
+            ready: dict[int, list[Any]] = {}
+            nxt, emitted = 0, 0
+            while emitted < len(chunks):
+                # two chunks in flight per actor: one running, one queued behind it
+                while nxt < len(chunks) and len(pending) < 2 * len(self.actors):
+                    pending[self.actors[nxt % len(self.actors)].run.remote(chunks[nxt])] = nxt
+                    nxt += 1
+                done, _ = ray.wait(list(pending), num_returns=1)
+                for r in done:
+                    ready[pending.pop(r)] = ray.get(r)
+                while emitted in ready:
+                    yield ready.pop(emitted)
+                    emitted += 1
+        finally:
+            for a in self.actors:
+                ray.kill(a)
+            self.actors = []
+
+    def close(self) -> None:
+        pass
+
+
+def make_executor(opts: Any) -> LocalExecutor | RayExecutor:
+    """The executor an options object (:class:`ExecutorOptions` or a config built on it) names."""
+    if getattr(opts, "executor", "local") == "local":
+        return LocalExecutor()
+    return RayExecutor(opts.ray_address, opts.ray_workers, opts.ray_cpus_per_worker, opts.ray_gpus_per_worker)
+
+
+def make_generator(cfg: Any) -> Any:
+    """The generator of a config with model options (``model``, ``backend``, ``batch_size``): built
+    here for the local executor, a :class:`LazyGenerator` each Ray actor builds for itself."""
+    kwargs = {"batch_size": cfg.batch_size} if cfg.backend != "vllm" else {}
+    if getattr(cfg, "executor", "local") == "ray":
+        if cfg.backend == "vllm" and cfg.ray_gpus_per_worker > 1:
+            kwargs["tensor_parallel_size"] = int(cfg.ray_gpus_per_worker)
+        return LazyGenerator(cfg.model, backend=cfg.backend, **kwargs)
+    from stepdpo.generation import load_generator
+
+    return load_generator(cfg.model, backend=cfg.backend, **kwargs)
