@@ -137,3 +137,15 @@ def test_a_step_with_a_false_claim_is_wrong_even_with_the_right_equation():
     bad = sol.replace("Step 1: ", "Step 1: 2 + 2 = 5, and ", 1)
     res = check_solution(p, bad)
     assert res.first_error_step == 1 and "2 + 2 is not 5" in res.message
+
+
+def test_the_short_stories_have_one_to_three_operations_and_check_like_the_others():
+    from stepdpo.tasks import get_task
+
+    task = get_task("synthetic-short")
+    problems = task.problems("test", 60)
+    assert {len(p.meta["ops"]) for p in problems} == {1, 2, 3}
+    train = {p.problem for p in task.problems("train", 200)}
+    assert not train & {p.problem for p in problems}
+    for p in problems[:10]:
+        assert check_solution(p, p.solution).first_error_step is None

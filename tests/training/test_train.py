@@ -117,6 +117,31 @@ def test_gradient_checkpointing_does_not_change_training(pair_file, default_mode
     assert lg == pytest.approx(ln, abs=1e-5)
 
 
+def test_trainable_layers_train_the_top_layers_only(pair_file, default_model, tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    from stepdpo.models import resolve_model_path
+
+    result = train(_cfg(pair_file, default_model, tmp_path / "top", max_steps=2, trainable_layers=1))
+    before = AutoModelForCausalLM.from_pretrained(resolve_model_path(default_model)).state_dict()
+    after = AutoModelForCausalLM.from_pretrained(result["model"]).state_dict()
+    changed = {n for n, w in after.items() if not torch.equal(w, before[n])}
+    last = len(AutoModelForCausalLM.from_pretrained(result["model"]).model.layers) - 1
+    assert changed and all(n.startswith((f"model.layers.{last}.", "model.norm.")) for n in changed), changed
+    with pytest.raises(ValueError, match="choose one"):
+        train(_cfg(pair_file, default_model, tmp_path / "both", max_steps=1, trainable_layers=1, lora_r=4))
+
+
+def test_sft_loss_at_solution_positions_equals_the_models_own(default_model):
+    from stepdpo.models import load_model, load_tokenizer
+    from stepdpo.training.sft import _collate, _encode, _loss
+
+    tok, lm = load_tokenizer(default_model), load_model(default_model, dtype="fp32", device="cpu")
+    data = _encode(tok, [("What is 2 + 3? ", "Step 1: 2 + 3 = 5."), ("A longer prompt " * 4, "Step 1: x")], 200)
+    batch = _collate(data, tok.pad_token_id, torch.device("cpu"))
+    assert float(_loss(lm, batch)) == pytest.approx(float(lm(**batch).loss), rel=1e-5)
+
+
 def test_lora_trains_and_merges(pair_file, default_model, tmp_path):
     result = train(_cfg(pair_file, default_model, tmp_path / "lora", max_steps=2, lora_r=4))
     from transformers import AutoModelForCausalLM
