@@ -199,24 +199,3 @@ def test_iterate_on_gsm8k_with_rollouts(shared_data, tmp_path):
         assert (tmp_path / "round1" / "data" / f).exists(), f
     trained = (tmp_path / "round1" / "train" / "model").exists()
     assert trained == (len(result["rounds"]) == 2)
-
-
-def test_the_quick_demo_on_smollm2_writes_every_promised_figure(tmp_path):
-    """``stepdpo demo --model smollm2-135m-instruct --quick``: a short SFT, then the whole
-    experiment on a few problems with one seed. The schema, not the outcome."""
-    out = tmp_path / "demo"
-    r = runner.invoke(app, ["demo", "--model", NAME, "--quick", "--out", str(out)])
-    assert r.exit_code == 0, r.output
-    res = json.loads((out / "results.json").read_text())
-    assert res["task"] == "smollm2" and res["seeds"] == [0]
-    assert set(res["accuracy"]) == {"sft", "dpo", "dpo_shared_prefix", "step_dpo", "step_dpo_ood"}
-    assert {"step_dpo_minus_dpo", "step_dpo_minus_sft"} <= set(res["differences"])
-    for kind in ("id", "ood"):
-        assert "mean" in res["ref_logp_per_token"][kind]
-    j = res["judge_agreement"]
-    assert j["cases"] == 4 and j["erroneous"] + j["correct"] == 4 and "unparsable_step" in j
-    assert {"sft", "data", "judge agreement", "evaluate"} <= set(res["stage_seconds"]) and res["wall_s"] > 0
-    sft = Path(res["setting"]["model"])
-    assert sft.parent == out and (sft / "done.json").exists() and (sft / "README.md").exists()
-    assert res["setting"]["trainable_layers"] == 10
-    assert "rollouts against the exact checker" in (out / "report.md").read_text()

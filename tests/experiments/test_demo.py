@@ -236,3 +236,37 @@ def test_a_bonferroni_verdict_is_stricter_and_the_report_says_so():
     assert lo4 < d["ci95"][0]  # the corrected interval is wider
     wide = mean_ci([0.008, 0.030, 0.006, 0.025, 0.010])
     assert verdict(wide) == "holds" and verdict(wide, 4) == "not separable"
+
+
+def test_a_setting_with_an_sft_entry_starts_from_its_sft_model_kept_by_key(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from stepdpo.experiments import settings
+    from stepdpo.experiments.common import starting_model
+
+    sft = {"problems": 8, "epochs": 1.0, "batch_size": 4, "lr": 1e-5, "trainable_layers": 1}
+    monkeypatch.setitem(settings.DEMO_TASKS, "default", {**settings.DEMO_TASKS["default"], "sft": sft})
+    cfg = starting_model(DemoConfig(out=str(tmp_path)), tmp_path)
+    folder = Path(cfg.setting["model"])
+    assert folder.parent == tmp_path and (folder / "README.md").exists()
+    assert json.loads((folder / "done.json").read_text())["problems"] == 8
+    made = (folder / "model.safetensors").stat().st_mtime_ns
+    assert starting_model(DemoConfig(out=str(tmp_path)), tmp_path).base_model == str(folder)
+    assert (folder / "model.safetensors").stat().st_mtime_ns == made  # kept, not retrained
+    monkeypatch.setitem(settings.DEMO_TASKS, "default", {**settings.DEMO_TASKS["default"], "sft": {**sft, "lr": 2e-5}})
+    assert starting_model(DemoConfig(out=str(tmp_path)), tmp_path).base_model != str(folder)  # other settings
+
+
+def test_the_rollout_judge_is_scored_against_the_checker_on_the_models_own_solutions(tmp_path, monkeypatch):
+    from stepdpo.experiments import settings
+    from stepdpo.experiments.common import synthetic_pipeline
+    from stepdpo.experiments.demo import _judge_agreement
+    from stepdpo.pipeline.run import run_pipeline
+
+    extra = {"judge_cases": 8, "judge_m": 2, "max_new_tokens": 200}
+    monkeypatch.setitem(settings.DEMO_TASKS, "default", {**settings.DEMO_TASKS["default"], **extra})
+    run_pipeline(synthetic_pipeline("default", 4, tmp_path / "common", k=2, keep_correct=True), stop="collect")
+    j = _judge_agreement(DemoConfig(out=str(tmp_path)), tmp_path / "common", tmp_path / "agreement")
+    assert j["cases"] == 8 and j["erroneous"] + j["correct"] == 8 and j["settings"]["m"] == 2
+    assert j["unparsable_step"] <= j["erroneous"] and (j["f1"] is None or 0 <= j["f1"] <= 1)
+    assert _judge_agreement(DemoConfig(out=str(tmp_path)), tmp_path / "common", tmp_path / "agreement") == j
