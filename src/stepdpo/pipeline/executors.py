@@ -107,9 +107,6 @@ class LocalExecutor:
         for chunk in chunks:
             yield fn(chunk)  # consumed before the next chunk starts: records are written as they come
 
-    def close(self) -> None:
-        pass
-
 
 class _Worker:
     """The body of a Ray actor: the stage's chunk function, unpickled once per actor process."""
@@ -170,9 +167,6 @@ class RayExecutor:
             for a in self.actors:
                 ray.kill(a)
             self.actors = []
-
-    def close(self) -> None:
-        pass
 
 
 def make_executor(opts: Any) -> LocalExecutor | RayExecutor:
