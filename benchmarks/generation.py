@@ -8,8 +8,12 @@ prompt at temperature 1 from GSM8K test problems under the step-wise chat prompt
 each (so peak memory is its own), alternating. Greedy decoding (n = 1) must give identical
 completions, checked on the same prompts.
 
-Figures: generated tokens per second of each and their ratio (``speedup``), peak memory of each
-(peak RSS growth over the loaded model) and their ratio, and ``greedy_identical``.
+Figures: generated tokens per second of each (median over rounds, with the spread), their ratio
+per round and its median (``speedup``), peak memory of each (peak RSS growth over the loaded
+model) and their ratio, ``greedy_identical``, and ``flops``: the model FLOPs per generated token
+(the forward pass attending to the prompt and half the completion, LM head included; the prompt's
+prefill is not counted, so a lower bound) times tokens per second, over the measured FP32 matrix
+product FLOP/s of the same cores (``share``, benchmarks/_flops.py).
 
     python benchmarks/generation.py [--quick] [--model smollm2-135m-instruct]
 
@@ -21,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -29,6 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _child import run_child  # noqa: E402
+from _flops import forward_flops, matmul_flops, model_shape, spread  # noqa: E402
 
 # the first 16 problems of GSM8K's test split (MIT licence), shipped so that the benchmark runs
 # from the project alone
@@ -125,10 +131,11 @@ def main() -> None:
         res = run(which, model, int(n_prompts), int(n), int(max_new), greedy == "1")
         print("RESULT " + json.dumps(res), flush=True)
         return
-    # sized to finish in about 15 minutes on two cores (--quick: under 5)
+    # sized to finish in about 15 minutes on two cores (--quick: under 5); three rounds either way,
+    # so that the spread shows how far one round's figure can be trusted
     n_prompts = args.prompts or (4 if args.quick else 8)
-    max_new = args.max_new_tokens or (96 if args.quick else 192)
-    rounds = args.rounds or (1 if args.quick else 2)
+    max_new = args.max_new_tokens or (64 if args.quick else 192)
+    rounds = args.rounds or 3
     from stepdpo.models import resolve_model_path
 
     model = resolve_model_path(args.model)
@@ -160,22 +167,46 @@ def main() -> None:
                 f"{res['tokens_per_s']:.1f} tokens/s, peak +{res['peak_mem_mb']:.0f} MB",
                 flush=True,
             )
-    best = {k: max(r["tokens_per_s"] for r in v) for k, v in runs.items()}
+    speedups = [o["tokens_per_s"] / g["tokens_per_s"] for o, g in zip(runs["ours"], runs["generate"])]
+    rates = {k: spread([r["tokens_per_s"] for r in v]) for k, v in runs.items()}
     mem = {k: min(r["peak_mem_mb"] for r in v) for k, v in runs.items()}
+    from stepdpo.models import load_tokenizer
+    from stepdpo.text.encoding import encode_prompt
+
+    tok = load_tokenizer(model)
+    prompt_len = sum(len(encode_prompt(tok, p)) for p in prompts_for(model, n_prompts)) / n_prompts
+    per_completion = sum(r["tokens"] for r in runs["ours"]) / (len(runs["ours"]) * n_prompts * args.n)
+    per_token = forward_flops(model_shape(model), prompt_len + per_completion / 2)
+    peak = matmul_flops("fp32")
     result = {
         "model": args.model,
         "prompts": n_prompts,
         "n": args.n,
         "max_new_tokens": max_new,
-        "speedup": best["ours"] / best["generate"],
-        "tokens_per_s": best,
+        "speedup": statistics.median(speedups),
+        "speedup_rounds": spread(speedups),
+        "tokens_per_s": {k: r["median"] for k, r in rates.items()},
+        "tokens_per_s_rounds": rates,
         "peak_mem_mb": mem,
         "peak_mem_ratio": mem["ours"] / mem["generate"] if mem["generate"] > 0 else None,
         "greedy_identical": identical,
+        "flops": {
+            "per_generated_token": per_token,
+            "matmul_fp32_flops_per_s": peak,
+            "achieved_flops_per_s": {k: per_token * r["median"] for k, r in rates.items()},
+            "share": {k: per_token * r["median"] / peak for k, r in rates.items()},
+        },
     }
     result["goals"] = {"speedup>=1.5": result["speedup"] >= 1.5, "greedy_identical": identical}
     print(
-        f"speedup {result['speedup']:.2f}x at n = {args.n}; peak memory ours/generate {result['peak_mem_ratio']:.2f}",
+        f"speedup {result['speedup']:.2f}x at n = {args.n} (median of {rounds} rounds, "
+        f"{min(speedups):.2f} to {max(speedups):.2f}); peak memory ours/generate {result['peak_mem_ratio']:.2f}",
+        flush=True,
+    )
+    share = result["flops"]["share"]
+    print(
+        f"{per_token / 1e9:.3f} GFLOP per generated token; FP32 matrix product {peak / 1e9:.0f} GFLOP/s; "
+        f"share of it: ours {100 * share['ours']:.1f} %, generate {100 * share['generate']:.1f} %",
         flush=True,
     )
     print(json.dumps(result))

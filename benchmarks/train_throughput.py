@@ -15,7 +15,13 @@ Figures, per mode (full, lora): pairs per second and peak memory (peak RSS growt
 model and data) of each, ``speedup`` (ours / TRL), ``peak_mem_ratio`` (ours / TRL),
 ``loss_max_abs_diff`` (the losses of the first steps, same initial weights and data; every step
 sees the whole batch, so data order cannot differ), and ``token_ratio``, the speedup that prefix
-sharing alone would give if time were proportional to tokens: (2P + C + R) / (P + C + R).
+sharing alone would give if time were proportional to tokens: (2P + C + R) / (P + C + R); per
+trainer the spread of pairs/s over rounds, and ``flops``: the useful model FLOPs of a pair (the
+policy's forward over P + C + R tokens with the LM head at the C + R completion positions, times 3
+for full fine-tuning and 2 for LoRA, whose backward computes activation gradients only; the
+reference is computed before timing) times pairs per second, over the measured FP32 matrix product
+FLOP/s of the same cores (``share``, benchmarks/_flops.py). The same useful FLOPs are counted for
+both trainers: TRL's second pass over the prompt is work it need not do.
 
     python benchmarks/train_throughput.py [--quick] [--model smollm2-135m-instruct]
 
@@ -37,6 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(ROOT / "tests"))
 
 from _child import run_child  # noqa: E402
+from _flops import forward_flops, matmul_flops, model_shape, spread  # noqa: E402
 from trl_harness import encode_like_trl, run_ours, run_trl  # noqa: E402
 
 
@@ -114,7 +121,7 @@ def make_pairs(path: Path, n: int, model: str, seed: int = 0) -> dict:
             words.append(rng.choice(WORDS) if rng.random() < 0.8 else str(rng.randint(1, 99)))
         return lead + " ".join(words)
 
-    rows, shared, copied = [], 0, 0
+    rows, shared, copied, lengths = [], 0, 0, []
     for _ in range(n):
         row = {
             "prompt": text(200, 400) + "\n",
@@ -123,10 +130,21 @@ def make_pairs(path: Path, n: int, model: str, seed: int = 0) -> dict:
         }
         p, c, r = (len(encode_like_trl(tok, row)[k]) for k in range(3))
         rows.append(row)
+        lengths.append((p, c, r))
         shared += p + c + r
         copied += 2 * p + c + r
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return {"token_ratio": copied / shared, "pairs": n}
+    return {"token_ratio": copied / shared, "pairs": n, "lengths": lengths}
+
+
+def pair_flops(model: str, lengths: list[tuple[int, int, int]], lora: bool) -> float:
+    """The mean useful FLOPs of one pair's training step (see the module's docstring)."""
+    shape = model_shape(model)
+    total = 0.0
+    for p, c, r in lengths:
+        total += p * forward_flops(shape, p / 2, head=False)
+        total += c * forward_flops(shape, p + c / 2) + r * forward_flops(shape, p + r / 2)
+    return (2 if lora else 3) * total / len(lengths)
 
 
 def child(which: str, model_dir: str, data: str, steps: int, batch: int, lr: float, lora_r: int) -> None:
@@ -160,6 +178,7 @@ def compare(model_dir: str, data: Path, args: argparse.Namespace, lora_r: int) -
                 flush=True,
             )
     best = {k: max(r["pairs_per_s"] for r in v) for k, v in runs.items()}
+    rates = {k: spread([r["pairs_per_s"] for r in v]) for k, v in runs.items()}
     mem = {k: min(r["peak_mem_mb"] for r in v) for k, v in runs.items()}
     n = min(len(runs["ours"][0]["losses"]), len(runs["trl"][0]["losses"]))
     diff = max(abs(a - b) for a, b in zip(runs["ours"][0]["losses"][:n], runs["trl"][0]["losses"][:n]))
@@ -168,6 +187,7 @@ def compare(model_dir: str, data: Path, args: argparse.Namespace, lora_r: int) -
         "loss_max_abs_diff": diff,
         "peak_mem_ratio": mem["ours"] / mem["trl"] if mem["trl"] > 0 else None,
         "pairs_per_s": best,
+        "pairs_per_s_rounds": rates,
         "peak_mem_mb": mem,
         "loss_steps_compared": n,
         "losses": {k: v[0]["losses"] for k, v in runs.items()},
@@ -218,11 +238,21 @@ def main() -> None:
     modes = {"full": compare(model_dir, work / "pairs.jsonl", args, 0)}
     if lora_r:
         modes["lora"] = compare(model_dir, work / "pairs.jsonl", args, lora_r)
+    peak = matmul_flops("fp32")
     for name, m in modes.items():
         m["share_of_token_ratio"] = m["speedup"] / info["token_ratio"]
+        per_pair = pair_flops(model_dir, info["lengths"], lora=name == "lora")
+        m["flops"] = {
+            "per_pair": per_pair,
+            "matmul_fp32_flops_per_s": peak,
+            "achieved_flops_per_s": {k: per_pair * v for k, v in m["pairs_per_s"].items()},
+            "share": {k: per_pair * v / peak for k, v in m["pairs_per_s"].items()},
+        }
         print(
             f"{name}: speedup {m['speedup']:.2f}x (token ratio {info['token_ratio']:.2f}x), loss difference "
-            f"{m['loss_max_abs_diff']:.2e}, peak memory ours/TRL {m['peak_mem_ratio']:.2f}",
+            f"{m['loss_max_abs_diff']:.2e}, peak memory ours/TRL {m['peak_mem_ratio']:.2f}; share of the FP32 "
+            f"matrix product's {peak / 1e9:.0f} GFLOP/s: ours {100 * m['flops']['share']['ours']:.1f} %, "
+            f"TRL {100 * m['flops']['share']['trl']:.1f} %",
             flush=True,
         )
     goal = 2.0 if args.model else 1.8
@@ -234,6 +264,7 @@ def main() -> None:
     result = {
         "model": args.model or "random-qwen2-26m",
         "token_ratio": info["token_ratio"],
+        "pair_tokens_mean": [sum(x) / len(x) for x in zip(*info["lengths"])],
         **modes["full"],
         "modes": modes,
         "steps": args.steps,

@@ -199,3 +199,34 @@ def test_iterate_on_gsm8k_with_rollouts(shared_data, tmp_path):
         assert (tmp_path / "round1" / "data" / f).exists(), f
     trained = (tmp_path / "round1" / "train" / "model").exists()
     assert trained == (len(result["rounds"]) == 2)
+
+
+def test_the_quick_real_model_demo_writes_the_promised_schema(tmp_path):
+    """`stepdpo demo --model smollm2-135m-instruct --quick`: the wiring of the real-model experiment
+    (its SFT, the five arms, the judge agreement, Table 4's two s_win) in a few minutes. Few
+    problems: an arm may get no pairs on the seed; it is then recorded as such, not averaged as 0."""
+    out = tmp_path / "demo"
+    res = runner.invoke(app, ["demo", "--model", NAME, "--quick", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    saved = json.loads((out / "results.json").read_text())
+    from stepdpo.experiments.common import ARMS, TRAINED
+    from stepdpo.experiments.demo import DIFFERENCES
+
+    assert saved["task"] == "smollm2" and saved["seeds"] == [0] and saved["setting"]["ood_style"] == "sft"
+    assert saved["setting"]["model"].startswith(str(out / "sft-"))  # the arms start from its SFT
+    assert saved["sft"]["seconds"] > 0
+    for arm in ARMS:
+        (value,) = saved["accuracy"][arm]["values"]
+        assert value is None or 0 <= value <= 1
+    assert saved["accuracy"]["sft"]["values"][0] is not None
+    for arm in TRAINED:
+        assert (saved["accuracy"][arm]["values"][0] is None) == (saved["pairs"][arm][0] == 0)
+    assert set(saved["differences"]) == set(DIFFERENCES)
+    assert set(saved["ref_logp_per_token"]) == {"id", "ood"}
+    j = saved["judge_agreement"]
+    assert j["cases"] == saved["setting"]["judge_cases"] and "unparsable_step" in j and "f1" in j
+    assert saved["wall_s"] > 0 and "evaluate" in saved["stage_seconds"]
+    assert saved["unit_costs"]["collect_per_problem"] > 0 and saved["unit_costs"]["evaluate_per_problem"] > 0
+    text = (out / "report.md").read_text()
+    assert "SmolLM2-135M-Instruct" in text and "reference solution's step" in text
+    assert (out / "accuracy.png").exists() and (out / "curves.png").exists()

@@ -89,6 +89,27 @@ def test_ood_s_win_is_a_correct_step_in_another_voice(data):
         assert o.full_chosen is None and o.meta["format"] == "step_ood"
 
 
+def test_smollm2_ood_s_win_is_the_reference_solution_step():
+    """On the real model, Table 4's s_win the policy did not write is the task's reference step for
+    the same state; the embedded models (trained on that voice) keep the paraphrase."""
+    style = DemoConfig(model="smollm2-135m-instruct").setting["ood_style"]
+    assert style == "sft" and DemoConfig().setting["ood_style"] == "paraphrase"
+    problems = get_task("synthetic-short").problems("train", 10)
+    problems = [p for p in problems if len(p.meta["ops"]) >= 2]
+    pairs = [
+        StepPair(
+            prompt=p.problem,
+            initial_reason_steps=canonical_step(p, 1),
+            chosen=canonical_step(p, 2, "paraphrase"),  # the policy's own wording
+            rejected="Step 2: wrong.\n",
+            meta={"problem_id": p.id, "first_error_step": 2},
+        )
+        for p in problems
+    ]
+    ood = ood_pairs(pairs, {p.id: p for p in problems}, style=style)
+    assert [o.chosen for o in ood] == [canonical_step(p, 2) for p in problems]
+
+
 def test_tuning_picks_the_best_cell_and_breaks_ties_toward_the_smaller_lr():
     rows = [
         {"arm": "step_dpo", "lr": 5e-5, "beta": 0.1, "accuracy": 0.6},
@@ -138,6 +159,40 @@ def test_reused_artefacts_are_keyed_by_the_settings_and_data_that_made_them(tmp_
     assert (
         eval_key(cfg, key, held, False) != eval_key(cfg, key, held[:2], False) != eval_key(cfg, "m2", held[:2], False)
     )
+
+
+def test_a_seed_without_pairs_is_left_out_and_counted_not_averaged_as_zero():
+    from stepdpo.experiments.common import paired
+    from stepdpo.experiments.report import pct, signed
+
+    acc = mean_ci([0.5, None, 0.7])  # the arm got no pairs on the second seed
+    assert acc["mean"] == pytest.approx(0.6) and acc["values"] == [0.5, None, 0.7]
+    assert acc["ci95"] == pytest.approx(mean_ci([0.5, 0.7])["ci95"])
+    assert pct(acc).endswith("(1 seed without pairs left out)")
+    d = mean_ci(paired([0.5, None, 0.7], [0.4, 0.3, 0.5]))
+    assert d["values"][1] is None and d["mean"] == pytest.approx(0.15)
+    assert verdict(d, 4) in ("holds", "not separable") and signed(d).startswith("+15.0 [")
+    none = mean_ci([None, None])
+    assert none["mean"] is None and pct(none) == "n/a (no pairs)" and verdict(none) == "not separable"
+
+
+def test_unit_costs_divide_each_stage_by_its_units():
+    from stepdpo.experiments.demo import unit_costs
+
+    def seed(collect_s, problems, rectify_s, errors, pairs):
+        stages = [
+            {"stage": "collect", "wall_s": collect_s, "rows_in": problems},
+            {"stage": "rectify", "wall_s": rectify_s, "rows_in": errors},
+        ]
+        return {"stages": stages, "pairs": {"dpo": pairs, "step_dpo": pairs}}
+
+    data = {0: seed(10.0, 5, 30.0, 10, 4), 1: seed(30.0, 15, 10.0, 10, 0)}
+    times = {"train dpo": 40.0, "train step_dpo": 24.0, "evaluate": 90.0}
+    acc = {"sft": [0.1, 0.2], "dpo": [0.3, None], "step_dpo": [0.2, None]}
+    c = unit_costs(data, times, acc, [0, 1], {"epochs": 2.0, "eval_problems": 9})
+    assert c["collect_per_problem"] == 2.0 and c["rectify_per_error"] == 2.0
+    assert c["train_per_pair_epoch"] == 64 / (8 * 2.0)
+    assert c["evaluate_per_problem"] == round(90 / (4 * 9), 3)  # the arms without pairs were not tested
 
 
 def test_verdict_reads_the_interval_of_a_paired_difference():

@@ -136,6 +136,12 @@ def run_ablations(cfg: AblateConfig) -> dict[str, Any]:
     if not (demo / "results.json").exists():
         raise FileNotFoundError(f"{demo / 'results.json'}: run `stepdpo demo --out {demo}` first")
     results = json.loads((demo / "results.json").read_text())
+    missing = [m for m in ("sft", *METHODS) if None in results["accuracy"][m]["values"]]
+    if missing:
+        raise ValueError(
+            f"{demo / 'results.json'}: {', '.join(missing)} got no pairs on some seed; the ablations retrain "
+            "against every seed's demo run, so rerun the demo with more --collect-problems"
+        )
     dcfg = DemoConfig(**results["config"])
     dcfg.out = str(demo)
     seeds = cfg.seeds if cfg.seeds is not None else results["seeds"]

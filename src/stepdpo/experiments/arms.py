@@ -99,7 +99,7 @@ def arm_data(cfg: DemoConfig, problems: list[Problem], seed: int, out: Path) -> 
     pairs = {
         arm: read_records(out / ARM_DATA[arm][0], "step_pair")[0] for arm in ("dpo", "dpo_shared_prefix", "step_dpo")
     }
-    pairs["step_dpo_ood"] = ood_pairs(pairs["step_dpo"], by_id)
+    pairs["step_dpo_ood"] = ood_pairs(pairs["step_dpo"], by_id, style=st["ood_style"])
     write_records(out / ARM_DATA["step_dpo_ood"][0], pairs["step_dpo_ood"])
     uncapped = {arm: len(pairs[arm]) for arm in ("dpo", "dpo_shared_prefix")}
     for arm in uncapped:
@@ -174,5 +174,5 @@ def ref_logp_per_token(model: str, *pair_sets: list[StepPair]) -> list[float]:
                 chosen, _ = completion_logps(lm, batch)
                 total += float(chosen.sum())
                 tokens += sum(len(enc[i].chosen) for i in order)
-        out.append(total / tokens if tokens else float("nan"))
+        out.append(total / tokens if tokens else None)  # no pairs: no figure (mean_ci leaves it out)
     return out

@@ -64,7 +64,7 @@ class DemoConfig(ReportOptions):
         "Seeds, comma-separated: each reruns collect, locate and rectify on its own problems with its "
         "own sampling seed, trains with its own data order, and is tested on its own held-out problems.",
     )
-    full: bool = option(False, "Five seeds (0 to 4) instead of --seeds.")
+    full: bool = option(False, "Five seeds (0 to 4) instead of --seeds, and the setting's full sizes if it has them.")
     collect_problems: int | None = option(
         None, "Error-collection problems per seed, held out from SFT (default: the task's, 350; long 150).", min=1
     )
@@ -119,8 +119,8 @@ class DemoConfig(ReportOptions):
         sizes = ("collect_problems", "eval_problems", "val_problems", "k", "n", "val_pairs", "epochs", "global_batch")
         given = {k: getattr(self, k) for k in sizes}
         st = {**DEMO_DEFAULTS, **DEMO_TASKS[self.name]}
-        quick = st.pop("quick", {})
-        st = {**st, **(quick if self.scale == "quick" else {})}
+        quick, full = st.pop("quick", {}), st.pop("full", {})
+        st = {**st, **(quick if self.scale == "quick" else full if self.full else {})}
         st = {**st, **{k: v for k, v in given.items() if v is not None}}
         if self.base_model:
             st["model"] = self.base_model
@@ -163,13 +163,22 @@ def interval(values: list[float], level: float = 0.95) -> tuple[float, float]:
     return m - half, m + half
 
 
-def mean_ci(values: list[float]) -> dict[str, Any]:
+def mean_ci(values: list[float | None]) -> dict[str, Any]:
     """Mean and Student-t 95 % interval over seeds (the exact quantile for n - 1 degrees of freedom);
-    one value has no interval (``ci95`` None)."""
-    m = statistics.fmean(values)
-    if len(values) < 2:
+    one value has no interval (``ci95`` None). A seed without a value (None: an arm that got no
+    pairs there) is kept in ``values`` and left out of the mean; with none, ``mean`` is None."""
+    present = [v for v in values if v is not None]
+    if not present:
+        return {"mean": None, "ci95": None, "values": values}
+    m = statistics.fmean(present)
+    if len(present) < 2:
         return {"mean": m, "ci95": None, "values": values}
-    return {"mean": m, "ci95": list(interval(values)), "values": values}
+    return {"mean": m, "ci95": list(interval(present)), "values": values}
+
+
+def paired(xs: list[float | None], ys: list[float | None]) -> list[float | None]:
+    """Per-seed differences ``x - y``; None where either side has no value."""
+    return [None if x is None or y is None else x - y for x, y in zip(xs, ys)]
 
 
 def ood_pairs(pairs: list[StepPair], problems: dict[str, Problem], style: str = "paraphrase") -> list[StepPair]:

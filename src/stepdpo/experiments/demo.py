@@ -32,6 +32,7 @@ from stepdpo.experiments.common import (
     hyperparameters,
     kept,
     mean_ci,
+    paired,
     picks_note,
     run_key,
     starting_model,
@@ -97,6 +98,12 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
         log.info(f"[{time.time() - t_all:.0f} s] seed {seed} pairs: {data[seed]['pairs']}")
         models = {"sft": (cfg.setting["model"], run_key(cfg.setting["model"]))}
         for arm in TRAINED:
+            if not data[seed]["pairs"][arm]:
+                # nothing to train on: the arm has no model on this seed, and its comparisons leave
+                # the seed out (counted in the report), rather than the run stopping here
+                log.warning(f"seed {seed}: no {arm} pairs; {arm} is not trained or tested on this seed")
+                whole.update(1)
+                continue
             t = time.time()
             whole.note(now=f"seed {seed}: training {arm}")
             *models[arm], rows = _train_arm(cfg, arm, seed, hp[arm], sdir, out, val_sets)
@@ -107,11 +114,18 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
             t = time.time()
             whole.note(now=f"seed {seed}: evaluating {arm}")
             for mode in ("greedy", "sampled") if sampled else ("greedy",):
-                acc[mode][arm].append(_evaluate(cfg, *models[arm], sets["test"][seed], sdir / f"eval-{arm}", mode))
+                acc[mode][arm].append(
+                    _evaluate(cfg, *models[arm], sets["test"][seed], sdir / f"eval-{arm}", mode)
+                    if arm in models
+                    else None
+                )
             whole.update(1)
             times["evaluate"] = times.get("evaluate", 0) + time.time() - t
         main = acc["sampled" if sampled else "greedy"]
-        log.info(f"[{time.time() - t_all:.0f} s] seed {seed}: " + ", ".join(f"{a} {main[a][-1]:.3f}" for a in ARMS))
+        log.info(
+            f"[{time.time() - t_all:.0f} s] seed {seed}: "
+            + ", ".join(f"{a} {'-' if main[a][-1] is None else f'{main[a][-1]:.3f}'}" for a in ARMS)
+        )
     whole.close()
     main = acc["sampled" if sampled else "greedy"]
     results = {
@@ -119,7 +133,7 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
         "seeds": seeds,
         "accuracy_kind": "sampled" if sampled else "greedy",
         "accuracy": {a: mean_ci(v) for a, v in main.items()},
-        "differences": {k: mean_ci([x - y for x, y in zip(main[a], main[b])]) for k, (a, b) in DIFFERENCES.items()},
+        "differences": {k: mean_ci(paired(main[a], main[b])) for k, (a, b) in DIFFERENCES.items()},
         "ref_logp_per_token": {k: mean_ci(v) for k, v in ref_lp.items()},
         "judge_agreement": judges,
         # the SFT model the arms start from, with the seconds it took when it was built
@@ -137,6 +151,7 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
         "validation": _validation_summary(logs, hp),
         "data_stages": {str(s): data[s]["stages"] for s in seeds},
         "stage_seconds": {k: round(v, 1) for k, v in times.items()},
+        "unit_costs": unit_costs(data, times, main, seeds, cfg.setting),
         "config": asdict(cfg),
         "wall_s": round(time.time() - t_all, 1),
     }
@@ -148,6 +163,32 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
     return results
 
 
+def unit_costs(
+    data: dict[int, dict[str, Any]], times: dict[str, float], acc: dict[str, list], seeds: list[int], st: dict[str, Any]
+) -> dict[str, float | None]:
+    """Seconds per unit of each stage, over every seed: per collection problem (its samples), per
+    error rectified (its continuations), per trained pair and epoch (each arm's whole training,
+    reference and validation passes included, over its pairs), per test problem evaluated. What a
+    larger run costs is these times its sizes."""
+
+    def stage(name: str) -> tuple[float, int]:
+        rows = [st for s in seeds for st in data[s]["stages"] if st["stage"] == name]
+        return sum(r["wall_s"] for r in rows), sum(r["rows_in"] for r in rows)
+
+    def per(seconds: float, units: float) -> float | None:
+        return round(seconds / units, 3) if units else None
+
+    pairs = sum(data[s]["pairs"][a] for s in seeds for a in data[s]["pairs"])
+    trained = sum(v for k, v in times.items() if k.startswith("train "))
+    tested = sum(1 for v in acc.values() for x in v if x is not None)
+    return {
+        "collect_per_problem": per(*stage("collect")),
+        "rectify_per_error": per(*stage("rectify")),
+        "train_per_pair_epoch": per(trained, pairs * st["epochs"]),
+        "evaluate_per_problem": per(times.get("evaluate", 0.0), tested * st["eval_problems"]),
+    }
+
+
 def _common_pairs(cfg: DemoConfig, problems: list, out: Path) -> list[str]:
     """The validation pairs every trained model is scored on (Fig. 2): ``cfg.val_pairs`` step pairs
     and as many holistic whole-solution pairs, from problems no seed trains or tests on; returned
@@ -157,7 +198,8 @@ def _common_pairs(cfg: DemoConfig, problems: list, out: Path) -> list[str]:
     for name, fname, fmt in (("step", "pairs.jsonl", "step"), ("whole", "pairs_holistic.jsonl", "dpo")):
         pairs, _ = read_records(out / fname, "step_pair")
         if not pairs:
-            raise ValueError(f"{out / fname}: no {name} validation pairs; raise --val-pairs")
+            log.warning(f"{out / fname}: no {name} validation pairs; Fig. 2 leaves them out (raise --val-pairs)")
+            continue
         write_records(out / f"val_{name}.jsonl", cap(pairs, cfg.setting["val_pairs"], "val"))
         entries.append(f"{name}={fmt}:{out / f'val_{name}.jsonl'}")
     return entries
@@ -239,7 +281,8 @@ def _validation_summary(logs: dict[str, list[list[dict]]], hp: dict[str, dict[st
     for arm, runs in logs.items():
         out[arm] = {}
         for kind in ("step", "whole"):
-            last = [[r for r in rows if f"eval_{kind}/rewards/accuracies" in r][-1] for rows in runs]
+            last = [[r for r in rows if f"eval_{kind}/rewards/accuracies" in r][-1:] for rows in runs]
+            last = [r[0] for r in last if r]  # none: no validation pairs of this kind
             out[arm][kind] = {
                 "reward_accuracy": mean_ci([r[f"eval_{kind}/rewards/accuracies"] for r in last]),
                 "logratio_margin": mean_ci([r[f"eval_{kind}/rewards/margins"] / hp[arm]["beta"] for r in last]),
@@ -284,7 +327,8 @@ def _plots(out: Path, res: dict[str, Any], logs: dict[str, list[list[dict]]], hp
             (("rewards/accuracies", "reward accuracy"), ("rewards/margins", "margin / beta"))
         ):
             ax = axes[i][j]
-            for arm in TRAINED:
+            # an arm no seed trained, or a kind without validation pairs, has no curve
+            for arm in (a for a in TRAINED if any(f"eval_{kind}/{key}" in r for rows in logs[a] for r in rows)):
                 scale = hp[arm]["beta"] if key == "rewards/margins" else 1.0
                 xs, m, lo, hi = _curve(logs[arm], f"eval_{kind}/{key}", scale)
                 ax.plot(xs, m, color=COLORS[arm], label=LABELS[arm].replace("SFT + ", ""))
@@ -293,7 +337,8 @@ def _plots(out: Path, res: dict[str, Any], logs: dict[str, list[list[dict]]], hp
             ax.grid(alpha=0.3)
     for ax in axes[1]:
         ax.set_xlabel("share of training")
-    axes[0][0].legend(fontsize=8)
+    if axes[0][0].get_legend_handles_labels()[0]:  # no arm trained on any seed: nothing to label
+        axes[0][0].legend(fontsize=8)
     fig.suptitle(f"Fig. 2 at small scale: mean and 95 % band over seeds {res['seeds']}", fontsize=10)
     fig.tight_layout()
     fig.savefig(out / "curves.png", dpi=110)
@@ -301,7 +346,7 @@ def _plots(out: Path, res: dict[str, Any], logs: dict[str, list[list[dict]]], hp
 
     fig, ax = plt.subplots(figsize=(7.5, 3.4))
     acc = res["accuracy"]
-    means = [acc[a]["mean"] * 100 for a in ARMS]
+    means = [100 * (acc[a]["mean"] or 0.0) for a in ARMS]  # an arm no seed trained: an empty bar
     short = {
         "sft": "SFT",
         "dpo": "+ DPO\n(holistic)",
@@ -315,7 +360,8 @@ def _plots(out: Path, res: dict[str, Any], logs: dict[str, list[list[dict]]], hp
             continue  # one seed: no interval to draw
         lo, hi = acc[a]["ci95"]
         ax.errorbar([i], [means[i]], yerr=[[means[i] - 100 * lo], [100 * hi - means[i]]], color="k", capsize=4)
-        ax.scatter([i] * len(acc[a]["values"]), [v * 100 for v in acc[a]["values"]], color="k", s=10, zorder=3)
+        seen = [v * 100 for v in acc[a]["values"] if v is not None]
+        ax.scatter([i] * len(seen), seen, color="k", s=10, zorder=3)
     ax.set_ylabel(f"held-out accuracy, {res['accuracy_kind']} (%)")
     ax.set_ylim(max(0, min(means) - 12), min(100, max(means) + 8))
     ax.grid(axis="y", alpha=0.3)

@@ -21,12 +21,21 @@ PAPER_ORDERINGS = (
 """The orderings the paper reports, as (difference, where, what it claims)."""
 
 
+OOD_VOICES = {
+    "paraphrase": "the same step in another voice",
+    "sft": "the reference solution's step (not written by the policy)",
+    "solver": "the same step in a terse solver's voice",
+}
+"""Table 4's out-of-distribution s_win, by the setting's ``ood_style``."""
+
+
 def verdict(diff: dict[str, Any], tests: int = 1) -> str:
     """``holds``, ``reversed`` or ``not separable``: where the 95 % interval of a paired difference
     lies; with ``tests`` > 1, the Bonferroni interval (level 1 - 0.05 / tests) of one of that many."""
     if diff["ci95"] is None:
         return "not separable"
-    lo, hi = diff["ci95"] if tests == 1 else interval(diff["values"], 1 - 0.05 / tests)
+    present = [v for v in diff["values"] if v is not None]
+    lo, hi = diff["ci95"] if tests == 1 else interval(present, 1 - 0.05 / tests)
     return "holds" if lo > 0 else "reversed" if hi < 0 else "not separable"
 
 
@@ -38,7 +47,7 @@ def report(res: dict[str, Any], ablations: dict[str, Any] | None = None) -> str:
     kind = res["accuracy_kind"]
     task = {
         "long": "the long-chain form (20 steps)",
-        "smollm2": "SmolLM2-135M-Instruct (after a short SFT) on the embedded task (3 to 6 steps)",
+        "smollm2": "SmolLM2-135M-Instruct (after a short SFT) on the short stories (1 to 3 steps)",
     }.get(res["task"], "the embedded task (3 to 6 steps)")
     lines = [
         f"# Step-DPO on {task}",
@@ -85,7 +94,7 @@ def report(res: dict[str, Any], ablations: dict[str, Any] | None = None) -> str:
     for key, where, claim in PAPER_ORDERINGS:
         r = d[key]
         lines.append(
-            f"| {where} | {claim} | {signed(r)} | {', '.join(f'{100 * v:+.1f}' for v in r['values'])} | "
+            f"| {where} | {claim} | {signed(r)} | {', '.join('-' if v is None else f'{100 * v:+.1f}' for v in r['values'])} | "
             f"{verdict(r)} | {verdict(r, n)} |"
         )
     held = [claim for key, _, claim in PAPER_ORDERINGS if verdict(d[key]) == "holds"]
@@ -116,7 +125,7 @@ def report(res: dict[str, Any], ablations: dict[str, Any] | None = None) -> str:
         "| s_win | reference log-prob per token |",
         "|---|---|",
         f"| the model's own rectified steps | {_num(res['ref_logp_per_token']['id'])} nats |",
-        f"| the same step in another voice | {_num(res['ref_logp_per_token']['ood'])} nats |",
+        f"| {OOD_VOICES[st.get('ood_style', 'paraphrase')]} | {_num(res['ref_logp_per_token']['ood'])} nats |",
         "",
         *_agreement(res.get("judge_agreement")),
         "## Fig. 2: the same validation pairs for every model",
@@ -147,6 +156,16 @@ def report(res: dict[str, Any], ablations: dict[str, Any] | None = None) -> str:
     ]
     lines += [f"| {k} | {v:.0f} |" for k, v in res["stage_seconds"].items()]
     lines += [f"| total | {res['wall_s']:.0f} |", ""]
+    if res.get("unit_costs"):
+        names = {
+            "collect_per_problem": f"collect, per problem ({st['k']} samples)",
+            "rectify_per_error": f"rectify, per error ({st['n']} continuations)",
+            "train_per_pair_epoch": "train, per pair and epoch (reference and validation passes included)",
+            "evaluate_per_problem": "evaluate, per test problem",
+        }
+        lines += ["Seconds per unit (a larger run costs these times its sizes):", "", "| unit | seconds |", "|---|---|"]
+        lines += [f"| {names[k]} | {'-' if v is None else f'{v:.2f}'} |" for k, v in res["unit_costs"].items()]
+        lines += [""]
     if ablations is not None:
         lines += section(ablations)
     return "\n".join(lines)
@@ -206,11 +225,15 @@ def _structure(res: dict[str, Any]) -> list[str]:
 
 def _interval(r: dict[str, Any], fmt: str, scale: float) -> str:
     """``mean [lo, hi]``, or the mean alone where one seed gives no interval."""
+    if r["mean"] is None:
+        return "n/a (no pairs)"
     text = fmt.format(scale * r["mean"])
+    missing = sum(v is None for v in r.get("values", []))
     if r["ci95"] is None:
         return f"{text} (one seed)"
     lo, hi = r["ci95"]
-    return f"{text} [{fmt.format(scale * lo)}, {fmt.format(scale * hi)}]"
+    note = f" ({missing} seed{'s' if missing > 1 else ''} without pairs left out)" if missing else ""
+    return f"{text} [{fmt.format(scale * lo)}, {fmt.format(scale * hi)}]{note}"
 
 
 def _grid_edges(res: dict[str, Any]) -> list[str]:

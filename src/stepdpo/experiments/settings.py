@@ -46,11 +46,17 @@ DEMO_TASKS: dict[str, dict[str, Any]] = {
         "model": "smollm2-135m-instruct",
         "sft": {"problems": 320, "epochs": 1.0, "batch_size": 8, "lr": 5e-5, "trainable_layers": 10},
         "trainable_layers": 10,
+        # Table 4's s_win that the policy did not write: the reference solution's step for the same
+        # state (the text the SFT read), as the paper's GPT-4-written steps
+        "ood_style": "sft",
         "max_new_tokens": 112,
         "temperature": 0.8,
         "top_p": 0.95,
         "rollout_temperature": 1.0,
-        "collect_problems": 40,
+        # sized from the measured cost of each stage (docs/real-model.md) to finish in 90 minutes on
+        # two cores, SFT included; --full: five seeds, four times the collection problems, twice the
+        # continuations and test problems (its cost is in the docs)
+        "collect_problems": 64,
         "eval_problems": 100,
         "val_problems": 40,
         "k": 2,
@@ -61,6 +67,7 @@ DEMO_TASKS: dict[str, dict[str, Any]] = {
         "eval_every": 4,
         "judge_cases": 48,
         "judge_m": 4,
+        "full": {"collect_problems": 256, "eval_problems": 200, "n": 8},
         "quick": {
             "sft": {"problems": 96, "epochs": 1.0, "batch_size": 8, "lr": 5e-5, "trainable_layers": 10},
             "collect_problems": 8,
@@ -73,7 +80,15 @@ DEMO_TASKS: dict[str, dict[str, Any]] = {
         },
     },
 }
-DEMO_DEFAULTS = {"k": 4, "val_pairs": 64, "epochs": 3.0, "global_batch": 32, "eval_every": 6, "trainable_layers": 0}
+DEMO_DEFAULTS = {
+    "k": 4,
+    "val_pairs": 64,
+    "epochs": 3.0,
+    "global_batch": 32,
+    "eval_every": 6,
+    "trainable_layers": 0,
+    "ood_style": "paraphrase",
+}
 """What a setting of :data:`DEMO_TASKS` does not set: the embedded models' training sizes."""
 DEMO_MODELS = {"smollm2-135m-instruct": "smollm2"}
 """``stepdpo demo --model NAME``: the setting that runs the experiment on that model."""

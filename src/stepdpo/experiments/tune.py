@@ -52,6 +52,12 @@ def run_tune(cfg: DemoConfig) -> dict[str, Any]:
     sets = problem_sets(cfg, cfg.run_seeds)
     data = arm_data(cfg, sets["tune"], TUNE_SEED, out / "data")
     log.info(f"tuning pairs: {data['pairs']}")
+    empty = [arm for arm in TRAINED if not data["pairs"][arm]]
+    if empty:
+        raise ValueError(
+            f"{out / 'data'}: the tuning collection gave no pairs for {', '.join(empty)}; "
+            "nothing to pick lr and beta with: raise --collect-problems"
+        )
     grid = [(a, lr, beta) for a in TRAINED for lr in cfg.lrs for beta in cfg.betas]
 
     def tc(arm: str, lr: float, beta: float):
