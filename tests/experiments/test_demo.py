@@ -94,6 +94,7 @@ def test_smollm2_ood_s_win_is_the_reference_solution_step():
     the same state; the embedded models (trained on that voice) keep the paraphrase."""
     style = DemoConfig(model="smollm2-135m-instruct").setting["ood_style"]
     assert style == "sft" and DemoConfig().setting["ood_style"] == "paraphrase"
+    assert DemoConfig(model="smollm2-135m-instruct", ood_style="paraphrase").setting["ood_style"] == "paraphrase"
     problems = get_task("synthetic-short").problems("train", 10)
     problems = [p for p in problems if len(p.meta["ops"]) >= 2]
     pairs = [

@@ -87,6 +87,12 @@ class DemoConfig(ReportOptions):
     )
     k: int | None = option(None, "Solutions sampled per problem (collect; default 4, smollm2 2).", min=1)
     n: int | None = option(None, "Continuations per error (rectify; default: 8, long 4).", min=1)
+    ood_style: str | None = option(
+        None,
+        "Table 4's s_win the policy did not write: paraphrase (the step reworded), sft (the reference "
+        "solution's step) or solver (a terse solver's) (default: paraphrase; smollm2 sft).",
+        choices=("paraphrase", "sft", "solver"),
+    )
     judge: str = option(
         "verifier",
         "Localization: verifier (the exact checker) or rollout (no judge at all).",
@@ -116,7 +122,17 @@ class DemoConfig(ReportOptions):
     def setting(self) -> dict[str, Any]:
         """The setting's model, sampling and sizes, with the sizes given as options in their place;
         ``model`` is the model the arms start from (after the setting's SFT, once run)."""
-        sizes = ("collect_problems", "eval_problems", "val_problems", "k", "n", "val_pairs", "epochs", "global_batch")
+        sizes = (
+            "collect_problems",
+            "eval_problems",
+            "val_problems",
+            "k",
+            "n",
+            "val_pairs",
+            "epochs",
+            "global_batch",
+            "ood_style",
+        )
         given = {k: getattr(self, k) for k in sizes}
         st = {**DEMO_DEFAULTS, **DEMO_TASKS[self.name]}
         quick, full = st.pop("quick", {}), st.pop("full", {})
