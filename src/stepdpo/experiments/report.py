@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from stepdpo.experiments.common import ABLATED, LABELS, interval
+from stepdpo.experiments.settings import OOD_VOICES
 
 DPO, GAP = "dpo_shared_prefix", "step_dpo_minus_dpo_shared_prefix"  # what `stepdpo ablate` compares
 
@@ -19,14 +20,6 @@ PAPER_ORDERINGS = (
     ("step_dpo_minus_sft", "Table 1", "Step-DPO above the SFT model"),
 )
 """The orderings the paper reports, as (difference, where, what it claims)."""
-
-
-OOD_VOICES = {
-    "paraphrase": "the same step in another voice",
-    "sft": "the reference solution's step (not written by the policy)",
-    "solver": "the same step in a terse solver's voice",
-}
-"""Table 4's out-of-distribution s_win, by the setting's ``ood_style``."""
 
 
 def verdict(diff: dict[str, Any], tests: int = 1) -> str:

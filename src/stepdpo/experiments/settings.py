@@ -92,3 +92,9 @@ DEMO_DEFAULTS = {
 """What a setting of :data:`DEMO_TASKS` does not set: the embedded models' training sizes."""
 DEMO_MODELS = {"smollm2-135m-instruct": "smollm2"}
 """``stepdpo demo --model NAME``: the setting that runs the experiment on that model."""
+OOD_VOICES = {
+    "paraphrase": "the same step in another voice",
+    "sft": "the reference solution's step (not written by the policy)",
+    "solver": "the same step in a terse solver's voice",
+}
+"""Table 4's out-of-distribution s_win, by the setting's ``ood_style``, as the report names it."""
