@@ -7,7 +7,9 @@ from stepdpo.experiments.iterate import IterateConfig, run_iterate
 
 @pytest.mark.slow
 def test_each_round_starts_from_the_last_model(tmp_path):
-    res = run_iterate(IterateConfig(out=str(tmp_path), rounds=2, train_problems=30, eval_problems=20, epochs=1.0))
+    res = run_iterate(
+        IterateConfig(out=str(tmp_path), rounds=2, train_problems=30, eval_problems=20, epochs=1.0, k=3, n=4)
+    )
     rounds = res["rounds"]
     assert [r["round"] for r in rounds] == [0, 1, 2]
     assert rounds[1]["model"] == str(tmp_path / "round1" / "train" / "model")
@@ -18,6 +20,11 @@ def test_each_round_starts_from_the_last_model(tmp_path):
     errors2 = (tmp_path / "round2" / "data" / "errors.jsonl").read_text().splitlines()
     assert errors2 and json.loads(errors2[0])["generator"]["model"] == "model"  # collected from the new model
     assert "| 2 |" in (tmp_path / "iterate.md").read_text()
+    # the sampling options reach the pipeline: 3 solutions per problem, 4 continuations per error
+    collect = json.loads((tmp_path / "round1" / "data" / "summary.json").read_text())[0]
+    assert collect["stage"] == "collect" and collect["counters"]["wrong"] + collect["counters"]["correct"] == 3 * 30
+    rect = [json.loads(x) for x in (tmp_path / "round1" / "data" / "rectified.jsonl").read_text().splitlines()]
+    assert rect and all(r["sampled"] == 4 for r in rect)
 
 
 def test_rounds_take_fresh_slices_of_a_problem_file(tmp_path):

@@ -43,7 +43,13 @@ class IterateConfig(ReportOptions):
     lr: float = option(2e-5, "Learning rate.", min=0.0)
     beta: float = option(0.4, "beta of eq. 2.", min=1e-9)
     epochs: float = option(3.0, "Epochs per round.", min=1e-9)
+    global_batch: int = option(32, "Pairs per optimizer step.", min=1)
+    trainable_layers: int = option(0, "Train only the last N decoder layers (0: all).", min=0)
     seed: int = option(0, "Training seed.")
+    k: int = option(4, "Solutions sampled per problem (collect).", min=1)
+    n: int = option(8, "Continuations per error (rectify).", min=1)
+    temperature: float = option(0.8, "Sampling temperature of collect and rectify.", min=0.0)
+    top_p: float = option(0.95, "Nucleus cut of collect and rectify.", min=0.0, max=1.0)
     max_new_tokens: int = option(200, "Sampling length limit.", min=1)
     batch_size: int = option(128, "Sequences decoded together.", min=1)
     dtype: str = option("fp32", "Weights' dtype for training.", choices=("auto", "fp32", "bf16", "fp16"))
@@ -108,6 +114,10 @@ def run_iterate(cfg: IterateConfig) -> dict[str, Any]:
             data_seed=seed,
             data=data,
             batch_size=cfg.batch_size,
+            k=cfg.k,
+            n=cfg.n,
+            temperature=cfg.temperature,
+            top_p=cfg.top_p,
         )
         stages = run_pipeline(pcfg)
         pairs = stages[-2].rows_out  # the step pairs
@@ -122,7 +132,8 @@ def run_iterate(cfg: IterateConfig) -> dict[str, Any]:
             lr=cfg.lr,
             beta=cfg.beta,
             epochs=cfg.epochs,
-            global_batch=32,
+            global_batch=cfg.global_batch,
+            trainable_layers=cfg.trainable_layers,
             max_seq_len=1024,
             val_fraction=0.1,
             seed=cfg.seed,
