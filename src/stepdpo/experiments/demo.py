@@ -172,7 +172,7 @@ def unit_costs(
     larger run costs is these times its sizes."""
 
     def stage(name: str) -> tuple[float, int]:
-        rows = [st for s in seeds for st in data[s]["stages"] if st["stage"] == name]
+        rows = [r for s in seeds for r in data[s]["stages"] if r["stage"] == name]
         return sum(r["wall_s"] for r in rows), sum(r["rows_in"] for r in rows)
 
     def per(seconds: float, units: float) -> float | None:
@@ -281,8 +281,8 @@ def _validation_summary(logs: dict[str, list[list[dict]]], hp: dict[str, dict[st
     for arm, runs in logs.items():
         out[arm] = {}
         for kind in ("step", "whole"):
-            last = [[r for r in rows if f"eval_{kind}/rewards/accuracies" in r][-1:] for rows in runs]
-            last = [r[0] for r in last if r]  # none: no validation pairs of this kind
+            passes = ([r for r in rows if f"eval_{kind}/rewards/accuracies" in r] for rows in runs)
+            last = [p[-1] for p in passes if p]  # none: no validation pairs of this kind
             out[arm][kind] = {
                 "reward_accuracy": mean_ci([r[f"eval_{kind}/rewards/accuracies"] for r in last]),
                 "logratio_margin": mean_ci([r[f"eval_{kind}/rewards/margins"] / hp[arm]["beta"] for r in last]),
