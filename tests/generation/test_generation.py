@@ -204,3 +204,48 @@ def test_the_generation_benchmark_reads_its_prompts_from_the_project(default_mod
     assert mod.GSM8K.is_relative_to(path.parent)
     prompts = mod.prompts_for(default_model, 8)
     assert len(prompts) == 8 and "Natalia" not in prompts[0] and "Janet" in prompts[0]
+
+
+def test_a_sample_seeded_alone_equals_that_sample_in_a_batch_of_n(gen, prompts):
+    """generate_seeded is what a Ray Data replica runs: sample j of a prompt, handed row_seed(seed,
+    prompt, j) alone, is the text generate gives as sample j of n."""
+    from stepdpo.generation import row_seed
+    from stepdpo.text.encoding import encode_prompt
+
+    cfg = SamplingConfig(n=3, temperature=1.0, max_new_tokens=40, seed=5, stop=[STEP_STOP])
+    full = gen.generate(prompts[:2], cfg)
+    for i, p in enumerate(prompts[:2]):
+        for j in (2, 0):
+            alone = gen.generate_seeded([encode_prompt(gen.tokenizer, p)], [[row_seed(5, p, j)]], cfg)[0][0]
+            assert alone == full[i][j]
+    assert len({c.text for c in full[0]}) > 1  # the three samples are not one stream
+    with pytest.raises(ValueError, match="same number of seeds"):
+        gen.generate_seeded([[1, 2], [3]], [[1], [2, 3]], cfg)
+
+
+def test_ray_data_rows_are_one_per_sample_with_its_own_seed():
+    """ray.data.llm's vLLM stage keeps one output per request: n samples must be n rows, each
+    seeded as the local backends seed sample j, or samples would be lost or repeated."""
+    from stepdpo.generation import row_seed
+    from stepdpo.generation.raydata import finish_reason, request_rows
+
+    cfg = SamplingConfig(n=3, temperature=0.7, top_p=0.9, max_new_tokens=8, stop=[STEP_STOP], seed=11)
+    rows = request_rows([[1, 2], [3]], ["a", "b"], cfg)
+    assert [(r["prompt_index"], r["sample"]) for r in rows] == [(i, j) for i in (0, 1) for j in range(3)]
+    assert [r["seed"] for r in rows[:3]] == [row_seed(11, "a", j) for j in range(3)]
+    assert len({r["seed"] for r in rows}) == 6
+    p = rows[4]["sampling_params"]
+    assert p == {
+        "n": 1,
+        "temperature": 0.7,
+        "top_p": 0.9,
+        "max_tokens": 8,
+        "stop": [STEP_STOP],
+        "seed": row_seed(11, "b", 1) % 2**31,
+    }
+    assert rows[3]["tokenized_prompt"] == [3]
+    eos = {0}
+    assert finish_reason([5, 0], "x", cfg, eos) == "eos"
+    assert finish_reason([5, 6], "x\nStep 2", cfg, eos) == "stop"
+    assert finish_reason(list(range(1, 9)), "no marker", cfg, eos) == "length"
+    assert finish_reason(list(range(1, 9)), "ends\nStep 3", cfg, eos) == "stop"  # at the limit, on a stop

@@ -95,6 +95,44 @@ def test_collect_locate_rectify_and_eval_on_ray_equal_the_local_run(cluster, tmp
     assert there.rows == here.rows and there.summary["accuracy"] == here.summary["accuracy"]
 
 
+def test_the_stages_through_ray_data_equal_the_local_run(cluster, tmp_path, one_thread):
+    """``--executor ray-data``: sampling as Ray Data rows (one per sample, its own seed) over two
+    replicas; the same records as the local run, and the vLLM processor ray.data.llm would run."""
+    from stepdpo.generation.raydata import RayDataGenerator
+    from stepdpo.pipeline.executors import RayDataExecutor
+    from stepdpo.pipeline.run import FILES, run_pipeline
+    from stepdpo.problems import load_problems
+    from stepdpo.stages.evaluate import EvalConfig, evaluate
+
+    run_pipeline(_config(tmp_path / "local", "local"), stop="rectify")
+    run_pipeline(_config(tmp_path / "data", "ray-data", cluster), stop="rectify")
+    for stage in ("collect", "locate", "rectify"):
+        local, remote = (_rows(tmp_path / side / FILES[stage]) for side in ("local", "data"))
+        assert local, stage
+        assert remote == local, stage
+    problems = load_problems("synthetic", split="test", limit=6)
+    cfg = EvalConfig(max_new_tokens=160, temperature=0.8, n=2, chunk=3)
+    here = evaluate(load_generator_hf(), problems, cfg)
+    gen = RayDataGenerator("default", engine="hf", replicas=2, batch_size=8, address=cluster)
+    there = evaluate(gen, problems, cfg, executor=RayDataExecutor(chunk_scale=4))
+    assert there.rows == here.rows
+    assert gen.stats["generated_tokens"] == sum(s["tokens"] for r in here.rows for s in r["samples"])
+    vllm = RayDataGenerator("default", engine="vllm", replicas=4, gpus_per_replica=2, address=cluster)
+    pc = vllm.processor_config()
+    assert (pc.concurrency, pc.engine_kwargs["tensor_parallel_size"], pc.engine_kwargs["enable_prefix_caching"]) == (
+        4,
+        2,
+        True,
+    )
+    assert not (pc.chat_template_stage or pc.tokenize_stage or pc.detokenize_stage)
+
+
+def load_generator_hf():
+    from stepdpo.generation import load_generator
+
+    return load_generator("default", backend="hf")
+
+
 def _worker_pids() -> list[int]:
     import psutil
 

@@ -108,23 +108,41 @@ class HFGenerator:
                 results[unique[i]] = [Completion("", 0, PROMPT_TOO_LONG) for _ in range(sampling.n)]
             if over:
                 too_long(len(over), max(len(encoded[i]) for i in over), self.context)
-        order = sorted((i for i in range(len(unique)) if unique[i] not in results), key=lambda i: len(encoded[i]))
-        per_batch = max(1, self.batch_size // max(1, sampling.n)) if sampling.n > 1 else self.batch_size
+        fits = [i for i in range(len(unique)) if unique[i] not in results]
+        seeds = [[row_seed(sampling.seed, unique[i], j) for j in range(sampling.n)] for i in fits]
+        outs = self.generate_seeded([encoded[i] for i in fits], seeds, sampling)
+        results.update((unique[i], out) for i, out in zip(fits, outs))
+        return [list(results[p]) for p in prompts]
+
+    @torch.inference_mode()
+    def generate_seeded(
+        self, encoded: list[list[int]], seeds: list[list[int]], sampling: SamplingConfig
+    ) -> list[list[Completion]]:
+        """One completion per seed for each prompt given as token ids (``len(seeds[i])`` samples of
+        prompt i, the same count for every prompt; ``sampling.n`` is ignored). Sample j of a prompt
+        draws from its own stream seeded ``seeds[i][j]``, so a sample does not depend on the batch
+        it runs in: :meth:`generate` seeds sample j with :func:`row_seed`, and a Ray Data replica
+        (:mod:`stepdpo.generation.raydata`) handed the same seeds returns the same text."""
+        if not encoded:
+            return []
+        n = len(seeds[0])
+        if any(len(s) != n for s in seeds):
+            raise ValueError("generate_seeded: every prompt needs the same number of seeds")
+        cfg = SamplingConfig(**{**sampling.to_dict(), "n": n})
+        results: list[list[Completion]] = [[] for _ in encoded]
+        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
+        per_batch = max(1, self.batch_size // max(1, n)) if n > 1 else self.batch_size
         for start in range(0, len(order), per_batch):
             idx = order[start : start + per_batch]
             gens = (
-                [
-                    torch.Generator(device=self.device).manual_seed(row_seed(sampling.seed, unique[i], j))
-                    for i in idx
-                    for j in range(sampling.n)
-                ]
-                if sampling.temperature > 0
+                [torch.Generator(device=self.device).manual_seed(seeds[i][j]) for i in idx for j in range(n)]
+                if cfg.temperature > 0
                 else []
             )
-            outs = self._generate_batch([encoded[i] for i in idx], sampling, gens)
+            outs = self._generate_batch([encoded[i] for i in idx], cfg, gens)
             for j, i in enumerate(idx):
-                results[unique[i]] = outs[j * sampling.n : (j + 1) * sampling.n]
-        return [list(results[p]) for p in prompts]
+                results[i] = outs[j * n : (j + 1) * n]
+        return results
 
     def _generate_batch(
         self, batch: list[list[int]], cfg: SamplingConfig, gens: list[torch.Generator]

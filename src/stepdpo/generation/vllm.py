@@ -45,23 +45,24 @@ class VLLMGenerator:
 
     def generate(self, prompts: list[str], sampling: SamplingConfig) -> list[list[Completion]]:
         from vllm import SamplingParams
-        from vllm.inputs import TokensPrompt
 
         from stepdpo.text.encoding import encode_prompt
 
         asked, prompts = prompts, list(dict.fromkeys(prompts))  # a repeated prompt would repeat its samples
-        # one seed per prompt, so that results do not depend on batching, sharding or resuming
-        params = [
-            SamplingParams(
-                n=sampling.n,
+
+        # one request per sample, seeded per (prompt, sample) as every backend does, so results do
+        # not depend on batching, sharding, resuming, or running here or through Ray Data; prefix
+        # caching prefills a prompt once for its n requests
+        def params(p: str, j: int) -> Any:
+            return SamplingParams(
+                n=1,
                 temperature=sampling.temperature,
                 top_p=sampling.top_p,
                 max_tokens=sampling.max_new_tokens,
                 stop=list(sampling.stop) or None,
-                seed=row_seed(sampling.seed, p, 0) % (2**31),
+                seed=row_seed(sampling.seed, p, j) % (2**31),
             )
-            for p in prompts
-        ]
+
         # token ids, not text, so that BOS handling matches training (encode_prompt)
         ids = [encode_prompt(self.tokenizer, p) for p in prompts]
         try:
@@ -72,22 +73,22 @@ class VLLMGenerator:
         if over:
             too_long(len(over), max(len(x) for x in ids if len(x) >= context), context)
         fits = [j for j, p in enumerate(prompts) if p not in over]
-        inputs = [TokensPrompt(prompt_token_ids=ids[j]) for j in fits]
-        outputs = self.llm.generate(inputs, [params[j] for j in fits], use_tqdm=False) if fits else []
-        prompts_run = [prompts[j] for j in fits]
-        results = []
-        for req in outputs:
-            comps = []
-            for o in req.outputs:
-                if o.finish_reason == "length":
-                    reason = "length"
-                else:
-                    reason = "stop" if isinstance(o.stop_reason, str) else "eos"
-                comps.append(Completion(o.text, len(o.token_ids), reason))
-                self.stats["generated_tokens"] += len(o.token_ids)
-            self.stats["prompt_tokens"] += len(req.prompt_token_ids) * len(req.outputs)
-            self.stats["prefill_tokens"] += len(req.prompt_token_ids)
-            results.append(comps)
-        by_prompt = dict(zip(prompts_run, results))
-        by_prompt.update({p: [Completion("", 0, PROMPT_TOO_LONG)] * sampling.n for p in over})
+        n = sampling.n
+        # a token prompt as a plain dict (vLLM's TokensPrompt is a TypedDict that moved between releases)
+        inputs = [{"prompt_token_ids": ids[i]} for i in fits for _ in range(n)]
+        plist = [params(prompts[i], j) for i in fits for j in range(n)]
+        outputs = self.llm.generate(inputs, plist, use_tqdm=False) if fits else []
+        by_prompt: dict[str, list[Completion]] = {}
+        for k, req in enumerate(outputs):
+            o = req.outputs[0]
+            if o.finish_reason == "length":
+                reason = "length"
+            else:
+                reason = "stop" if isinstance(o.stop_reason, str) else "eos"
+            by_prompt.setdefault(prompts[fits[k // n]], []).append(Completion(o.text, len(o.token_ids), reason))
+            self.stats["generated_tokens"] += len(o.token_ids)
+            self.stats["prompt_tokens"] += len(req.prompt_token_ids)
+            if k % n == 0:
+                self.stats["prefill_tokens"] += len(req.prompt_token_ids)
+        by_prompt.update({p: [Completion("", 0, PROMPT_TOO_LONG)] * n for p in over})
         return [list(by_prompt[p]) for p in asked]

@@ -16,6 +16,10 @@ rerun redoes only the rest, as for a local run.
 
 On GPUs each actor holds a vLLM engine (``--backend vllm``, ``--ray-gpus-per-worker`` GPUs each:
 tensor parallel inside a replica, data parallel across replicas); on CPUs a transformers generator.
+
+``ray-data`` keeps the stages' chunk functions in the driver and sends their sampling through a Ray
+Data pipeline (:mod:`stepdpo.generation.raydata`): ``ray.data.llm``'s vLLM engine processor on
+GPUs, the transformers generator in a Ray Data actor pool on CPUs; the same records again.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from typing import Any
 
 from stepdpo.options import option
 
-EXECUTORS = ("local", "ray")
+EXECUTORS = ("local", "ray", "ray-data")
 
 
 @dataclass
@@ -35,15 +39,24 @@ class ExecutorOptions:
     """Where the stages' chunks run (collect, locate, rectify, eval)."""
 
     executor: str = option(
-        "local", "local: in this process; ray: on a pool of Ray actors, a model replica each.", choices=EXECUTORS
+        "local",
+        "local: in this process; ray: on a pool of Ray actors, a model replica each; ray-data: sampling "
+        "through Ray Data (ray.data.llm's vLLM processor on GPUs).",
+        choices=EXECUTORS,
     )
     ray_address: str | None = option(
         None, "The Ray cluster to join (ray executor; default: RAY_ADDRESS, else a local one for this run)."
     )
-    ray_workers: int = option(2, "Ray actors, each with its own model replica (ray executor).", min=1)
-    ray_cpus_per_worker: float = option(1.0, "CPUs each Ray actor reserves (ray executor).", min=0.0)
+    ray_workers: int = option(2, "Ray actors, each with its own model replica (ray, ray-data).", min=1)
+    ray_cpus_per_worker: float = option(1.0, "CPUs each Ray actor reserves (ray, ray-data).", min=0.0)
     ray_gpus_per_worker: float = option(
-        0.0, "GPUs each Ray actor reserves (ray executor; vLLM's tensor parallel size when above 1).", min=0.0
+        0.0, "GPUs each Ray actor reserves (ray, ray-data; vLLM's tensor parallel size when above 1).", min=0.0
+    )
+    ray_data_chunk_scale: int = option(
+        16,
+        "ray-data: chunks this many times the local size, one Ray Data execution each (replicas start "
+        "per execution; a killed driver redoes at most one chunk).",
+        min=1,
     )
 
 
@@ -102,10 +115,22 @@ class LocalExecutor:
     """Every chunk in this process, in order."""
 
     name = "local"
+    chunk_scale = 1
 
     def map(self, fn: ChunkFn, chunks: Sequence[list[Any]]) -> Iterator[Iterable[Any]]:
         for chunk in chunks:
             yield fn(chunk)  # consumed before the next chunk starts: records are written as they come
+
+
+class RayDataExecutor(LocalExecutor):
+    """The chunk functions in this process, their sampling through Ray Data
+    (:class:`~stepdpo.generation.raydata.RayDataGenerator`), on chunks ``chunk_scale`` times the
+    local size: each chunk is one Ray Data execution, which starts the replicas anew."""
+
+    name = "ray-data"
+
+    def __init__(self, chunk_scale: int = 16):
+        self.chunk_scale = chunk_scale
 
 
 class _Worker:
@@ -128,6 +153,7 @@ class RayExecutor:
     actors of one stage are created by :meth:`map` and released when it ends."""
 
     name = "ray"
+    chunk_scale = 1
 
     def __init__(self, address: str | None = None, workers: int = 2, cpus: float = 1.0, gpus: float = 0.0):
         try:
@@ -173,13 +199,30 @@ def make_executor(opts: Any) -> LocalExecutor | RayExecutor:
     """The executor an options object (:class:`ExecutorOptions` or a config built on it) names."""
     if getattr(opts, "executor", "local") == "local":
         return LocalExecutor()
+    if opts.executor == "ray-data":
+        return RayDataExecutor(opts.ray_data_chunk_scale)
     return RayExecutor(opts.ray_address, opts.ray_workers, opts.ray_cpus_per_worker, opts.ray_gpus_per_worker)
 
 
 def make_generator(cfg: Any) -> Any:
     """The generator of a config with model options (``model``, ``backend``, ``batch_size``): built
-    here for the local executor, a :class:`LazyGenerator` each Ray actor builds for itself."""
+    here for the local executor, a :class:`LazyGenerator` each Ray actor builds for itself, a
+    Ray Data pipeline for ``ray-data``."""
     kwargs = {"batch_size": cfg.batch_size} if cfg.backend != "vllm" else {}
+    if getattr(cfg, "executor", "local") == "ray-data":
+        from stepdpo.generation.raydata import RayDataGenerator
+
+        # auto: vLLM where the replicas get GPUs (the driver may sit on a CPU node)
+        engine = "vllm" if cfg.backend == "vllm" or (cfg.backend == "auto" and cfg.ray_gpus_per_worker > 0) else "hf"
+        return RayDataGenerator(
+            cfg.model,
+            engine=engine,
+            replicas=cfg.ray_workers,
+            cpus_per_replica=cfg.ray_cpus_per_worker,
+            gpus_per_replica=cfg.ray_gpus_per_worker,
+            batch_size=cfg.batch_size,
+            address=cfg.ray_address,
+        )
     if getattr(cfg, "executor", "local") == "ray":
         if cfg.backend == "vllm" and cfg.ray_gpus_per_worker > 1:
             kwargs["tensor_parallel_size"] = int(cfg.ray_gpus_per_worker)

@@ -141,7 +141,8 @@ def run_stage(
         bar = Bar(stage, len(keyed), initial=summary.resumed, unit="row")
         # chunks are a fixed partition of the inputs, so a resumed run samples exactly as an
         # uninterrupted one would; a partly finished chunk is recomputed, its finished items skipped
-        chunks = [keyed[start : start + chunk_size] for start in range(0, len(keyed), chunk_size)]
+        size = chunk_size * getattr(executor, "chunk_scale", 1)
+        chunks = [keyed[start : start + size] for start in range(0, len(keyed), size)]
         todo = [(c, {k for k, _ in c if k not in done}) for c in chunks]
         todo = [(c, pending) for c, pending in todo if pending]
         for (_, pending), results in zip(todo, executor.map(process, [[r for _, r in c] for c, _ in todo])):

@@ -65,7 +65,8 @@ def evaluate(
     checker_for = dict(zip((p.id for p in problems), checkers)) if all(checkers) else None
     rows, t0, gen_tokens = [], time.time(), 0
     bar = Bar("eval", len(problems), unit="problem")
-    chunks = [problems[start : start + cfg.chunk] for start in range(0, len(problems), cfg.chunk)]
+    size = cfg.chunk * getattr(executor, "chunk_scale", 1)
+    chunks = [problems[start : start + size] for start in range(0, len(problems), size)]
     for chunk, outs in zip(chunks, executor.map(partial(_generate_chunk, generator, fmt, sampling), chunks)):
         for p, (primer, comps) in zip(chunk, outs):
             samples = []
