@@ -89,26 +89,33 @@ def test_ood_s_win_is_a_correct_step_in_another_voice(data):
         assert o.full_chosen is None and o.meta["format"] == "step_ood"
 
 
-def test_smollm2_ood_s_win_is_the_reference_solution_step():
-    """On the real model, Table 4's s_win the policy did not write is the task's reference step for
-    the same state; the embedded models (trained on that voice) keep the paraphrase."""
-    style = DemoConfig(model="smollm2-135m-instruct").setting["ood_style"]
-    assert style == "sft" and DemoConfig().setting["ood_style"] == "paraphrase"
-    assert DemoConfig(model="smollm2-135m-instruct", ood_style="paraphrase").setting["ood_style"] == "paraphrase"
-    problems = get_task("synthetic-short").problems("train", 10)
-    problems = [p for p in problems if len(p.meta["ops"]) >= 2]
+def test_after_sft_the_reference_step_is_the_models_own_text_so_smollm2_keeps_the_paraphrase():
+    """The SmolLM2 arms start from an SFT on the reference solutions, so the reference step for a
+    state is what the model itself writes: as Table 4's other voice it would train the Step-DPO
+    arm's pairs again. The setting keeps the paraphrase, and the report says when the other voice
+    is the model's own text."""
+    from stepdpo.experiments.report import _same_as_own
+
+    assert DemoConfig(model="smollm2-135m-instruct").setting["ood_style"] == "paraphrase"
+    assert DemoConfig(model="smollm2-135m-instruct", ood_style="sft").setting["ood_style"] == "sft"
+    problems = [p for p in get_task("synthetic-short").problems("train", 10) if len(p.meta["ops"]) >= 2]
     pairs = [
         StepPair(
             prompt=p.problem,
             initial_reason_steps=canonical_step(p, 1),
-            chosen=canonical_step(p, 2, "paraphrase"),  # the policy's own wording
+            chosen=canonical_step(p, 2),  # the SFT model's own wording: the reference's
             rejected="Step 2: wrong.\n",
             meta={"problem_id": p.id, "first_error_step": 2},
         )
         for p in problems
     ]
-    ood = ood_pairs(pairs, {p.id: p for p in problems}, style=style)
-    assert [o.chosen for o in ood] == [canonical_step(p, 2) for p in problems]
+    by_id = {p.id: p for p in problems}
+    assert [o.chosen for o in ood_pairs(pairs, by_id, style="sft")] == [p.chosen for p in pairs]
+    assert all(o.chosen != p.chosen for o, p in zip(ood_pairs(pairs, by_id), pairs))
+    res = {"ood_same_as_own": [len(pairs), 1], "pairs": {"step_dpo_ood": [len(pairs), 4]}}
+    assert f"In {len(pairs) + 1} of {len(pairs) + 4} pairs" in " ".join(_same_as_own(res))
+    assert _same_as_own({"ood_same_as_own": [0, 0], "pairs": {"step_dpo_ood": [3, 4]}}) == []
+    assert _same_as_own({"pairs": {"step_dpo_ood": [3, 4]}}) == []  # results written before the count
 
 
 def test_tuning_picks_the_best_cell_and_breaks_ties_toward_the_smaller_lr():
@@ -242,6 +249,7 @@ def test_tune_then_demo_write_the_promised_results(tmp_path):
     # the reference model finds its own steps far likelier than another voice's
     lp = saved["ref_logp_per_token"]
     assert lp["id"]["mean"] > lp["ood"]["mean"]
+    assert saved["ood_same_as_own"] == [0, 0]  # the paraphrase is never the model's own wording
     # every trained model scored on the same validation pairs, both kinds
     for arm in TRAINED:
         for kind in ("step", "whole"):

@@ -106,11 +106,14 @@ def arm_data(cfg: DemoConfig, problems: list[Problem], seed: int, out: Path) -> 
         pairs[arm] = cap(pairs[arm], len(pairs["step_dpo"]))
         write_records(out / ARM_DATA[arm][0], pairs[arm])
     summaries = [*stages, holistic]
+    own = {p.id: p.chosen.strip() for p in pairs["step_dpo"]}
     return {
         "pairs": {arm: len(pairs[arm]) for arm in ARM_DATA},
         "structure": {arm: pair_structure(pairs[arm], by_id) for arm in uncapped},
         "s_win": {"id": pairs["step_dpo"], "ood": pairs["step_dpo_ood"]},
         "uncapped": uncapped,
+        # Table 4 compares nothing where the other voice is the model's own text word for word
+        "ood_same_as_own": sum(own.get(q.id) == q.chosen.strip() for q in pairs["step_dpo_ood"]),
         # what the checker's filter (the same for every arm) dropped, per arm
         "recheck_dropped": {
             arm: s.dropped.get("chosen_fails_recheck", 0)

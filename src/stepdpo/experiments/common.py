@@ -90,7 +90,7 @@ class DemoConfig(ReportOptions):
     ood_style: str | None = option(
         None,
         "Table 4's s_win the policy did not write: paraphrase (the step reworded), sft (the reference "
-        "solution's step) or solver (a terse solver's) (default: paraphrase; smollm2 sft).",
+        "solution's step: the model's own text after an SFT on it) or solver (a terse solver's) (default: paraphrase).",
         choices=("paraphrase", "sft", "solver"),
     )
     judge: str = option(

@@ -96,6 +96,11 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
         whole.update(1)
         times["data"] += time.time() - t
         log.info(f"[{time.time() - t_all:.0f} s] seed {seed} pairs: {data[seed]['pairs']}")
+        if data[seed]["ood_same_as_own"]:
+            log.warning(
+                f"seed {seed}: in {data[seed]['ood_same_as_own']} of {data[seed]['pairs']['step_dpo_ood']} pairs the "
+                f"out-of-distribution s_win ({cfg.setting['ood_style']}) is the model's own step word for word"
+            )
         models = {"sft": (cfg.setting["model"], run_key(cfg.setting["model"]))}
         for arm in TRAINED:
             if not data[seed]["pairs"][arm]:
@@ -141,6 +146,7 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
         "pairs": {a: [data[s]["pairs"][a] for s in seeds] for a in TRAINED},
         "pairs_before_cap": {a: [data[s]["uncapped"][a] for s in seeds] for a in ("dpo", "dpo_shared_prefix")},
         "recheck_dropped": [data[s]["recheck_dropped"] for s in seeds],
+        "ood_same_as_own": [data[s].get("ood_same_as_own", 0) for s in seeds],
         "pair_structure": {
             arm: {k: mean_ci([data[s]["structure"][arm][k] for s in seeds]) for k in data[seeds[0]]["structure"][arm]}
             for arm in ("dpo", "dpo_shared_prefix")

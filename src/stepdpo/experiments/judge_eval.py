@@ -301,3 +301,27 @@ def table(summary: dict[str, Any]) -> str:
             f"  {summary['without_gold_answer']} cases have no gold answer: their final answers were graded as not correct"
         )
     return "\n".join(lines)
+
+
+def agreement_section(j: dict[str, Any] | None) -> list[str]:
+    """The demo report's section on the rollout judge measured against the task's exact checker."""
+    if not j:
+        return []
+    share = lambda x: "n/a" if x is None else f"{100 * x:.1f} %"
+    placed = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in sorted(j["erroneous_placement"].items()))
+    return [
+        "## Localization on the model's own text: rollouts against the exact checker",
+        "",
+        f"{j['cases']} solutions the starting model sampled for the common problems, labelled by the task's checker "
+        f"({j['erroneous']} with a wrong step, {j['correct']} all right; in {j['unparsable_step']} the first wrong "
+        "step is one the checker finds no equation in), judged by rollouts from the same model "
+        f"(m = {j['settings']['m']}). ProcessBench's metrics, the checker as the truth:",
+        "",
+        "| acc. on erroneous | acc. on correct | F1 | abstained | rollouts per case |",
+        "|---|---|---|---|---|",
+        f"| {share(j['acc_erroneous'])} | {share(j['acc_correct'])} | {share(j['f1'])} | {j['abstained']} | "
+        f"{j['cost_per_case']['rollouts']:.1f} |",
+        "",
+        f"Where the rollout judge put the erroneous cases: {placed or 'none'}.",
+        "",
+    ]

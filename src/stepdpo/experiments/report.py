@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from stepdpo.experiments.common import ABLATED, LABELS, interval
+from stepdpo.experiments.judge_eval import agreement_section
 from stepdpo.experiments.settings import OOD_VOICES
 
 DPO, GAP = "dpo_shared_prefix", "step_dpo_minus_dpo_shared_prefix"  # what `stepdpo ablate` compares
@@ -120,7 +121,8 @@ def report(res: dict[str, Any], ablations: dict[str, Any] | None = None) -> str:
         f"| the model's own rectified steps | {_num(res['ref_logp_per_token']['id'])} nats |",
         f"| {OOD_VOICES[st.get('ood_style', 'paraphrase')]} | {_num(res['ref_logp_per_token']['ood'])} nats |",
         "",
-        *_agreement(res.get("judge_agreement")),
+        *_same_as_own(res),
+        *agreement_section(res.get("judge_agreement")),
         "## Fig. 2: the same validation pairs for every model",
         "",
         f"At the end of training, on {st.get('val_pairs', cfg.get('val_pairs'))} step-level and as many whole-solution pairs from "
@@ -162,30 +164,6 @@ def report(res: dict[str, Any], ablations: dict[str, Any] | None = None) -> str:
     if ablations is not None:
         lines += section(ablations)
     return "\n".join(lines)
-
-
-def _agreement(j: dict[str, Any] | None) -> list[str]:
-    """The report's section on the rollout judge measured against the task's exact checker."""
-    if not j:
-        return []
-    share = lambda x: "n/a" if x is None else f"{100 * x:.1f} %"
-    placed = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in sorted(j["erroneous_placement"].items()))
-    return [
-        "## Localization on the model's own text: rollouts against the exact checker",
-        "",
-        f"{j['cases']} solutions the starting model sampled for the common problems, labelled by the task's checker "
-        f"({j['erroneous']} with a wrong step, {j['correct']} all right; in {j['unparsable_step']} the first wrong "
-        "step is one the checker finds no equation in), judged by rollouts from the same model "
-        f"(m = {j['settings']['m']}). ProcessBench's metrics, the checker as the truth:",
-        "",
-        "| acc. on erroneous | acc. on correct | F1 | abstained | rollouts per case |",
-        "|---|---|---|---|---|",
-        f"| {share(j['acc_erroneous'])} | {share(j['acc_correct'])} | {share(j['f1'])} | {j['abstained']} | "
-        f"{j['cost_per_case']['rollouts']:.1f} |",
-        "",
-        f"Where the rollout judge put the erroneous cases: {placed or 'none'}.",
-        "",
-    ]
 
 
 def _structure(res: dict[str, Any]) -> list[str]:
@@ -394,3 +372,14 @@ def section(ab: dict[str, Any]) -> list[str]:
         ]
     lines += ["", "![ablations](ablations.png)", ""]
     return lines
+
+
+def _same_as_own(res: dict[str, Any]) -> list[str]:
+    same, n = sum(res.get("ood_same_as_own") or [0]), sum(v or 0 for v in res["pairs"]["step_dpo_ood"])
+    if not same:
+        return []
+    return [
+        f"In {same} of {n} pairs the out-of-distribution s_win is the model's own step word for word: "
+        "where it is, the two arms train on the same pairs and Table 4 compares nothing.",
+        "",
+    ]

@@ -46,9 +46,8 @@ DEMO_TASKS: dict[str, dict[str, Any]] = {
         "model": "smollm2-135m-instruct",
         "sft": {"problems": 320, "epochs": 1.0, "batch_size": 8, "lr": 2e-4, "trainable_layers": 10},
         "trainable_layers": 10,
-        # Table 4's s_win that the policy did not write: the reference solution's step for the same
-        # state (the text the SFT read), as the paper's GPT-4-written steps
-        "ood_style": "sft",
+        # Table 4's s_win keeps the paraphrase: the SFT read the reference solutions, so after it the
+        # reference step for a state is the model's own text word for word (all 78 pairs of a run)
         "max_new_tokens": 112,
         "temperature": 0.8,
         "top_p": 0.95,
