@@ -337,7 +337,20 @@ def _plots(out: Path, res: dict[str, Any], logs: dict[str, list[list[dict]]], hp
             for arm in (a for a in TRAINED if any(f"eval_{kind}/{key}" in r for rows in logs[a] for r in rows)):
                 scale = hp[arm]["beta"] if key == "rewards/margins" else 1.0
                 xs, m, lo, hi = _curve(logs[arm], f"eval_{kind}/{key}", scale)
-                ax.plot(xs, m, color=COLORS[arm], label=LABELS[arm].replace("SFT + ", ""))
+                label = LABELS[arm].replace("SFT + ", "")
+                if xs[0] == xs[-1]:  # runs too short for a pass before the end: one point each, side by side
+                    x = 1.0 + 0.01 * TRAINED.index(arm)
+                    ax.errorbar(
+                        [x],
+                        [m[0]],
+                        yerr=[[m[0] - lo[0]], [hi[0] - m[0]]],
+                        fmt="o",
+                        color=COLORS[arm],
+                        label=label,
+                        capsize=3,
+                    )
+                    continue
+                ax.plot(xs, m, color=COLORS[arm], label=label)
                 ax.fill_between(xs, lo, hi, color=COLORS[arm], alpha=0.15)
             ax.set_title(f"{what} on common {'step-level' if kind == 'step' else 'whole-solution'} pairs", fontsize=10)
             ax.grid(alpha=0.3)
@@ -369,7 +382,9 @@ def _plots(out: Path, res: dict[str, Any], logs: dict[str, list[list[dict]]], hp
         seen = [v * 100 for v in acc[a]["values"] if v is not None]
         ax.scatter([i] * len(seen), seen, color="k", s=10, zorder=3)
     ax.set_ylabel(f"held-out accuracy, {res['accuracy_kind']} (%)")
-    ax.set_ylim(max(0, min(means) - 12), min(100, max(means) + 8))
+    # every seed's point stays in view, not only the means
+    seen = means + [100 * v for a in ARMS for v in acc[a]["values"] if v is not None]
+    ax.set_ylim(max(0, min(seen) - 12), min(100, max(seen) + 8))
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     fig.savefig(out / "accuracy.png", dpi=110)
