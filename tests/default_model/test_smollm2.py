@@ -212,7 +212,7 @@ def test_the_quick_real_model_demo_writes_the_promised_schema(tmp_path):
     from stepdpo.experiments.common import ARMS, TRAINED
     from stepdpo.experiments.demo import DIFFERENCES
 
-    assert saved["task"] == "smollm2" and saved["seeds"] == [0] and saved["setting"]["ood_style"] == "sft"
+    assert saved["task"] == "smollm2" and saved["seeds"] == [0] and saved["setting"]["ood_style"] == "paraphrase"
     assert saved["setting"]["model"].startswith(str(out / "sft-"))  # the arms start from its SFT
     assert saved["sft"]["seconds"] > 0
     for arm in ARMS:
@@ -223,10 +223,11 @@ def test_the_quick_real_model_demo_writes_the_promised_schema(tmp_path):
         assert (saved["accuracy"][arm]["values"][0] is None) == (saved["pairs"][arm][0] == 0)
     assert set(saved["differences"]) == set(DIFFERENCES)
     assert set(saved["ref_logp_per_token"]) == {"id", "ood"}
+    assert len(saved["ood_same_as_own"]) == 1  # counted per seed (0 here: the paraphrase)
     j = saved["judge_agreement"]
     assert j["cases"] == saved["setting"]["judge_cases"] and "unparsable_step" in j and "f1" in j
     assert saved["wall_s"] > 0 and "evaluate" in saved["stage_seconds"]
     assert saved["unit_costs"]["collect_per_problem"] > 0 and saved["unit_costs"]["evaluate_per_problem"] > 0
     text = (out / "report.md").read_text()
-    assert "SmolLM2-135M-Instruct" in text and "reference solution's step" in text
+    assert "SmolLM2-135M-Instruct" in text and "the same step in another voice" in text
     assert (out / "accuracy.png").exists() and (out / "curves.png").exists()
