@@ -98,6 +98,7 @@ def test_collect_locate_rectify_and_eval_on_ray_equal_the_local_run(cluster, tmp
 def test_the_stages_through_ray_data_equal_the_local_run(cluster, tmp_path, one_thread):
     """``--executor ray-data``: sampling as Ray Data rows (one per sample, its own seed) over two
     replicas; the same records as the local run, and the vLLM processor ray.data.llm would run."""
+    from stepdpo.generation import load_generator
     from stepdpo.generation.raydata import RayDataGenerator
     from stepdpo.pipeline.executors import RayDataExecutor
     from stepdpo.pipeline.run import FILES, run_pipeline
@@ -112,7 +113,7 @@ def test_the_stages_through_ray_data_equal_the_local_run(cluster, tmp_path, one_
         assert remote == local, stage
     problems = load_problems("synthetic", split="test", limit=6)
     cfg = EvalConfig(max_new_tokens=160, temperature=0.8, n=2, chunk=3)
-    here = evaluate(load_generator_hf(), problems, cfg)
+    here = evaluate(load_generator("default", backend="hf"), problems, cfg)
     gen = RayDataGenerator("default", engine="hf", replicas=2, batch_size=8, address=cluster)
     there = evaluate(gen, problems, cfg, executor=RayDataExecutor(chunk_scale=4))
     assert there.rows == here.rows
@@ -125,12 +126,6 @@ def test_the_stages_through_ray_data_equal_the_local_run(cluster, tmp_path, one_
         True,
     )
     assert not (pc.chat_template_stage or pc.tokenize_stage or pc.detokenize_stage)
-
-
-def load_generator_hf():
-    from stepdpo.generation import load_generator
-
-    return load_generator("default", backend="hf")
 
 
 def _worker_pids() -> list[int]:

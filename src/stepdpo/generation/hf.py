@@ -11,6 +11,7 @@ then grows in place (:mod:`stepdpo.generation.kv`) instead of being copied at ev
 from __future__ import annotations
 
 import inspect
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -128,7 +129,7 @@ class HFGenerator:
         n = len(seeds[0])
         if any(len(s) != n for s in seeds):
             raise ValueError("generate_seeded: every prompt needs the same number of seeds")
-        cfg = SamplingConfig(**{**sampling.to_dict(), "n": n})
+        cfg = replace(sampling, n=n)
         results: list[list[Completion]] = [[] for _ in encoded]
         order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
         per_batch = max(1, self.batch_size // max(1, n)) if n > 1 else self.batch_size
