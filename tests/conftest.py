@@ -1,5 +1,6 @@
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -8,6 +9,9 @@ SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 # the tests mirror the package's folders; their shared helpers (helpers.py, trl_harness.py) live here
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# one Trackio store for the session and the processes it starts (trackio reads the variable when it
+# is first imported); tests keep their runs apart by project
+os.environ["TRACKIO_DIR"] = tempfile.mkdtemp(prefix="stepdpo-tests-trackio-")
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,7 @@
 with ``ray start --head``, the embedded model. Ray's records equal the local run's, record for
 record; a worker killed mid-stage and a driver killed mid-stage lose and duplicate nothing."""
 
+import functools
 import json
 import os
 import signal
@@ -174,8 +175,53 @@ def test_a_worker_killed_mid_stage_is_retried_and_nothing_is_lost_or_duplicated(
     assert len(_rows(ledger_path(out))) == 20
 
 
+def _poisoned(chunk, poison: str):
+    """A chunk function that kills its worker process every time it meets the problem ``poison``."""
+    if any(p.problem == poison for p in chunk):
+        os._exit(1)
+    return _slow_double(chunk)
+
+
+def test_a_chunk_that_kills_its_worker_every_time_fails_the_stage(cluster, tmp_path):
+    from stepdpo.pipeline.executors import RayExecutor
+    from stepdpo.pipeline.runner import run_stage
+    from stepdpo.problems import load_problems
+
+    problems = load_problems("synthetic", limit=8)
+    fn = functools.partial(_poisoned, poison=problems[5].problem)
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    out = tmp_path / "ray.jsonl"
+    t = time.time()
+    with pytest.raises(RuntimeError, match=r"chunk 2 of 4 \(2 inputs\) killed its Ray worker 4 times"):
+        run_stage("double", problems, fn, out, settings={}, chunk_size=2, executor=RayExecutor(cluster, 2))
+    assert time.time() - t < 240  # failed, not hung
+    assert [r["id"] for r in _rows(out)] == [f"{p.id}-x" for p in problems[:4]]  # the chunks before it kept
+
+
+def test_chunks_go_to_the_least_busy_worker(cluster):
+    """One slow chunk on one worker: the other worker takes every chunk after it."""
+    from stepdpo.pipeline.executors import RayExecutor
+
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    chunks = [[3.0]] + [[0.05]] * 12
+    ex = RayExecutor(cluster, 2)
+    t = time.time()
+    out = list(ex.map(_sleep_and_pid, chunks))
+    took = time.time() - t
+    pids = [pid for ((_, pid),) in out]
+    assert [x for ((x, _),) in out] == [c[0] for c in chunks]  # input order kept
+    # round-robin would queue half the short chunks behind the slow one on its worker
+    assert pids[1:].count(pids[0]) <= 1 and took < 3.0 + 3.0
+
+
+def _sleep_and_pid(chunk):
+    time.sleep(chunk[0])
+    return [(chunk[0], os.getpid())]
+
+
 def test_a_driver_killed_mid_stage_resumes_from_the_ledger(cluster, tmp_path, one_thread):
     from stepdpo.pipeline.run import run_pipeline
+    from stepdpo.pipeline.runner import ledger_path
 
     local = _config(tmp_path / "local", "local")
     local.limit, local.collect.k = 16, 8  # two chunks of 8 problems: the driver dies between them
@@ -205,7 +251,8 @@ def test_a_driver_killed_mid_stage_resumes_from_the_ledger(cluster, tmp_path, on
     driver = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
     while time.time() < deadline and driver.poll() is None:
-        if out.exists() and out.read_text().count("\n") >= 1:
+        ledger = ledger_path(out)  # a chunk is done once the ledger says so (its rows are written first)
+        if ledger.exists() and ledger.read_text().count("\n") >= 1:
             driver.send_signal(signal.SIGKILL)
             break
         time.sleep(0.05)

@@ -395,46 +395,6 @@ def test_a_trained_model_carries_a_hub_model_card_that_eval_extends(pair_file, d
     assert parsed.base_model == "HuggingFaceTB/SmolLM2-135M-Instruct" and parsed.license == "apache-2.0"
 
 
-def test_a_run_reports_the_same_series_to_trackio_mlflow_and_tensorboard(
-    pair_file, default_model, tmp_path, monkeypatch
-):
-    """Each tracker's own local store, read back with its own library, holds log.jsonl's series."""
-    monkeypatch.setenv("TRACKIO_DIR", str(tmp_path / "trackio"))  # read when trackio is first imported
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    pytest.importorskip("trackio")
-    pytest.importorskip("mlflow")
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    out, name = tmp_path / "run", f"r-{tmp_path.name}"  # a run of its own, wherever trackio keeps its store
-    report = ["trackio", "mlflow", "tensorboard"]
-    train(_cfg(pair_file, default_model, out, max_steps=3, report_to=report, run_name=name))
-    rows = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
-    keys = ("rewards/accuracies", "rewards/margins", "rewards/chosen", "rewards/rejected", "loss")
-    want = {k: [(r["step"], r[k]) for r in rows] for k in keys}
-
-    from trackio.sqlite_storage import SQLiteStorage
-
-    logs = SQLiteStorage.get_logs("stepdpo", name)
-    for k in keys:
-        assert [(x["step"], x[k]) for x in logs if k in x] == pytest.approx(want[k]), k
-
-    import mlflow
-
-    client = mlflow.tracking.MlflowClient(tracking_uri=f"sqlite:///{out / 'mlflow.db'}")
-    (run,) = client.search_runs([client.get_experiment_by_name("stepdpo").experiment_id])
-    assert run.info.run_name == name and run.data.params["beta"] == "0.4"
-    for k in keys:
-        got = sorted((m.step, m.value) for m in client.get_metric_history(run.info.run_id, k))
-        assert got == pytest.approx(want[k]), k
-
-    acc = EventAccumulator(str(out / "tb"))
-    acc.Reload()
-    for k in keys:
-        got = acc.Scalars(k)
-        assert [e.step for e in got] == [st for st, _ in want[k]], k
-        assert [e.value for e in got] == pytest.approx([v for _, v in want[k]], rel=1e-5, abs=1e-6), k  # float32
-
-
 def test_an_unknown_or_missing_tracker_is_named(pair_file, default_model, tmp_path, monkeypatch):
     from stepdpo.options import OptionError, build
 

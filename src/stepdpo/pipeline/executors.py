@@ -4,14 +4,15 @@ The runner (:func:`~stepdpo.pipeline.runner.run_stage`) cuts a stage's inputs in
 partition of chunks and stays the one writer of the output and of the resume ledger; an executor
 only computes chunk results. The Ray executor ships the stage's chunk function to ``workers``
 actors (each builds its own model replica once, on first use: a
-:class:`LazyGenerator` crosses the wire as its name and options, never as weights), keeps two
-chunks in flight per actor, and hands the results back to the driver in input order, so the
-output file is the one a local run writes, record for record. Sampling seeds are keyed by content
+:class:`LazyGenerator` crosses the wire as its name and options, never as weights), sends each chunk
+to the least busy actor (two chunks in flight per actor at most), and hands the results back to the
+driver in input order, so the output file is the one a local run writes, record for record. Sampling seeds are keyed by content
 (:func:`~stepdpo.generation.base.row_seed`), not by worker, process or time.
 
 Failures: an actor whose process dies is restarted by Ray and its unfinished chunks are retried
-(``max_restarts``/``max_task_retries``); a result is written once, by the driver, whatever the
-retries. A killed driver loses only the chunks in flight: the ledger says what is done and the
+(``max_restarts``/``max_task_retries``, :attr:`RayExecutor.max_restarts` times; a chunk that kills
+its worker every time then fails the stage with a message naming it); a result is written once, by
+the driver, whatever the retries. A killed driver loses only the chunks in flight: the ledger says what is done and the
 rerun redoes only the rest, as for a local run.
 
 On GPUs each actor holds a vLLM engine (``--backend vllm``, ``--ray-gpus-per-worker`` GPUs each:
@@ -155,6 +156,10 @@ class RayExecutor:
     name = "ray"
     chunk_scale = 1
 
+    max_restarts = 3
+    """How often a worker is restarted (and its chunk retried) before the stage fails: a chunk that
+    kills its worker every time (out of memory, a crashing kernel) stops the stage instead of hanging it."""
+
     def __init__(self, address: str | None = None, workers: int = 2, cpus: float = 1.0, gpus: float = 0.0):
         try:
             import ray
@@ -169,23 +174,38 @@ class RayExecutor:
         ray = self.ray
         if not chunks:
             return
+        from ray.exceptions import ActorDiedError, RayActorError
+
         actor_cls = ray.remote(_Worker).options(
-            num_cpus=self.cpus, num_gpus=self.gpus, max_restarts=-1, max_task_retries=-1
+            num_cpus=self.cpus, num_gpus=self.gpus, max_restarts=self.max_restarts, max_task_retries=self.max_restarts
         )
         ref = ray.put(fn)
         self.actors = [actor_cls.remote(ref) for _ in range(min(self.workers, len(chunks)))]
         try:
-            pending: dict[Any, int] = {}
+            pending: dict[Any, tuple[int, int]] = {}  # result ref -> (chunk, actor)
+            load = [0] * len(self.actors)
             ready: dict[int, list[Any]] = {}
             nxt, emitted = 0, 0
             while emitted < len(chunks):
-                # two chunks in flight per actor: one running, one queued behind it
-                while nxt < len(chunks) and len(pending) < 2 * len(self.actors):
-                    pending[self.actors[nxt % len(self.actors)].run.remote(chunks[nxt])] = nxt
+                # the next chunk goes to the least busy actor, up to two in flight each (one running,
+                # one queued behind it): a slow chunk on one actor does not hold the others back
+                while nxt < len(chunks) and min(load) < 2:
+                    a = load.index(min(load))
+                    pending[self.actors[a].run.remote(chunks[nxt])] = (nxt, a)
+                    load[a] += 1
                     nxt += 1
                 done, _ = ray.wait(list(pending), num_returns=1)
                 for r in done:
-                    ready[pending.pop(r)] = ray.get(r)
+                    i, a = pending.pop(r)
+                    load[a] -= 1
+                    try:
+                        ready[i] = ray.get(r)
+                    except (ActorDiedError, RayActorError) as e:
+                        raise RuntimeError(
+                            f"chunk {i} of {len(chunks)} ({len(chunks[i])} inputs) killed its Ray worker "
+                            f"{self.max_restarts + 1} times; the stage stops (rerun to resume; the chunks "
+                            f"written so far are kept): {type(e).__name__}"
+                        ) from None
                 while emitted in ready:
                     yield ready.pop(emitted)
                     emitted += 1
@@ -204,11 +224,25 @@ def make_executor(opts: Any) -> LocalExecutor | RayExecutor:
     return RayExecutor(opts.ray_address, opts.ray_workers, opts.ray_cpus_per_worker, opts.ray_gpus_per_worker)
 
 
+def _vllm_engine_kwargs(cfg: Any) -> dict[str, Any]:
+    """The user's vLLM options as ray.data.llm's engine arguments (its replicas run on GPUs)."""
+    from stepdpo.generation.vllm import engine_args
+
+    return engine_args(
+        dtype=cfg.dtype,
+        max_model_len=cfg.max_model_len,
+        max_num_batched_tokens=cfg.max_num_batched_tokens,
+        gpu_memory_utilization=cfg.gpu_memory_utilization,
+        enforce_eager=cfg.enforce_eager,
+        on_cpu=False,
+    )
+
+
 def make_generator(cfg: Any) -> Any:
     """The generator of a config with model options (``model``, ``backend``, ``batch_size``): built
     here for the local executor, a :class:`LazyGenerator` each Ray actor builds for itself, a
     Ray Data pipeline for ``ray-data``."""
-    kwargs = {"batch_size": cfg.batch_size} if cfg.backend != "vllm" else {}
+    kwargs = cfg.generator_kwargs()
     if getattr(cfg, "executor", "local") == "ray-data":
         from stepdpo.generation.raydata import RayDataGenerator
 
@@ -222,6 +256,7 @@ def make_generator(cfg: Any) -> Any:
             gpus_per_replica=cfg.ray_gpus_per_worker,
             batch_size=cfg.batch_size,
             address=cfg.ray_address,
+            engine_kwargs=_vllm_engine_kwargs(cfg) if engine == "vllm" else None,
         )
     if getattr(cfg, "executor", "local") == "ray":
         if cfg.backend == "vllm" and cfg.ray_gpus_per_worker > 1:

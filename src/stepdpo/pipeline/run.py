@@ -132,6 +132,36 @@ class ModelOptions(ExecutorOptions):
         choices=("auto", "hf", "vllm"),
     )
     batch_size: int = option(64, "Sequences decoded together (hf backend).", min=1)
+    dtype: str = option(
+        "auto",
+        "Weights' dtype when sampling: auto (bf16 where the device computes in it, else fp32), fp32, bf16 or fp16.",
+        choices=("auto", "fp32", "bf16", "fp16"),
+    )
+    max_model_len: int | None = option(
+        None, "vLLM: the context length the engine reserves (default: the model's).", min=1
+    )
+    max_num_batched_tokens: int | None = option(
+        None, "vLLM: tokens per scheduler step (default: vLLM's; on a CPU at least the context length).", min=1
+    )
+    gpu_memory_utilization: float | None = option(
+        None,
+        "vLLM: the share of GPU memory the engine takes (default 0.85; on vLLM's CPU build, of the machine's memory: 0.25).",
+        min=0.01,
+        max=1.0,
+    )
+    enforce_eager: bool = option(False, "vLLM: no CUDA graphs or compilation (a faster start, slower decoding).")
+
+    def generator_kwargs(self) -> dict[str, Any]:
+        """The options :func:`~stepdpo.generation.load_generator` takes for this backend."""
+        if self.backend == "vllm":
+            return {
+                "dtype": self.dtype,
+                "max_model_len": self.max_model_len,
+                "max_num_batched_tokens": self.max_num_batched_tokens,
+                "gpu_memory_utilization": self.gpu_memory_utilization,
+                "enforce_eager": self.enforce_eager,
+            }
+        return {"batch_size": self.batch_size, "dtype": self.dtype}
 
 
 @dataclass

@@ -37,6 +37,16 @@ def normalize_row(row: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def window_mean(rows: list[dict[str, Any]], keys: tuple[str, ...]) -> dict[str, Any]:
+    """The row logged for the steps since the last log line (``--log-every``): the last step's row
+    with each training metric in ``keys`` its mean over those steps, as TRL logs them; the learning
+    rate, gradient norm, epoch and validation figures are the last step's."""
+    out = dict(rows[-1])
+    for k in keys:
+        out[k] = sum(r[k] for r in rows) / len(rows)
+    return out
+
+
 class TrainLog:
     """Writes each row to ``log.jsonl`` and TensorBoard (``tb/``) in ``out``; ``close(plot=True)``
     draws ``curves.png``. Only the main process writes."""

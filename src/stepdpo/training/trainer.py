@@ -37,7 +37,7 @@ from stepdpo.training.packing import (
     micro_batches,
 )
 from stepdpo.training.reference import rank_index, reference_tables
-from stepdpo.training.trackers import ReportOptions, Trackers, chosen
+from stepdpo.training.trackers import ReportOptions, Trackers, chosen, default_run_name
 
 
 @dataclass
@@ -115,7 +115,9 @@ class TrainConfig(ReportOptions):
     resume: bool = option(False, "Continue from the last checkpoint in --out.")
     max_steps: int = option(0, "Stop after this many optimizer steps (0: all epochs).", min=0)
     seed: int = option(0, "Data order and initialisation seed.")
-    run_name: str | None = option(None, "The run's name in the trackers (default: the output folder's name).")
+    run_name: str | None = option(
+        None, "The run's name in the trackers (default: the output folder's name and a hash of its path)."
+    )
     push_to_hub: str | None = option(
         None, "After training, upload the model folder with its card to this Hub repo (OWNER/NAME; token: HF_TOKEN)."
     )
@@ -250,7 +252,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
 def _train(cfg: TrainConfig, accelerator: Any, out: Path) -> dict[str, Any]:
     from transformers import get_cosine_schedule_with_warmup
 
-    from stepdpo.training.logs import TrainLog
+    from stepdpo.training.logs import TrainLog, window_mean
 
     device, rank, world = accelerator.device, accelerator.process_index, accelerator.num_processes
     random.seed(cfg.seed)
@@ -289,8 +291,9 @@ def _train(cfg: TrainConfig, accelerator: Any, out: Path) -> dict[str, Any]:
     start = resume_checkpoint(accelerator, out) if cfg.resume else 0
     trackers = None
     if accelerator.is_main_process and chosen(cfg.report_to):
-        name = cfg.run_name or out.resolve().name
-        trackers = Trackers(chosen(cfg.report_to), out, cfg.project, name, asdict(cfg))
+        name = cfg.run_name or default_run_name(out)
+        resume_at = start if cfg.resume else None
+        trackers = Trackers(chosen(cfg.report_to), out, cfg.project, name, asdict(cfg), resume_at=resume_at)
     tlog = TrainLog(
         out, enabled=accelerator.is_main_process, resume_at=start if cfg.resume else None, trackers=trackers
     )
@@ -301,7 +304,7 @@ def _train(cfg: TrainConfig, accelerator: Any, out: Path) -> dict[str, Any]:
         from dataclasses import replace
 
         step_cfg = replace(cfg, rows_per_micro=1 << 30)
-    t0, seen = time.time(), 0
+    t0, seen, window = time.time(), 0, []
     bar = Bar("train", total, initial=start, unit="step", enabled=accelerator.is_main_process)
     for step in range(start, total):
         epoch, k = divmod(step, steps_per_epoch)
@@ -322,7 +325,7 @@ def _train(cfg: TrainConfig, accelerator: Any, out: Path) -> dict[str, Any]:
         seen += n_global
         row = {
             "step": step + 1,
-            "epoch": step / steps_per_epoch,
+            "epoch": (step + 1) / steps_per_epoch,  # after the step, as the Trainer counts it
             "learning_rate": sched.get_last_lr()[0],
             **_metrics(sums, n_global, ""),
             "grad_norm": float(grad_norm) if grad_norm is not None else None,
@@ -348,8 +351,10 @@ def _train(cfg: TrainConfig, accelerator: Any, out: Path) -> dict[str, Any]:
                     "sum",
                 )
                 row.update(_metrics(vs, len(e), prefix))
+        window.append(row)
         if (step + 1) % cfg.log_every == 0 or last or "eval/loss" in row:
-            tlog.write(row)
+            tlog.write(window_mean(window, METRICS))
+            window = []
         if cfg.save_every and (step + 1) % cfg.save_every == 0 and not last:
             save_checkpoint(accelerator, out, step + 1)
     bar.close()
