@@ -231,3 +231,29 @@ def test_convert_refuses_to_overwrite_a_folder_or_guess_a_suffix(located, tmp_pa
     ours = tmp_path / "ds"
     for _ in range(2):  # our own dataset folder is rewritten
         assert runner.invoke(app, ["convert", str(located), str(ours), "--to", "processbench"]).exit_code == 0
+
+
+def test_label_faults_are_named_or_counted(tmp_path):
+    """A non-boolean final_answer_correct is refused with file:line (not read as null), an id used
+    twice is refused, and true labels after a row's first false one are counted as read false."""
+
+    def rows(path, *items):
+        path.write_text("".join(json.dumps(r) + "\n" for r in items))
+        return path
+
+    ok = {"prompt": "p", "completions": ["a", "b"], "labels": [True, True]}
+    yes = rows(tmp_path / "yes.jsonl", ok, {**ok, "final_answer_correct": "yes"})
+    with pytest.raises(DataError, match=r"yes.jsonl:2: 'final_answer_correct' must be true, false or null, got 'yes'"):
+        convert(yes, tmp_path / "o.jsonl", "processbench")
+    twice = rows(tmp_path / "twice.jsonl", {**ok, "id": 7}, {**ok, "id": 7, "prompt": "q"})
+    with pytest.raises(DataError, match=r"twice.jsonl:2: id 7 is used again \(first on line 1\)"):
+        convert(twice, tmp_path / "o.jsonl", "processbench")
+    flipped = rows(
+        tmp_path / "flipped.jsonl",
+        {"prompt": "p", "completions": ["a", "b", "c", "d"], "labels": [True, False, True, True]},
+        {"prompt": "q", "completions": ["a", "b"], "labels": [True, False]},
+    )
+    report = convert(flipped, tmp_path / "o.jsonl", "processbench")
+    assert (report.relabelled, report.relabelled_rows) == (2, 1)
+    assert "2 true step labels in 1 rows came after the row's first false one" in report.text()
+    assert [json.loads(x)["label"] for x in (tmp_path / "o.jsonl").read_text().splitlines()] == [1, 1]

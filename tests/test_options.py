@@ -75,6 +75,18 @@ def test_every_command_is_declared_by_one_dataclass():
             assert (f.metadata.get("help") or "")[:40] in (p.help or ""), (name, fname)
 
 
+@pytest.mark.parametrize("name", ["train", "collect", "eval"])
+def test_help_as_printed_shows_every_default(name, monkeypatch):
+    """The rendered --help, not only the help string: rich markup must not swallow "[default: ...]"."""
+    monkeypatch.setenv("COLUMNS", "400")
+    shown = runner.invoke(app, [name, "--help"]).output
+    for f in fields_of(COMMANDS[name]):
+        text = defaults_text(f).replace("\\", "").strip()
+        if text and not f.metadata.get("hidden"):
+            assert any(flag(f) in line and text in line for line in shown.splitlines()), (name, f.name, text)
+    assert "[default: 5e-07]" in shown or name != "train"
+
+
 @pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.yaml")), ids=lambda p: p.name)
 def test_every_config_file_reads_into_its_dataclass(path):
     cls = PipelineConfig if path.name.startswith("pipeline") else TrainConfig

@@ -8,7 +8,6 @@ same defaults. A bad option or input is one clear line and exit code 2, before a
 from __future__ import annotations
 
 import json
-import os
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -66,6 +65,13 @@ def _output(
     verbose: bool = typer.Option(False, "-v", "--verbose", help="Debug messages too."),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="Warnings and errors only; no progress display."),
     version: bool = typer.Option(False, "--version", is_eager=True, callback=_version, help="The version, and exit."),
+    progress_every: float = typer.Option(
+        30.0,
+        "--progress-every",
+        envvar="STEPDPO_PROGRESS_SECONDS",
+        min=0.1,
+        help="Off a terminal (a file, CI): seconds between progress lines (the first comes after 3 s).",
+    ),
 ) -> None:
     """How messages and progress look: one live display (each stage, training and evaluation with its
     items, rate and ETA) and a line per finished part, on stderr."""
@@ -92,7 +98,7 @@ def _output(
     if quiet:
         return
     if not console.is_terminal:  # a file, CI, a notebook: no live display draws there; log lines instead
-        log_progress_every(float(os.environ.get("STEPDPO_PROGRESS_SECONDS", "30")))
+        log_progress_every(progress_every)
         ctx.call_on_close(lambda: log_progress_every(None))
         return
     display = Progress(
@@ -326,9 +332,11 @@ def sft(cfg: SFTCommand) -> None:
     config_file=False,
 )
 def push(cfg: PushCommand) -> None:
-    from stepdpo.hub import plan_upload, upload
+    from stepdpo.hub import check_hub, plan_upload, upload
 
     plan = plan_upload(cfg.folder, cfg.repo)
+    if not cfg.dry_run:
+        check_hub(cfg.repo)  # offline, no token, no answer: one line before anything is sent
     _say(("would upload " if cfg.dry_run else "uploading ") + plan.text())
     if not cfg.dry_run:
         _say(f"uploaded: {upload(plan, private=cfg.private)}")
@@ -361,10 +369,11 @@ def eval_cmd(cfg: EvalCommand) -> None:
     )
     Console().print(table)
     _say(f"summary: {summary_path}\nper-problem results: {rows_path}")
-    from stepdpo.training.card import add_eval
+    from stepdpo.training.card import add_eval, hub_dataset
 
     kind = "greedy accuracy" if not cfg.temperature else f"accuracy, temperature {cfg.temperature:g}"
-    if Path(cfg.model).is_dir() and add_eval(Path(cfg.model), Path(cfg.data).name, s["accuracy"], kind):
+    data = cfg.data if hub_dataset(cfg.data) or not Path(cfg.data).exists() else Path(cfg.data).name
+    if Path(cfg.model).is_dir() and add_eval(Path(cfg.model), data, s["accuracy"], kind, s["n_problems"], "test"):
         _say(f"the model card now lists it: {Path(cfg.model) / 'README.md'}")
 
 

@@ -125,10 +125,13 @@ def from_released(row: dict[str, Any]) -> StepPair:
     )
 
 
-def to_preference(pair: StepPair, prompt_format: str = "base") -> dict[str, Any]:
-    """``prompt`` (problem and prior steps, as training reads them), ``chosen``, ``rejected``."""
+def to_preference(pair: StepPair, prompt_format: str = "base", tokenizer: Any = None) -> dict[str, Any]:
+    """``prompt`` (problem and prior steps, as training reads them), ``chosen``, ``rejected``;
+    ``tokenizer`` renders the ``chat`` format (the model's own chat template)."""
     return {
-        "prompt": build_prompt(pair.prompt, pair.initial_reason_steps, prompt_format=prompt_format),
+        "prompt": build_prompt(
+            pair.prompt, pair.initial_reason_steps, tokenizer=tokenizer, prompt_format=prompt_format
+        ),
         "chosen": pair.chosen,
         "rejected": pair.rejected,
     }
@@ -145,10 +148,18 @@ class ConvertReport:
     rows_out: int = 0
     skipped: Counter = field(default_factory=Counter)
     made: Counter = field(default_factory=Counter)  # the models, judges and data sets the rows name
+    relabelled: int = 0  # true step labels after a row's first false one, read as false
+    relabelled_rows: int = 0
 
     def text(self) -> str:
         skipped = ", ".join(f"{k}: {v}" for k, v in self.skipped.items()) or "none"
-        return f"{self.rows_in} {self.source} rows -> {self.rows_out} {self.target} rows; skipped {skipped}"
+        line = f"{self.rows_in} {self.source} rows -> {self.rows_out} {self.target} rows; skipped {skipped}"
+        if self.relabelled:
+            line += (
+                f"; {self.relabelled} true step labels in {self.relabelled_rows} rows came after the row's first "
+                "false one and were read as false (the first wrong step is what a label marks)"
+            )
+        return line
 
 
 def read_rows(path: str | os.PathLike) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -179,6 +190,7 @@ def convert(
     check_dataset_output(out)
     rows_out: list[dict[str, Any]] = []
     report = ConvertReport(source, to)
+    ids: dict[Any, int] = {}  # an id as written -> the line it first appeared on
     for line, row in read_rows(inp):
         try:
             fmt = detect_format(row) if source == "auto" else source
@@ -190,7 +202,12 @@ def convert(
                 raise RecordError("mixed_formats", f"a {fmt} row in a file of {report.source} rows")
             report.rows_in += 1
             provenance(row, report.made)
-            converted = _convert_row(row, fmt, to, prompt_format)
+            converted = _convert_row(row, fmt, to, prompt_format, report)
+            rid = row.get("id")
+            if fmt in ("processbench", "trl-stepwise") and isinstance(rid, (str, int)) and rid != "":
+                if rid in ids:  # a labelled case's id names it: two cases under one id would merge downstream
+                    raise RecordError("duplicate_id", f"id {rid!r} is used again (first on line {ids[rid]})")
+                ids[rid] = line
         except RecordError as e:
             raise DataError(inp, line, str(e), e.reason) from None
         if converted is None:
@@ -204,7 +221,9 @@ def convert(
     return report
 
 
-def _convert_row(row: dict[str, Any], fmt: str, to: str, prompt_format: str) -> dict[str, Any] | None:
+def _convert_row(
+    row: dict[str, Any], fmt: str, to: str, prompt_format: str, report: ConvertReport
+) -> dict[str, Any] | None:
     if fmt in WRITE_ONLY:
         raise RecordError("write_only", f"{fmt} rows cannot be read back (the prompt folds the prior steps in)")
     pair_in, pair_out = fmt in PAIR_FORMATS, to in PAIR_FORMATS
@@ -224,6 +243,9 @@ def _convert_row(row: dict[str, Any], fmt: str, to: str, prompt_format: str) -> 
     case = case_from_row(row, fmt)
     if case is None:
         return None
+    if case.relabelled:
+        report.relabelled += case.relabelled
+        report.relabelled_rows += 1
     if to == "processbench":
         return case_to_processbench(case)
     if to == "trl-stepwise":

@@ -222,7 +222,8 @@ def defaults_text(f: dataclasses.Field) -> str:
         return ""
     if isinstance(value, list):
         value = ",".join(map(str, value))
-    return f" [default: {value}]" if value not in (None, "") else ""
+    # escaped: typer renders help as rich markup, which would take "[default: ...]" for a style tag
+    return f" \\[default: {value}]" if value not in (None, "") else ""
 
 
 def check_input(inp: Any) -> None:

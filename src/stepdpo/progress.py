@@ -5,7 +5,8 @@ Used from Python with logging unconfigured, the library prints nothing. The comm
 a rich handler and one live display (:func:`set_display`): every stage, training run and
 evaluation adds its bar (items, rate, ETA) to it, and a finished bar leaves one log line behind.
 Where no live display can draw (output to a file, CI, a notebook), :func:`log_progress_every`
-logs a line per open bar at a steady pace instead (done/total, rate, ETA), even while an item is
+logs a line per open bar instead (done/total, rate, ETA): a few seconds after the work starts,
+then at a steady pace (``stepdpo --progress-every SECONDS``, default 30), even while an item is
 still running, so a long run is never silent.
 """
 
@@ -90,8 +91,13 @@ def _duration(seconds: float) -> str:
     return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
 
 
+FIRST_LINE_S = 3.0
+"""Seconds after a bar opens at which its first periodic line is logged (a rate to read already)."""
+
+
 def log_progress_every(seconds: float | None) -> None:
-    """Log :meth:`Bar.line` of every open bar each ``seconds`` from a background thread (None: stop)."""
+    """Log :meth:`Bar.line` of every open bar from a background thread: first
+    :data:`FIRST_LINE_S` seconds after the bar opens, then every ``seconds`` (None: stop)."""
     global _heartbeat
     if _heartbeat is not None:
         _heartbeat.set()
@@ -99,11 +105,16 @@ def log_progress_every(seconds: float | None) -> None:
     if not seconds:
         return
     stop = _heartbeat = threading.Event()
+    last: dict[int, float] = {}  # id of a bar -> when its last line was logged
 
     def beat() -> None:
-        while not stop.wait(seconds):
+        while not stop.wait(min(1.0, seconds)):
+            now = time.time()
             for bar in list(_open):
-                log.info("%s", bar.line())
+                due = last[id(bar)] + seconds if id(bar) in last else bar.t0 + min(FIRST_LINE_S, seconds)
+                if now >= due:
+                    log.info("%s", bar.line())
+                    last[id(bar)] = now
 
     threading.Thread(target=beat, name="stepdpo-progress", daemon=True).start()
 

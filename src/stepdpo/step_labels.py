@@ -39,6 +39,7 @@ class Case:
     extra: dict[str, Any] = field(default_factory=dict)
     marked: bool = False
     id_value: Any = None
+    relabelled: int = 0  # true labels after the first false one, read as false (trl-stepwise)
 
     @property
     def bodies(self) -> list[str]:
@@ -158,7 +159,8 @@ def case_from_row(row: dict[str, Any], fmt: str) -> Case | None:
     answer = row.get("answer")
     answer = None if answer is None else str(answer)
     final = row.get("final_answer_correct")
-    final = final if isinstance(final, bool) else None
+    if final is not None and not isinstance(final, bool):
+        raise RecordError("bad_field", f"'final_answer_correct' must be true, false or null, got {final!r}")
     if fmt == "processbench":
         steps = _steps_field(row, "steps")
         label = row.get("label")
@@ -172,4 +174,7 @@ def case_from_row(row: dict[str, Any], fmt: str) -> Case | None:
         raise RecordError("bad_label", "field 'labels' must hold one true/false per completion")
     first_false = next((i for i, ok in enumerate(labels) if not ok), -1)
     cid, raw = _row_id(row, row["prompt"], steps)
-    return Case(cid, row["prompt"], steps, first_false, final, answer, id_value=raw)
+    case = Case(cid, row["prompt"], steps, first_false, final, answer, id_value=raw)
+    # a step after the first wrong one builds on it: read as wrong whatever its label (counted)
+    case.relabelled = sum(1 for ok in labels[first_false + 1 :] if ok) if first_false >= 0 else 0
+    return case

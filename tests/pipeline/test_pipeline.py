@@ -131,7 +131,8 @@ rectify: {{n: 4, temperature: 1.0, max_new_tokens: 160}}
 
     card = DatasetCard.load(tmp_path / "run" / "README.md")
     assert "stepdpo" in card.data.tags and card.data.license == "apache-2.0"
-    assert [c["data_files"] for c in card.data.configs] == ["pairs.jsonl", "pairs_dpo.jsonl"]
+    assert [c["data_files"] for c in card.data.configs] == ["pairs.trl.jsonl", "pairs.jsonl", "pairs_dpo.jsonl"]
+    assert card.data.configs[0]["config_name"] == "default"  # load_dataset(folder) gives TRL's layout
     for stage in ("| collect |", "| locate |", "| rectify |", "| build (step) |", "judge verifier", "load_dataset("):
         assert stage in card.text, stage
     assert "api_key" not in card.text

@@ -378,14 +378,18 @@ def test_a_trained_model_carries_a_hub_model_card_that_eval_extends(pair_file, d
     res = train(_cfg(pair_file, default_model, tmp_path / "run", max_steps=2))
     card = ModelCard.load(Path(res["model"]) / "README.md")
     assert card.data.library_name == "transformers" and card.data.tags == ["stepdpo", "step-dpo", "dpo"]
-    assert card.data.datasets == ["pairs.jsonl"] and card.data.base_model is None  # a local folder has no hub id
+    # a local file or folder has no Hub id: none named (the Hub would link a file name to nowhere)
+    assert card.data.datasets is None and card.data.base_model is None
     assert "Step-DPO" in card.text and "lai2024stepdpo" in card.text and "- torch " in card.text
     assert "model-index" not in card.content
     ok = CliRunner().invoke(app, ["eval", "--model", res["model"], "--limit", "4", "--max-new-tokens", "60"])
     assert ok.exit_code == 0, ok.output
+    ok = CliRunner().invoke(app, ["eval", "--model", res["model"], "--limit", "6", "--max-new-tokens", "60"])
+    assert ok.exit_code == 0, ok.output
     card = ModelCard.load(Path(res["model"]) / "README.md")
-    (result,) = card.data.eval_results
-    assert result.dataset_name == "synthetic" and result.metric_type == "accuracy" and 0 <= result.metric_value <= 100
+    four, six = card.data.eval_results  # each evaluation kept with its problem count and split
+    assert four.dataset_name == "synthetic (test, 4 problems)" and six.dataset_name == "synthetic (test, 6 problems)"
+    assert four.dataset_split == "test" and four.metric_type == "accuracy" and 0 <= four.metric_value <= 100
     from stepdpo.training.card import model_card
 
     hub = model_card(
@@ -393,6 +397,10 @@ def test_a_trained_model_carries_a_hub_model_card_that_eval_extends(pair_file, d
     )
     parsed = ModelCard(hub).data
     assert parsed.base_model == "HuggingFaceTB/SmolLM2-135M-Instruct" and parsed.license == "apache-2.0"
+    on_hub = model_card(
+        {**json.loads((tmp_path / "run" / "train_config.json").read_text()), "data": "hub:me/pairs"}, 2, {}
+    )
+    assert ModelCard(on_hub).data.datasets == ["me/pairs"]
 
 
 def test_an_unknown_or_missing_tracker_is_named(pair_file, default_model, tmp_path, monkeypatch):

@@ -58,6 +58,8 @@ def _cache_of(out: Any) -> Any:
 class HFGenerator:
     """Generation with a transformers causal LM (any device)."""
 
+    backend = "hf"
+
     def __init__(
         self,
         model: str | Any,

@@ -132,6 +132,7 @@ class RayDataGenerator:
         if not ray.is_initialized():
             ray.init(address=address or os.environ.get("RAY_ADDRESS") or None, log_to_driver=False)
         self.ray, self.engine, self.replicas = ray, engine, replicas
+        self.backend = f"ray-data:{engine}"
         self.cpus, self.gpus, self.batch_size = cpus_per_replica, gpus_per_replica, batch_size
         self.model, self.path = model, resolve_model_path(model)
         self.model_name = model_name(model)

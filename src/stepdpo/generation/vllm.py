@@ -79,6 +79,8 @@ class VLLMGenerator:
     ``--max-model-len``, ``--max-num-batched-tokens``, ``--gpu-memory-utilization`` and
     ``--enforce-eager``."""
 
+    backend = "vllm"
+
     def __init__(
         self,
         model: str,

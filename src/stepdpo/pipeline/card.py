@@ -19,10 +19,13 @@ def pipeline_card(cfg: Any, summaries: list[dict[str, Any]], pair_files: list[st
     from stepdpo.problems import problems_license
 
     licence = problems_license(cfg.data)
+    trl = [f for f in pair_files if f.endswith(TRL_SUFFIX)]
+    rest = [f for f in pair_files if not f.endswith(TRL_SUFFIX)]
+    configs = [{"config_name": "default", "data_files": Path(f).name} for f in trl]
     meta: dict[str, Any] = {
         "tags": CARD_TAGS,
         "license": licence,
-        "configs": [{"config_name": Path(f).stem, "data_files": Path(f).name} for f in pair_files],
+        "configs": configs + [{"config_name": Path(f).stem, "data_files": Path(f).name} for f in rest],
     }
     locate = {k: v for k, v in asdict(cfg.locate).items() if not (cfg.locate.judge != "llm" and k in _LLM_ONLY)}
     locate.pop("api_key_env", None)  # where a key is read from is nobody's business; the key never is here
@@ -48,17 +51,59 @@ def pipeline_card(cfg: Any, summaries: list[dict[str, Any]], pair_files: list[st
         "",
         "## Loading",
         "",
+        *(_trl_route(Path(trl[0]).name, cfg) if trl else []),
+        "With stepdpo (`stepdpo train --data FILE` trains on the step pairs; a step completion gets no EOS):",
+        "",
         "```python",
         "from datasets import load_dataset",
-        *(f'{Path(f).stem} = load_dataset("json", data_files="{Path(f).name}", split="train")' for f in pair_files),
+        *(f'{Path(f).stem} = load_dataset("json", data_files="{Path(f).name}", split="train")' for f in rest),
         "```",
         "",
         "Each row is a step pair: `prompt` (the problem), `initial_reason_steps` (the prompt's step-wise "
         "opener and the correct prior steps s1..s(k-1)), `chosen` (s_win) and `rejected` (s_lose), and the "
-        "whole solutions `full_chosen` / `full_rejected`. `stepdpo train --data FILE` trains on it; a step "
-        "completion gets no EOS.",
+        "whole solutions `full_chosen` / `full_rejected`.",
     ]
     return card_text(meta, lines)
+
+
+TRL_SUFFIX = ".trl.jsonl"
+"""The TRL-ready preference file a pipeline writes beside its step pairs (``pairs.trl.jsonl``)."""
+
+
+def _trl_route(name: str, cfg: Any) -> list[str]:
+    return [
+        f"With TRL's `DPOTrainer`: the default config, `{name}`, whose `prompt` holds the problem and the prior "
+        f"steps s1..s(k-1) as `{cfg.model}` read them when sampling, with `chosen`/`rejected` the step k after them.",
+        "",
+        "```python",
+        "from datasets import load_dataset",
+        f'train_dataset = load_dataset("json", data_files="{name}", split="train")  # or load_dataset(THIS_FOLDER)',
+        "```",
+        "",
+        "Do not give TRL `pairs.jsonl` itself: it has `prompt`, `chosen` and `rejected` columns too, but its "
+        "`prompt` is the problem alone (the prior steps are in `initial_reason_steps`, which TRL ignores), so TRL "
+        "would train step k as if it were step 1. TRL also appends EOS to every completion, where a step has "
+        "none (the solution goes on after it): `stepdpo train` trains without it.",
+        "",
+    ]
+
+
+def write_trl_pairs(pairs: str | Path, out: str | Path, model: str, prompt_format: str) -> int:
+    """The step pairs in ``pairs`` as TRL's DPOTrainer reads them (``prompt`` with the prior steps
+    folded in under the model's prompt format, ``chosen``, ``rejected``); returns the row count."""
+    import json
+
+    from stepdpo.exchange import to_preference
+    from stepdpo.models import load_tokenizer
+    from stepdpo.recordio import read_records
+    from stepdpo.text.prompts import resolve_format
+
+    tokenizer = load_tokenizer(model)
+    fmt = resolve_format(tokenizer, prompt_format)
+    rows, _ = read_records(pairs, "step_pair")
+    text = "".join(json.dumps(to_preference(p, fmt, tokenizer), ensure_ascii=False) + "\n" for p in rows)
+    atomic_write_text(Path(out), text)
+    return len(rows)
 
 
 _LLM_ONLY = ("llm_model", "base_url", "concurrency", "reply_format", "cache", "request_timeout")

@@ -245,6 +245,7 @@ def run_pipeline(
             source = shard_path(path["collect"], shard) if cfg.build.pair_format == "holistic" else rect
             s = run_build(source, shard_path(path["build"], shard), cfg.build)
             summaries.append(s)
+            log.info(s.text())
             s = run_build(
                 rect,
                 shard_path(out / "pairs_dpo.jsonl", shard),
@@ -260,8 +261,11 @@ def run_pipeline(
             rows = [r for r in before if r["stage"].split()[0] not in todo and r["stage"] not in ran] + rows
     atomic_write_text(out / "summary.json", json.dumps(rows, indent=2) + "\n")
     if "build" in todo and shard is None:
-        from stepdpo.pipeline.card import pipeline_card, write_card
+        from stepdpo.pipeline.card import TRL_SUFFIX, pipeline_card, write_card, write_trl_pairs
 
-        pairs = [path["build"]] + ([out / "pairs_dpo.jsonl"] if cfg.build.pair_format != "holistic" else [])
+        trl = Path(path["build"]).with_name(Path(path["build"]).stem + TRL_SUFFIX)
+        n = write_trl_pairs(path["build"], trl, cfg.model, cfg.collect.prompt_format)
+        log.info(f"for TRL's DPOTrainer: {trl} ({n} pairs, the prior steps in the prompt)")
+        pairs = [path["build"], trl] + ([out / "pairs_dpo.jsonl"] if cfg.build.pair_format != "holistic" else [])
         write_card(out, pipeline_card(cfg, rows, [str(f) for f in pairs]))
     return summaries

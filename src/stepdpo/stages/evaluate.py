@@ -102,6 +102,7 @@ def evaluate(
         "n_problems": len(rows),
         "samples_per_problem": cfg.n,
         "model": getattr(generator, "model_name", "model"),
+        "backend": getattr(generator, "backend", "custom"),
         "data": data_name,
         "prompt_format": fmt,
         "sampling": sampling.to_dict(),

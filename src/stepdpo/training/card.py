@@ -31,6 +31,19 @@ def _base_model(model: str) -> str | None:
     return model
 
 
+def hub_dataset(data: str) -> str | None:
+    """The Hub id of a data source (``hub:ORG/NAME``, or a named source such as ``gsm8k``), or
+    none for a local file or a generated task: the card's ``datasets`` must not name a file, which
+    the Hub would turn into a dead link."""
+    from stepdpo.problems import HUB_SOURCES
+
+    if data.startswith("hub:"):
+        return data[4:].split(":")[0] or None
+    if data in HUB_SOURCES:
+        return HUB_SOURCES[data][0]
+    return None
+
+
 def _base_license(model: str) -> str | None:
     """The license the base model's own card declares, where its folder has one."""
     from huggingface_hub import ModelCard
@@ -76,9 +89,10 @@ def model_card(
     else:
         method = "Step-DPO (eq. 2: one reasoning step per pair, no EOS)" if cfg["pair_format"] == "step" else "DPO"
         keys = DPO_KEYS
+    trained_on = hub_dataset(cfg["data"])
     meta: dict[str, Any] = {
         "base_model": base,
-        "datasets": [Path(cfg["data"]).name],
+        "datasets": [trained_on] if trained_on else None,
         "library_name": "transformers",
         "license": _base_license(model),
         "tags": ["stepdpo", "step-dpo", "dpo"],  # dpo: the method's family, as the Hub files it
@@ -90,7 +104,7 @@ def model_card(
                 "results": [
                     {
                         "task": {"type": "text-generation", "name": "Math reasoning"},
-                        "dataset": {"name": e["data"], "type": e["data"]},
+                        "dataset": _index_dataset(e),
                         "metrics": [{"type": "accuracy", "value": round(100 * e["accuracy"], 2), "name": e["name"]}],
                     }
                     for e in evals
@@ -115,7 +129,7 @@ def model_card(
         "## Evaluation",
         "",
         *(
-            [f"- {e['data']}: {e['name']} {100 * e['accuracy']:.1f} %" for e in evals]
+            [f"- {_eval_label(e)}: {e['name']} {100 * e['accuracy']:.1f} %" for e in evals]
             if evals
             else ["Not evaluated yet: `stepdpo eval --model <this folder>` adds its result here."]
         ),
@@ -142,13 +156,31 @@ def write_card(folder: Path, cfg: dict[str, Any], steps: int, final: dict[str, A
     atomic_write_text(folder / CARD_DATA, json.dumps(data, indent=1, default=str))
 
 
-def add_eval(folder: Path, data: str, accuracy: float, name: str) -> bool:
-    """Add an evaluation to a trained model's card (False: the folder has no card of ours)."""
+def _eval_label(e: dict[str, Any]) -> str:
+    """``data``, its split and problem count where known: "gsm8k (test, 1319 problems)"."""
+    extra = ", ".join(x for x in (e.get("split"), f"{e['n']} problems" if e.get("n") else None) if x)
+    return f"{e['data']} ({extra})" if extra else e["data"]
+
+
+def _index_dataset(e: dict[str, Any]) -> dict[str, Any]:
+    """The ``dataset`` of a model-index result: the Hub id as its type where the data has one."""
+    out: dict[str, Any] = {"name": _eval_label(e), "type": hub_dataset(e["data"]) or e["data"]}
+    if e.get("split"):
+        out["split"] = e["split"]
+    return out
+
+
+def add_eval(
+    folder: Path, data: str, accuracy: float, name: str, n: int | None = None, split: str | None = None
+) -> bool:
+    """Add an evaluation to a trained model's card (False: the folder has no card of ours). An
+    evaluation replaces only one of the same data, split, problem count and kind; others are kept."""
     path = Path(folder) / CARD_DATA
     if not path.exists():
         return False
     card = json.loads(path.read_text())
-    evals = [e for e in card["evals"] if (e["data"], e["name"]) != (data, name)]
-    evals.append({"data": data, "accuracy": accuracy, "name": name})
+    key = (data, split, n, name)
+    evals = [e for e in card["evals"] if (e["data"], e.get("split"), e.get("n"), e["name"]) != key]
+    evals.append({"data": data, "accuracy": accuracy, "name": name, "n": n, "split": split})
     write_card(Path(folder), card["config"], card["steps"], card["final"], evals)
     return True

