@@ -262,7 +262,12 @@ def run_judge(
         "placed_too_early": early / n,
         "placed_too_late": (len(located) - right - early) / n,
         "accuracy_counting_abstentions_wrong": right / len(done),
-        "rollouts_per_solution": sum(e.evidence["rollouts"] for e in done) / len(done),
+        # each solution's search, and each problem's R(0) check once (every record of it names its cost)
+        "rollouts_per_solution": (
+            sum(e.evidence["rollouts"] for e in done)
+            + sum({e.solution.problem: e.evidence.get("root_rollouts", 0) for e in done}.values())
+        )
+        / len(done),
         "seconds": secs,
     }
 

@@ -203,15 +203,15 @@ def test_long_work_logs_progress_lines_when_the_output_is_a_file(tmp_path):
     log = tmp_path / "log"
     with open(log, "w") as fh:
         res = subprocess.run(
-            [sys.executable, "-m", "stepdpo.cli", "--progress-every", "1", "eval", "--limit", "48"]
-            + ["--max-new-tokens", "160", "--backend", "hf", "--out", str(tmp_path / "e")],
+            [sys.executable, "-m", "stepdpo.cli", "--progress-every", "1", "eval", "--limit", "96", "--n", "4"]
+            + ["--temperature", "0.8", "--max-new-tokens", "160", "--backend", "hf", "--out", str(tmp_path / "e")],
             stdout=fh,
             stderr=subprocess.STDOUT,
             timeout=300,
         )
     text = log.read_text()
     assert res.returncode == 0, text
-    lines = [x for x in text.splitlines() if "eval: " in x and "/48 problems" in x and "elapsed" in x]
+    lines = [x for x in text.splitlines() if "eval: " in x and "/96 problems" in x and "elapsed" in x]
     assert len(lines) >= 2, text
     first = re.search(r"(\d+) s elapsed", lines[0])
     assert first and int(first.group(1)) <= 5, lines[0]  # not a whole interval of silence first

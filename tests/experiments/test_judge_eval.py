@@ -98,7 +98,7 @@ def test_a_judge_never_sees_the_label(tmp_path):
     )
     run_eval_judge(cfg)
     rows = {r["id"]: r for r in map(json.loads, (tmp_path / "o" / "cases.jsonl").read_text().splitlines())}
-    assert rows[wrong.id]["rollouts"] > 0 and rows[right.id]["rollouts"] == 0
+    assert rows[wrong.id]["rollouts"] + rows[wrong.id]["root_rollouts"] > 0 and rows[right.id]["rollouts"] == 0
 
 
 def test_a_case_without_a_gold_answer_is_graded_nothing_and_counted(tmp_path):

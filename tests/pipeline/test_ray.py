@@ -121,11 +121,8 @@ def test_the_stages_through_ray_data_equal_the_local_run(cluster, tmp_path, one_
     assert gen.stats["generated_tokens"] == sum(s["tokens"] for r in here.rows for s in r["samples"])
     vllm = RayDataGenerator("default", engine="vllm", replicas=4, gpus_per_replica=2, address=cluster)
     pc = vllm.processor_config()
-    assert (pc.concurrency, pc.engine_kwargs["tensor_parallel_size"], pc.engine_kwargs["enable_prefix_caching"]) == (
-        4,
-        2,
-        True,
-    )
+    assert pc.get_concurrency() == {"min_size": 4, "max_size": 4}  # --ray-workers 4: four replicas, not 1..4
+    assert (pc.engine_kwargs["tensor_parallel_size"], pc.engine_kwargs["enable_prefix_caching"]) == (2, True)
     assert not (pc.chat_template_stage or pc.tokenize_stage or pc.detokenize_stage)
 
 

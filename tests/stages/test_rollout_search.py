@@ -88,7 +88,22 @@ def test_abstains_when_the_policy_never_solves_the_problem():
     policy = ScriptedPolicy(sols, {s.problem: 2 for s in sols}, unsolvable={sols[1].problem})
     found = RolloutJudge(policy, m=4).locate(sols)
     assert [e.first_error_step for e in found] == [2, None, 2]
-    assert found[1].reason == "unsolvable_by_policy" and found[1].evidence["rollouts"] == 4
+    assert found[1].reason == "unsolvable_by_policy" and found[1].evidence["root_rollouts"] == 4
+    assert found[1].evidence["rollouts"] == 0  # no search: the problem's R(0) check said it all
+
+
+def test_a_located_record_is_the_same_however_the_solutions_are_chunked():
+    """The R(0) check is shared within a call: its cost is named in each record of the problem
+    (root_rollouts), never charged to whichever solution came first in a chunk."""
+    from dataclasses import replace
+
+    sols = _solutions(8, count=3)
+    sols = [sols[0], replace(sols[0], id="s0-again"), *sols[1:]]  # two wrong solutions of one problem
+    policy = ScriptedPolicy(sols, {s.problem: 3 for s in sols})
+    together = [e.to_dict() for e in RolloutJudge(policy, m=4).locate(sols)]
+    apart = [e.to_dict() for s in sols for e in RolloutJudge(policy, m=4).locate([s])]
+    assert together == apart
+    assert len({e["evidence"]["root_rollouts"] for e in together}) == 1 and together[0]["evidence"]["root_rollouts"] > 0
 
 
 def test_reused_rollouts_skip_ahead():
@@ -122,6 +137,6 @@ def test_a_reproducing_success_from_the_bare_problem_starts_the_search(search):
         policy = ScriptedPolicy(sols, truth, copy=True)
         (err,) = RolloutJudge(policy, m=4, search=search, reuse=reuse, early_stop=False).locate(sols)
         assert err.first_error_step == 20
-        spent[reuse] = err.evidence["rollouts"]
+        spent[reuse] = err.evidence["rollouts"] + err.evidence["root_rollouts"]
     # R(0) succeeds reproducing steps 1..19, so only step 20 is checked: two checks in all
     assert spent[True] == 2 * 4 and spent[False] > spent[True]

@@ -222,6 +222,7 @@ def run_eval_judge(cfg: EvalJudgeConfig) -> dict[str, Any]:
                 "predicted": p,
                 "reason": e.reason if e else "no_judgement",
                 "rollouts": int(ev.get("rollouts", 0)),
+                "root_rollouts": int(ev.get("root_rollouts", 0)),  # its problem's R(0) check
             }
         )
     write_records(out / "cases.jsonl", rows)
@@ -229,8 +230,10 @@ def run_eval_judge(cfg: EvalJudgeConfig) -> dict[str, Any]:
     # without a gold answer the judge is told nothing about the final answer (graded wrong for all)
     summary["without_gold_answer"] = sum(not c.answer for c in cases)
     gen_stats = getattr(generator, "stats", {}) if generator is not None else {}
+    # each problem's R(0) check once (its records all name it), then every case's own search
+    roots = {(c.problem, c.answer): int(by_id[c.id].evidence.get("root_rollouts", 0)) for c in cases if c.id in by_id}
     summary["cost_per_case"] = {
-        "rollouts": sum(r["rollouts"] for r in rows) / len(rows),
+        "rollouts": (sum(r["rollouts"] for r in rows) + sum(roots.values())) / len(rows),
         "generated_tokens": gen_stats.get("generated_tokens", 0) / len(rows),
         "judge_calls": stats.get("calls", 0) / len(rows),
         "seconds": wall / len(rows),

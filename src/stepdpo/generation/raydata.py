@@ -158,7 +158,7 @@ class RayDataGenerator:
         return vLLMEngineProcessorConfig(
             model_source=self.path,
             engine_kwargs=self.engine_kwargs,
-            concurrency=self.replicas,
+            concurrency=(self.replicas, self.replicas),  # n replicas (an int n would autoscale 1..n)
             batch_size=self.batch_size,
             chat_template_stage=False,
             tokenize_stage=False,

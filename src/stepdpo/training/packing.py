@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 
+from stepdpo.recordio import read_records
 from stepdpo.records import StepPair
 from stepdpo.text.encoding import encode_pair_text
 from stepdpo.text.prompts import build_prompt
@@ -255,4 +256,17 @@ def micro_batches(pairs: list[EncodedPair], idx: list[int], cfg: Any) -> list[tu
         local = {i: k for k, i in enumerate(sub)}
         batch = collate([pairs[i] for i in sub], [[local[i] for i in row] for row in group], shared=cfg.prefix_sharing)
         out.append(([i for row in group for i in row], batch))
+    return out
+
+
+def read_val_sets(specs: list[str]) -> list[tuple[str, str, list[StepPair]]]:
+    """``(name, format, pairs)`` of each ``--val-sets`` entry NAME=FORMAT:FILE."""
+    out = []
+    for spec in specs:
+        name, sep, rest = spec.partition("=")
+        fmt, sep2, path = rest.partition(":")
+        if not sep or not sep2 or not name or fmt not in ("step", "dpo") or not path:
+            raise ValueError(f"--val-sets entry {spec!r}: expected NAME=FORMAT:FILE with FORMAT step or dpo")
+        pairs, _ = read_records(path, "step_pair")
+        out.append((name, fmt, pairs))
     return out

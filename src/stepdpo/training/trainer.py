@@ -35,6 +35,7 @@ from stepdpo.training.packing import (
     PackedBatch,
     encode_pairs,
     micro_batches,
+    read_val_sets,
 )
 from stepdpo.training.reference import rank_index, reference_tables
 from stepdpo.training.trackers import ReportOptions, Trackers, chosen, default_run_name
@@ -271,7 +272,7 @@ def _train(cfg: TrainConfig, accelerator: Any, out: Path) -> dict[str, Any]:
         raise ValueError(f"{cfg.data}: no training pairs")
     tok, model, dtype = _load(cfg, device)
     enc, venc = (_encode(tok, ps, cfg, cfg.pair_format) for ps in (train_pairs, val))
-    extra = [(name, _encode(tok, ps, cfg, fmt)) for name, fmt, ps in _val_sets(cfg)]
+    extra = [(name, _encode(tok, ps, cfg, fmt)) for name, fmt, ps in read_val_sets(cfg.val_sets)]
     ref, vref = reference_tables(model, enc, venc + [p for _, e in extra for p in e], cfg, out, accelerator, dtype)
     scored, at = [("eval/", venc, vref[: len(venc)])], len(venc)
     for name, e in extra:
@@ -390,16 +391,3 @@ def _encode(tok, pairs: list[StepPair], cfg: TrainConfig, pair_format: str) -> l
         max_prompt_tokens=cfg.max_prompt_tokens,
         max_completion_tokens=cfg.max_completion_tokens,
     )
-
-
-def _val_sets(cfg: TrainConfig) -> list[tuple[str, str, list[StepPair]]]:
-    """``(name, format, pairs)`` of each ``--val-sets`` entry NAME=FORMAT:FILE."""
-    out = []
-    for spec in cfg.val_sets:
-        name, sep, rest = spec.partition("=")
-        fmt, sep2, path = rest.partition(":")
-        if not sep or not sep2 or not name or fmt not in ("step", "dpo") or not path:
-            raise ValueError(f"--val-sets entry {spec!r}: expected NAME=FORMAT:FILE with FORMAT step or dpo")
-        pairs, _ = read_records(path, "step_pair")
-        out.append((name, fmt, pairs))
-    return out

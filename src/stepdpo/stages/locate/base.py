@@ -33,6 +33,7 @@ def locate_chunk(judge: Judge, solutions: list[Solution], include_correct: bool 
     wrong step in them)."""
     todo = [s for s in solutions if include_correct or not s.correct]
     located = iter(judge.locate(todo)) if todo else iter(())
+    checked: set[tuple[str, str | None]] = set()  # problems whose R(0) check this chunk paid for
     for sol in solutions:
         res = ItemResult(key=sol.id)
         if sol.correct and not include_correct:
@@ -41,6 +42,9 @@ def locate_chunk(judge: Judge, solutions: list[Solution], include_correct: bool 
             continue
         err = next(located)
         res.records.append(err)
+        if "root_rollouts" in err.evidence and (sol.problem, sol.answer) not in checked:
+            checked.add((sol.problem, sol.answer))
+            res.counters["rollouts"] += int(err.evidence["root_rollouts"])
         if err.first_error_step is None:
             res.counters[f"unlocated:{err.reason or 'unknown'}"] += 1
         else:

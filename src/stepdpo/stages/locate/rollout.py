@@ -142,7 +142,8 @@ class RolloutJudge:
         """The first error of each solution. A solution graded correct reaches the gold answer:
         R(n) holds, so no step is found wrong (an error the solution recovers from is invisible to
         rollouts). The R(0) check is shared by the solutions of a problem within one call (a chunk
-        of the stage), so a record never depends on which chunks ran before it."""
+        of the stage); each record carries its own search's ``rollouts`` and the R(0) check's cost
+        as ``root_rollouts``, so a record is the same however the solutions were chunked."""
         self._root = {}
         found = iter(self._locate_wrong([s for s in solutions if not s.correct]))
         return [
@@ -158,24 +159,23 @@ class RolloutJudge:
         if self.abstain:
             # if the policy never solves the problem from scratch, rollouts cannot tell where it
             # went wrong: the error is recorded as unlocated rather than guessed as step 1
-            fresh = {(s.problem, s.answer) for s in solutions} - set(self._root)
             root = self._solvable(solutions)
             for j, s in enumerate(solutions):
                 key = (s.problem, s.answer)
-                root_cost[j] = root[key][1] if key in fresh else 0
-                fresh.discard(key)
+                root_cost[j] = root[key][1]  # the problem's check, the same in each of its records
                 if not root[key][0]:
                     out[j] = LocatedError(
                         s,
                         None,
                         self.name,
                         reason="unsolvable_by_policy",
-                        evidence={"rollouts": root_cost[j], "m": self.m, "search": self.search},
+                        evidence={"rollouts": 0, "root_rollouts": root_cost[j], "m": self.m, "search": self.search},
                     )
                 start[j] = self._depth(s, 0, root[key][0])
         todo = [j for j in range(len(solutions)) if out[j] is None]
         for j, err in zip(todo, self._search([solutions[j] for j in todo], [start[j] for j in todo])):
-            err.evidence["rollouts"] += root_cost.get(j, 0)
+            if j in root_cost:
+                err.evidence["root_rollouts"] = root_cost[j]
             out[j] = err
         return out  # type: ignore[return-value]
 
