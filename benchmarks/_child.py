@@ -9,9 +9,10 @@ import subprocess
 import sys
 
 
-def run_child(cmd: list[str], what: str) -> dict:
-    """The child's RESULT object; a failed child's output is printed and the benchmark stops."""
-    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
+def run_child(cmd: list[str], what: str, env: dict[str, str] | None = None) -> dict:
+    """The child's RESULT object; a failed child's output is printed and the benchmark stops.
+    ``env``: variables set for the child beside this process's."""
+    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", **(env or {})}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
     if line is None:

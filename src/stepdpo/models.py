@@ -102,6 +102,14 @@ def load_model(model: str, dtype: str = "auto", device: str = "auto") -> Any:
     return lm.to(dev).eval()
 
 
+def absolute_model(model: str) -> str:
+    """A local model folder as an absolute path (names and hub ids as they are): what is shipped to
+    Ray workers, which start in the folder where ``ray start`` ran, not in the driver's."""
+    if model in NAMED_MODELS or not Path(model).expanduser().exists():
+        return model
+    return str(Path(model).expanduser().resolve())
+
+
 def model_name(model: str) -> str:
     """A short, stable name for records and reports."""
     p = Path(model)

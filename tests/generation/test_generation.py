@@ -249,3 +249,6 @@ def test_ray_data_rows_are_one_per_sample_with_its_own_seed():
     assert finish_reason([5, 6], "x\nStep 2", cfg, eos) == "stop"
     assert finish_reason(list(range(1, 9)), "no marker", cfg, eos) == "length"
     assert finish_reason(list(range(1, 9)), "ends\nStep 3", cfg, eos) == "stop"  # at the limit, on a stop
+    # the model's context cut it short of max_new_tokens: "length", as a local run says
+    assert finish_reason([5, 6, 7], "no marker", cfg, eos, room=3) == "length"
+    assert finish_reason([5, 6, 7], "no marker", cfg, eos, room=4) == "stop"

@@ -9,8 +9,8 @@ token for token; ``stepdpo collect --backend vllm`` gives the same records when 
 engine and when its problems are batched one per chunk instead of sixteen (seeds per sample:
 :func:`~stepdpo.generation.base.row_seed`).
 
-``--executor ray-data`` is not run here: ``ray.data.llm``'s vLLM processor asks Ray for GPUs for
-its replicas and does not run on vLLM's CPU build (docs/scale-out.md)."""
+``--executor ray-data`` is not run here: ``ray.data.llm``'s vLLM stage places each replica in a
+placement group of GPU bundles, which a machine without GPUs never grants (docs/scale-out.md)."""
 
 import hashlib
 import json

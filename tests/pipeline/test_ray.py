@@ -263,3 +263,18 @@ def test_a_driver_killed_mid_stage_resumes_from_the_ledger(cluster, tmp_path, on
     assert rows[: len(first)] == first and len({r["id"] for r in rows}) == len(rows)
     assert rows == _rows(tmp_path / "local" / "errors.jsonl")
     assert "resumed" in done.stdout + done.stderr
+    assert "constructor arguments in the object store" not in done.stderr  # Ray's ERROR line, once on every run
+
+
+def test_a_relative_model_folder_works_on_a_cluster_started_elsewhere(cluster, tmp_path, default_model):
+    """The workers start in the folder where ``ray start`` ran: the driver ships its own folder's path."""
+    import shutil
+
+    shutil.copytree(default_model, tmp_path / "models" / "mine")
+    out = tmp_path / "errors.jsonl"
+    cmd = [*STEPDPO, "collect", "--model", "models/mine", "--limit", "2", "--k", "2", "--max-new-tokens", "40",
+           "--backend", "hf", "--out", str(out), "--executor", "ray", "--ray-address", cluster, "--ray-workers", "1"]  # fmt: skip
+    assert Path.cwd() != tmp_path
+    done = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert len(_rows(out)) >= 0 and "collect: 2 in" in done.stderr + done.stdout

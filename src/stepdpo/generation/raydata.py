@@ -47,14 +47,19 @@ def request_rows(encoded: list[list[int]], prompts: list[str], sampling: Samplin
     ]
 
 
-def finish_reason(tokens: list[int], text_of_tokens: str, sampling: SamplingConfig, eos: set[int]) -> str:
+def finish_reason(
+    tokens: list[int], text_of_tokens: str, sampling: SamplingConfig, eos: set[int], room: int | None = None
+) -> str:
     """Why a vLLM sample ended (ray.data.llm returns its tokens, not vLLM's reason): the EOS token,
-    a stop string in the decoded tokens, else the token limit."""
+    a stop string in the decoded tokens, else a length limit: ``max_new_tokens`` or the ``room`` the
+    model's context left after the prompt (a context cut is "length", as a local run reports it)."""
     if tokens and tokens[-1] in eos:
         return "eos"
     if any(s in text_of_tokens for s in sampling.stop):
         return "stop"
-    return "length" if len(tokens) >= sampling.max_new_tokens else "stop"
+    if len(tokens) >= sampling.max_new_tokens or (room is not None and len(tokens) >= room):
+        return "length"
+    return "stop"
 
 
 class _HFReplica:
@@ -203,7 +208,7 @@ class RayDataGenerator:
             key = (int(row["prompt_index"]), int(row["sample"]))
             if key in got:
                 raise RuntimeError(f"Ray Data returned sample {key} twice")
-            got[key] = self._completion(row, sampling)
+            got[key] = self._completion(row, sampling, len(encoded[fits[key[0]]]))
         missing = len(rows) - len(got)
         if missing:
             raise RuntimeError(f"Ray Data returned {len(got)} of {len(rows)} samples ({missing} lost)")
@@ -215,10 +220,11 @@ class RayDataGenerator:
         self.stats["generated_tokens"] += sum(c.num_tokens for c in got.values())
         return [list(results[p]) for p in prompts]
 
-    def _completion(self, row: dict[str, Any], sampling: SamplingConfig) -> Completion:
+    def _completion(self, row: dict[str, Any], sampling: SamplingConfig, prompt_tokens: int) -> Completion:
         if "finish_reason" in row:  # the transformers replica says why it stopped
             return Completion(str(row["generated_text"]), int(row["num_generated_tokens"]), str(row["finish_reason"]))
         tokens = [int(t) for t in row.get("generated_tokens", [])]
         decoded = self.tokenizer.decode(tokens, skip_special_tokens=False) if sampling.stop else ""
-        reason = finish_reason(tokens, decoded, sampling, self.eos)
+        room = self.context - prompt_tokens if self.context else None
+        reason = finish_reason(tokens, decoded, sampling, self.eos, room)
         return Completion(str(row["generated_text"]), int(row["num_generated_tokens"]), reason)

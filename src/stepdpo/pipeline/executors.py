@@ -179,8 +179,10 @@ class RayExecutor:
         actor_cls = ray.remote(_Worker).options(
             num_cpus=self.cpus, num_gpus=self.gpus, max_restarts=self.max_restarts, max_task_retries=self.max_restarts
         )
-        ref = ray.put(fn)
-        self.actors = [actor_cls.remote(ref) for _ in range(min(self.workers, len(chunks)))]
+        # the chunk function goes inline with each actor's creation (it is small: a LazyGenerator is a
+        # name and options): an argument in the object store would be lost to a restarted actor if
+        # the store evicted it, which Ray warns of at ERROR level on every run
+        self.actors = [actor_cls.remote(fn) for _ in range(min(self.workers, len(chunks)))]
         try:
             pending: dict[Any, tuple[int, int]] = {}  # result ref -> (chunk, actor)
             load = [0] * len(self.actors)
@@ -242,14 +244,17 @@ def make_generator(cfg: Any) -> Any:
     """The generator of a config with model options (``model``, ``backend``, ``batch_size``): built
     here for the local executor, a :class:`LazyGenerator` each Ray actor builds for itself, a
     Ray Data pipeline for ``ray-data``."""
+    from stepdpo.models import absolute_model
+
     kwargs = cfg.generator_kwargs()
+    model = absolute_model(cfg.model)  # a relative folder means the driver's, wherever a worker starts
     if getattr(cfg, "executor", "local") == "ray-data":
         from stepdpo.generation.raydata import RayDataGenerator
 
         # auto: vLLM where the replicas get GPUs (the driver may sit on a CPU node)
         engine = "vllm" if cfg.backend == "vllm" or (cfg.backend == "auto" and cfg.ray_gpus_per_worker > 0) else "hf"
         return RayDataGenerator(
-            cfg.model,
+            model,
             engine=engine,
             replicas=cfg.ray_workers,
             cpus_per_replica=cfg.ray_cpus_per_worker,
@@ -261,7 +266,7 @@ def make_generator(cfg: Any) -> Any:
     if getattr(cfg, "executor", "local") == "ray":
         if cfg.backend == "vllm" and cfg.ray_gpus_per_worker > 1:
             kwargs["tensor_parallel_size"] = int(cfg.ray_gpus_per_worker)
-        return LazyGenerator(cfg.model, backend=cfg.backend, **kwargs)
+        return LazyGenerator(model, backend=cfg.backend, **kwargs)
     from stepdpo.generation import load_generator
 
     return load_generator(cfg.model, backend=cfg.backend, **kwargs)
