@@ -6,9 +6,9 @@ sampling settings and model, like with like:
   and actor start-up); only the cluster's own start (``ray.init``, once per machine) is apart;
 - the same cores: the local process decodes on ``--workers`` threads, each Ray worker on one;
 - ``--rounds`` rounds (3), the ways alternating within each, reported as median, min and max;
-- the machine's state said beside the figures: "quiet" when its 1-minute load average was under
-  0.5 before the run, else "loaded" (other work on the cores slows a multi-threaded local run far
-  more than one-thread workers, so the two situations give different ratios).
+- the machine's state said beside the figures: "quiet" when under 10 % of its CPU time was busy in
+  the 3 s before the run, else "loaded" (other work on the cores slows a multi-threaded local run
+  far more than one-thread workers, so the two situations give different ratios).
 
 Every way must write the same records as the local run (checked). ``--no-ray-data`` leaves the Ray
 Data run out.
@@ -58,9 +58,11 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp())
     torch.set_num_threads(args.workers)  # the local process gets the cores the workers share, one each
 
+    import psutil
     import ray
 
-    load_before = os.getloadavg()[0]
+    # the machine's state: its CPU use over 3 s before anything starts (this process idle)
+    busy_before = psutil.cpu_percent(interval=3.0)
     t = time.time()
     ray.init(num_cpus=args.workers, include_dashboard=False, log_to_driver=False)
     ray_init = time.time() - t
@@ -97,26 +99,22 @@ def main() -> None:
                 same[way] &= out.read_text() == (tmp / f"local-{rnd}.jsonl").read_text()
             print(f"round {rnd + 1} {way}: {n} solutions in {secs:.1f} s ({n / secs:.2f}/s)", flush=True)
     ray.shutdown()
-    load_after = os.getloadavg()[0]
-    # the machine's own load beside this benchmark: a 1-minute load average above what the
-    # benchmark alone puts there (about its worker count while it runs) means other work shared the cores
-    quiet = load_before < 0.5
+    quiet = busy_before < 10.0
     res = {
         "problems": args.problems,
         "solutions": n,
         "workers": args.workers,
         "cpus": os.cpu_count(),
         "machine": "quiet" if quiet else "loaded",
-        "load_average_before": round(load_before, 2),
-        "load_average_after": round(load_after, 2),
+        "cpu_busy_before_pct": busy_before,
         "ray_init_s": round(ray_init, 2),
         "solutions_per_s": {w: spread(r) for w, r in rates.items()},
         "ray_over_local": spread([r / lo for r, lo in zip(rates["ray"], rates["local"])]),
         "same_records": same,
     }
     print(
-        f"{'a quiet machine' if quiet else 'a LOADED machine'} (1-minute load average {load_before:.2f} before, "
-        f"{os.cpu_count()} CPUs); ray cluster start {ray_init:.1f} s apart; model loads counted in every way"
+        f"{'a quiet machine' if quiet else 'a LOADED machine'} ({busy_before:.0f} % of {os.cpu_count()} CPUs busy "
+        f"before the run); ray cluster start {ray_init:.1f} s apart; model loads counted in every way"
     )
     for w, r in res["solutions_per_s"].items():
         print(f"{w}: median {r['median']:.2f} solutions/s ({r['min']:.2f} to {r['max']:.2f}, {r['rounds']} rounds)")

@@ -222,6 +222,7 @@ def test_tune_then_demo_write_the_promised_results(tmp_path):
     res = run_demo(DemoConfig(out=str(out), seeds=[0, 1], picks=str(picks), **small))
     saved = json.loads((out / "results.json").read_text())
     assert saved["seeds"] == [0, 1] and saved["wall_s"] > 0 and saved == json.loads(json.dumps(res))
+    assert saved["sampling_backend"]["name"] == "hf" and "vLLM" in saved["sampling_backend"]["why"]
     for arm in ARMS:
         a = saved["accuracy"][arm]
         assert len(a["values"]) == 2 and a["ci95"][0] <= a["mean"] <= a["ci95"][1]

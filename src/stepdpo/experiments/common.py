@@ -28,6 +28,13 @@ ARMS = ("sft", "dpo", "dpo_shared_prefix", "step_dpo", "step_dpo_ood")
 """The demo's arms (Tables 3 and 4): the SFT model, and four preference trainings of it on pairs
 from the same error-collection problems."""
 TRAINED = ARMS[1:]
+SAMPLING_BACKEND = {
+    "name": "hf",
+    "why": "the transformers backend: on CPUs it samples faster than vLLM's CPU build at the demo's "
+    "sizes, the engine's start-up included (docs/benchmarks.md, benchmarks/generation.py); vLLM on "
+    "GPUs is not measured against it here, so the demo does not switch to it",
+}
+"""Which generation backend the demo's stages sample with, and why (``results.json`` says so)."""
 LABELS = {
     "sft": "SFT",
     "dpo": "SFT + DPO (holistic)",
@@ -333,7 +340,7 @@ def synthetic_pipeline(
         limit=limit,
         data_seed=data_seed,
         out=str(out),
-        backend="hf",
+        backend=SAMPLING_BACKEND["name"],
         batch_size=batch_size,
         collect=CollectConfig(k=k, keep_correct=keep_correct, **sampling),
         locate=LocateConfig(judge=judge, max_new_tokens=max_new_tokens, seed=seed, temperature=rollout_temperature),

@@ -25,6 +25,7 @@ from stepdpo.experiments.arms import COMMON_SEED, arm_data, cap, problem_sets, r
 from stepdpo.experiments.common import (
     ARM_DATA,
     ARMS,
+    SAMPLING_BACKEND,
     TRAINED,
     DemoConfig,
     eval_key,
@@ -158,6 +159,7 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
         "data_stages": {str(s): data[s]["stages"] for s in seeds},
         "stage_seconds": {k: round(v, 1) for k, v in times.items()},
         "unit_costs": unit_costs(data, times, main, seeds, cfg.setting),
+        "sampling_backend": SAMPLING_BACKEND,
         "config": asdict(cfg),
         "wall_s": round(time.time() - t_all, 1),
     }
