@@ -223,6 +223,13 @@ def test_tune_then_demo_write_the_promised_results(tmp_path):
     saved = json.loads((out / "results.json").read_text())
     assert saved["seeds"] == [0, 1] and saved["wall_s"] > 0 and saved == json.loads(json.dumps(res))
     assert saved["sampling_backend"]["name"] == "hf" and "vLLM" in saved["sampling_backend"]["why"]
+    # the primary comparison, declared in primary.json before scoring, tested on every seed's problems
+    declared = json.loads((out / "primary.json").read_text())
+    prim = saved["primary"]
+    assert declared["arms"] == prim["arms"] == ["step_dpo", "sft"] and prim["seeds_scored"] == 2
+    assert {k: prim[k] for k in declared} == declared and 0 <= prim["p"] <= 1
+    assert prim["bootstrap_ci95"][0] <= prim["difference"] <= prim["bootstrap_ci95"][1]
+    assert prim["difference"] == pytest.approx(100 * saved["differences"]["step_dpo_minus_sft"]["mean"], abs=0.01)
     for arm in ARMS:
         a = saved["accuracy"][arm]
         assert len(a["values"]) == 2 and a["ci95"][0] <= a["mean"] <= a["ci95"][1]

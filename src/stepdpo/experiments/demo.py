@@ -40,6 +40,7 @@ from stepdpo.experiments.common import (
     train_config,
     train_key,
 )
+from stepdpo.experiments.primary import PRIMARY, declare, outcomes_of, score
 from stepdpo.experiments.report import report
 from stepdpo.progress import Bar, log
 from stepdpo.recordio import atomic_write_text, read_records, write_records
@@ -84,6 +85,8 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
         judges = _judge_agreement(cfg, out / "common", out / "judge-agreement")
         whole.update(1)
         times["judge agreement"] = time.time() - t
+    primary = declare(PRIMARY, len(sets["test"][seeds[0]]), len(seeds), out)  # before any arm is scored
+    outcomes: dict[str, list] = {a: [] for a in PRIMARY}
     acc: dict[str, dict[str, list[float]]] = {"greedy": {a: [] for a in ARMS}, "sampled": {a: [] for a in ARMS}}
     data, logs, ref_lp = {}, {a: [] for a in TRAINED}, {"id": [], "ood": []}
     for seed in seeds:
@@ -125,6 +128,9 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
                     if arm in models
                     else None
                 )
+            if arm in outcomes:  # never a stale file: an arm without a model on this seed has none
+                where = sdir / f"eval-{arm}" / ("sampled" if sampled else "greedy")
+                outcomes[arm].append(outcomes_of(where) if arm in models else None)
             whole.update(1)
             times["evaluate"] = times.get("evaluate", 0) + time.time() - t
         main = acc["sampled" if sampled else "greedy"]
@@ -138,6 +144,7 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
         "task": cfg.name,
         "seeds": seeds,
         "accuracy_kind": "sampled" if sampled else "greedy",
+        "primary": score(primary, outcomes),
         "accuracy": {a: mean_ci(v) for a, v in main.items()},
         "differences": {k: mean_ci(paired(main[a], main[b])) for k, (a, b) in DIFFERENCES.items()},
         "ref_logp_per_token": {k: mean_ci(v) for k, v in ref_lp.items()},

@@ -6,6 +6,7 @@ from typing import Any
 
 from stepdpo.experiments.common import ABLATED, LABELS, interval
 from stepdpo.experiments.judge_eval import agreement_section
+from stepdpo.experiments.primary import primary_section
 from stepdpo.experiments.settings import OOD_VOICES
 
 DPO, GAP = "dpo_shared_prefix", "step_dpo_minus_dpo_shared_prefix"  # what `stepdpo ablate` compares
@@ -79,6 +80,7 @@ def report(res: dict[str, Any], ablations: dict[str, Any] | None = None) -> str:
             else "lr and beta: each arm's pick from the same grid on validation problems (`stepdpo demo --tune`)."
         ),
         "",
+        *primary_section(res.get("primary"), LABELS),
         "## What holds here",
         "",
         f"| paper | ordering | difference (points) | per seed | here | here, one of {len(PAPER_ORDERINGS)} tests |",

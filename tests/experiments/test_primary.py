@@ -1,0 +1,55 @@
+"""The primary comparison's pooled test: the exact sign test on discordant problems across seeds,
+the two-level bootstrap, and the detectable effect from the design alone."""
+
+import math
+
+import pytest
+
+from stepdpo.experiments.primary import (
+    bootstrap_interval,
+    declare,
+    detectable_effect,
+    discordant,
+    exact_test,
+    pooled_difference,
+    score,
+)
+
+
+def test_discordant_problems_pool_across_seeds_into_one_exact_test():
+    a = [[1, 1, 1, 0, 1], [1, 1, 0, 1]]
+    b = [[0, 1, 0, 0, 1], [1, 0, 0, 0]]
+    assert discordant(a, b) == (4, 0)
+    res = exact_test(a, b)
+    assert (res["a_only"], res["b_only"]) == (4, 0) and res["p"] == pytest.approx(2 * 0.5**4)  # two-sided
+    assert exact_test(b, a)["p"] == pytest.approx(res["p"])
+    assert pooled_difference(a, b) == pytest.approx(100 * 4 / 9)
+    with pytest.raises(ValueError, match="same problems"):
+        discordant([[1, 0]], [[1]])
+
+
+def test_the_bootstrap_interval_covers_the_difference_and_narrows_with_more_problems():
+    small = ([[1, 0, 1, 1, 0, 1]] * 3, [[0, 0, 1, 0, 0, 1]] * 3)
+    lo, hi = bootstrap_interval(*small, draws=2000)
+    assert lo <= pooled_difference(*small) <= hi
+    big = ([[1, 0, 1, 1, 0, 1] * 10] * 3, [[0, 0, 1, 0, 0, 1] * 10] * 3)
+    blo, bhi = bootstrap_interval(*big, draws=2000)
+    assert bhi - blo < hi - lo
+    same = ([[1, 0, 1]] * 2, [[1, 0, 1]] * 2)
+    assert bootstrap_interval(*same, draws=200) == [0.0, 0.0]
+
+
+def test_the_detectable_effect_comes_from_the_design_alone():
+    # (1.96 + 0.84) * sqrt(0.5 / 300) = 11.4 points: three seeds of 100 problems cannot see 4 points
+    assert detectable_effect(300) == pytest.approx(100 * 2.8016 * math.sqrt(0.5 / 300), rel=1e-3)
+    assert detectable_effect(1200) == pytest.approx(detectable_effect(300) / 2, rel=1e-9)
+    d = declare(("step_dpo", "sft"), 100, 3)
+    assert d["arms"] == ["step_dpo", "sft"] and d["detectable_effect_80"] == pytest.approx(11.44, abs=0.01)
+
+
+def test_scoring_leaves_out_seeds_without_both_arms():
+    d = declare(("step_dpo", "sft"), 4, 3)
+    res = score(d, {"step_dpo": [[1, 1, 0, 1], None, [1, 1, 1, 1]], "sft": [[0, 1, 0, 1], [1, 1, 1, 1], [1, 0, 1, 1]]})
+    assert res["seeds_scored"] == 2 and (res["a_only"], res["b_only"]) == (2, 0)
+    assert res["difference"] == pytest.approx(25.0) and res["bootstrap_ci95"][0] <= 25.0 <= res["bootstrap_ci95"][1]
+    assert res["detectable_effect_80_at_observed_discordance"] < d["detectable_effect_80"]
