@@ -1,4 +1,5 @@
-"""Training part of a model: the last decoder layers only (LLaMA-Factory's "freeze" tuning)."""
+"""Training part of a model: the last decoder layers only (LLaMA-Factory's "freeze" tuning), or LoRA
+adapters (PEFT)."""
 
 from __future__ import annotations
 
@@ -26,3 +27,11 @@ def freeze_below(model: Any, trainable_layers: int) -> None:
         if module is not None:
             for p in module.parameters():
                 p.requires_grad_(True)
+
+
+def wrap_lora(model: Any, r: int, alpha: float, dropout: float) -> Any:
+    """The model with LoRA adapters of rank ``r`` on every linear layer (PEFT), the rest frozen."""
+    from peft import LoraConfig, get_peft_model
+
+    lcfg = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules="all-linear", task_type="CAUSAL_LM")
+    return get_peft_model(model, lcfg)

@@ -47,6 +47,33 @@ def window_mean(rows: list[dict[str, Any]], keys: tuple[str, ...]) -> dict[str, 
     return out
 
 
+def eval_timing(prefix: str, seconds: float, pairs: int, batch: int, tokens: int) -> dict[str, float]:
+    """A validation pass's timing under the Trainer's names (``eval/runtime`` ...), and the input
+    tokens trained on so far, which TRL logs with each validation pass too."""
+    return {
+        f"{prefix}num_tokens": float(tokens),
+        f"{prefix}runtime": round(seconds, 4),
+        f"{prefix}samples_per_second": round(pairs / seconds, 3) if seconds > 0 else 0.0,
+        f"{prefix}steps_per_second": round(-(-pairs // batch) / seconds, 3) if seconds > 0 else 0.0,
+    }
+
+
+def run_summary(rows: list[dict[str, Any]], seconds: float, pairs: int, steps: int, tokens: int, model: Any) -> dict:
+    """The Trainer's end-of-run log: runtime, throughput, the mean training loss, and ``total_flos``
+    as the Trainer estimates it (6 x parameters outside the embeddings x input tokens)."""
+    base = model.module if hasattr(model, "module") else model
+    base = getattr(base, "model", base)  # inside the trainer's CompletionLogProbs wrapper
+    params = base.num_parameters(exclude_embeddings=True) if hasattr(base, "num_parameters") else 0
+    losses = [r["loss"] for r in rows if "loss" in r]
+    return {
+        "train_runtime": round(seconds, 4),
+        "train_samples_per_second": round(pairs / seconds, 3) if seconds > 0 else 0.0,
+        "train_steps_per_second": round(steps / seconds, 3) if seconds > 0 else 0.0,
+        "total_flos": float(6 * params * tokens),
+        "train_loss": sum(losses) / len(losses) if losses else 0.0,
+    }
+
+
 class TrainLog:
     """Writes each row to ``log.jsonl`` and TensorBoard (``tb/``) in ``out``; ``close(plot=True)``
     draws ``curves.png``. Only the main process writes."""

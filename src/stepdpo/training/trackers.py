@@ -202,6 +202,21 @@ class Trackers:
             sent[name] = step
         self._save()
 
+    def summary(self, values: dict[str, float], step: int) -> None:
+        """The end-of-run summary (``train_runtime`` ...), as the Trainer logs it: TensorBoard and W&B
+        ``train/train_runtime`` ..., MLflow ``train_runtime`` ...; Trackio's callback leaves it out."""
+        for name, t in self._open.items():
+            if name == "tensorboard":
+                for k, v in tracker_names(values, name, step).items():
+                    t.add_scalar(k, v, step)
+                t.flush()
+            elif name == "wandb":
+                t.log(tracker_names(values, name, step), step=step)
+            elif name == "mlflow":
+                import mlflow
+
+                mlflow.log_metrics(tracker_names(values, name, step), step=step)
+
     def close(self) -> None:
         for name, t in list(self._open.items()):
             if name == "tensorboard":

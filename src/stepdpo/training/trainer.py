@@ -28,7 +28,7 @@ from stepdpo.records import StepPair, content_id
 from stepdpo.text.prompts import FORMATS
 from stepdpo.training.checkpoints import resume_checkpoint, save_checkpoint, save_model
 from stepdpo.training.distributed import make_accelerator, rank_share, rank_slice
-from stepdpo.training.freeze import freeze_below
+from stepdpo.training.freeze import freeze_below, wrap_lora
 from stepdpo.training.losses import make_loss, sft_loss
 from stepdpo.training.packing import (
     CompletionLogProbs,
@@ -227,19 +227,6 @@ def _load(cfg: TrainConfig, device: torch.device):
     return tok, model, dtype
 
 
-def _wrap_lora(model, cfg: TrainConfig):
-    from peft import LoraConfig, get_peft_model
-
-    lcfg = LoraConfig(
-        r=cfg.lora_r,
-        lora_alpha=cfg.lora_alpha,
-        lora_dropout=cfg.lora_dropout,
-        target_modules="all-linear",
-        task_type="CAUSAL_LM",
-    )
-    return get_peft_model(model, lcfg)
-
-
 def train(cfg: TrainConfig) -> dict[str, Any]:
     """Train and save the model; returns the final metrics. Resumable with ``cfg.resume``. One run
     per output folder: a second run on the same ``out`` fails at once, naming the first's process."""
@@ -257,7 +244,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
 def _train(cfg: TrainConfig, accelerator: Any, out: Path) -> dict[str, Any]:
     from transformers import get_cosine_schedule_with_warmup
 
-    from stepdpo.training.logs import TrainLog, window_mean
+    from stepdpo.training.logs import TrainLog, eval_timing, run_summary, window_mean
 
     device, rank, world = accelerator.device, accelerator.process_index, accelerator.num_processes
     random.seed(cfg.seed)
@@ -281,7 +268,7 @@ def _train(cfg: TrainConfig, accelerator: Any, out: Path) -> dict[str, Any]:
     if cfg.lora_r and cfg.trainable_layers:
         raise ValueError("--trainable-layers and --lora-r are two ways to train part of the model: choose one")
     if cfg.lora_r:
-        model = _wrap_lora(model, cfg)
+        model = wrap_lora(model, cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout)
     freeze_below(model, cfg.trainable_layers)
     model.train()
     steps_per_epoch = math.ceil(len(enc) / cfg.global_batch)
@@ -309,13 +296,20 @@ def _train(cfg: TrainConfig, accelerator: Any, out: Path) -> dict[str, Any]:
         from dataclasses import replace
 
         step_cfg = replace(cfg, rows_per_micro=1 << 30)
-    t0, seen, window = time.time(), 0, []
-    bar = Bar("train", total, initial=start, unit="step", enabled=accelerator.is_main_process)
-    for step in range(start, total):
+
+    def step_pairs(step: int) -> list[int]:  # the pairs of an optimizer step: epoch-seeded shuffles
         epoch, k = divmod(step, steps_per_epoch)
         order = list(range(len(enc)))
         random.Random(cfg.seed * 1000 + epoch).shuffle(order)
-        chunk = order[k * cfg.global_batch : (k + 1) * cfg.global_batch]
+        return order[k * cfg.global_batch : (k + 1) * cfg.global_batch]
+
+    # input tokens seen, as the Trainer counts them (prompt and completion, each side): num_tokens
+    tokens = sum(enc[i].length(shared=False) for st in range(start) for i in step_pairs(st))
+    t0, seen, window = time.time(), 0, []
+    bar = Bar("train", total, initial=start, unit="step", enabled=accelerator.is_main_process)
+    for step in range(start, total):
+        chunk = step_pairs(step)
+        tokens += sum(enc[i].length(shared=False) for i in chunk)
         mine, weight = rank_share(chunk, rank, world)
         n_global = len(chunk)
         sums = train_step(
@@ -334,6 +328,7 @@ def _train(cfg: TrainConfig, accelerator: Any, out: Path) -> dict[str, Any]:
             "learning_rate": sched.get_last_lr()[0],
             **_metrics(sums, n_global, ""),
             "grad_norm": float(grad_norm) if grad_norm is not None else None,
+            "num_tokens": float(tokens),
             "pairs_per_s": seen / (time.time() - t0),
         }
         bar.note(loss=f"{row['loss']:.4f}", acc=f"{row['rewards/accuracies']:.2f}")
@@ -343,6 +338,7 @@ def _train(cfg: TrainConfig, accelerator: Any, out: Path) -> dict[str, Any]:
             for prefix, e, r in scored:
                 if not e:
                     continue
+                t_eval = time.time()
                 vs = accelerator.reduce(
                     evaluate_pairs(
                         model,
@@ -356,6 +352,7 @@ def _train(cfg: TrainConfig, accelerator: Any, out: Path) -> dict[str, Any]:
                     "sum",
                 )
                 row.update(_metrics(vs, len(e), prefix))
+                row.update(eval_timing(prefix, time.time() - t_eval, len(e), cfg.global_batch, tokens))
         window.append(row)
         if (step + 1) % cfg.log_every == 0 or last or "eval/loss" in row:
             tlog.write(window_mean(window, METRICS))
@@ -363,6 +360,8 @@ def _train(cfg: TrainConfig, accelerator: Any, out: Path) -> dict[str, Any]:
         if cfg.save_every and (step + 1) % cfg.save_every == 0 and not last:
             save_checkpoint(accelerator, out, step + 1)
     bar.close()
+    if trackers is not None:  # the Trainer's end-of-run summary, to the trackers as TRL sends it
+        trackers.summary(run_summary(tlog.rows, time.time() - t0, seen, total - start, tokens, model), total)
     accelerator.wait_for_everyone()
     final = save_model(accelerator, model, tok, out, cfg)
     tlog.close(plot=True)
