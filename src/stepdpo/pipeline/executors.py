@@ -6,13 +6,15 @@ only computes chunk results. The Ray executor ships the stage's chunk function t
 actors (each builds its own model replica once, on first use: a
 :class:`LazyGenerator` crosses the wire as its name and options, never as weights), sends each chunk
 to the least busy actor (two chunks in flight per actor at most), and hands the results back to the
-driver in input order, so the output file is the one a local run writes, record for record. Sampling seeds are keyed by content
-(:func:`~stepdpo.generation.base.row_seed`), not by worker, process or time.
+driver in input order, so the output file is the one a local run writes, record for record.
+Sampling seeds are keyed by content (:func:`~stepdpo.generation.base.row_seed`), not by worker,
+process or time.
 
 Failures: an actor whose process dies is restarted by Ray and its unfinished chunks are retried
 (``max_restarts``/``max_task_retries``, :attr:`RayExecutor.max_restarts` times; a chunk that kills
 its worker every time then fails the stage with a message naming it); a result is written once, by
-the driver, whatever the retries. A killed driver loses only the chunks in flight: the ledger says what is done and the
+the driver, whatever the retries. A killed driver loses only the chunks in flight: the ledger
+says what is done and the
 rerun redoes only the rest, as for a local run.
 
 On GPUs each actor holds a vLLM engine (``--backend vllm``, ``--ray-gpus-per-worker`` GPUs each:
@@ -230,14 +232,7 @@ def _vllm_engine_kwargs(cfg: Any) -> dict[str, Any]:
     """The user's vLLM options as ray.data.llm's engine arguments (its replicas run on GPUs)."""
     from stepdpo.generation.vllm import engine_args
 
-    return engine_args(
-        dtype=cfg.dtype,
-        max_model_len=cfg.max_model_len,
-        max_num_batched_tokens=cfg.max_num_batched_tokens,
-        gpu_memory_utilization=cfg.gpu_memory_utilization,
-        enforce_eager=cfg.enforce_eager,
-        on_cpu=False,
-    )
+    return engine_args(**cfg.vllm_options(), on_cpu=False)
 
 
 def make_generator(cfg: Any) -> Any:

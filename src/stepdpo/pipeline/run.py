@@ -151,16 +151,20 @@ class ModelOptions(ExecutorOptions):
     )
     enforce_eager: bool = option(False, "vLLM: no CUDA graphs or compilation (a faster start, slower decoding).")
 
+    def vllm_options(self) -> dict[str, Any]:
+        """The vLLM engine options (:func:`~stepdpo.generation.vllm.engine_args` takes them)."""
+        return {
+            "dtype": self.dtype,
+            "max_model_len": self.max_model_len,
+            "max_num_batched_tokens": self.max_num_batched_tokens,
+            "gpu_memory_utilization": self.gpu_memory_utilization,
+            "enforce_eager": self.enforce_eager,
+        }
+
     def generator_kwargs(self) -> dict[str, Any]:
         """The options :func:`~stepdpo.generation.load_generator` takes for this backend."""
         if self.backend == "vllm":
-            return {
-                "dtype": self.dtype,
-                "max_model_len": self.max_model_len,
-                "max_num_batched_tokens": self.max_num_batched_tokens,
-                "gpu_memory_utilization": self.gpu_memory_utilization,
-                "enforce_eager": self.enforce_eager,
-            }
+            return self.vllm_options()
         return {"batch_size": self.batch_size, "dtype": self.dtype}
 
 

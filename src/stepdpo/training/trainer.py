@@ -11,6 +11,7 @@ DeepSpeed ZeRO-3 or FSDP from its config files (see ``configs/``).
 
 from __future__ import annotations
 
+import functools
 import math
 import random
 import time
@@ -297,11 +298,15 @@ def _train(cfg: TrainConfig, accelerator: Any, out: Path) -> dict[str, Any]:
 
         step_cfg = replace(cfg, rows_per_micro=1 << 30)
 
-    def step_pairs(step: int) -> list[int]:  # the pairs of an optimizer step: epoch-seeded shuffles
-        epoch, k = divmod(step, steps_per_epoch)
+    @functools.lru_cache(maxsize=1)  # one shuffle per epoch, not per step
+    def epoch_order(epoch: int) -> list[int]:
         order = list(range(len(enc)))
         random.Random(cfg.seed * 1000 + epoch).shuffle(order)
-        return order[k * cfg.global_batch : (k + 1) * cfg.global_batch]
+        return order
+
+    def step_pairs(step: int) -> list[int]:  # the pairs of an optimizer step: epoch-seeded shuffles
+        epoch, k = divmod(step, steps_per_epoch)
+        return epoch_order(epoch)[k * cfg.global_batch : (k + 1) * cfg.global_batch]
 
     # input tokens seen, as the Trainer counts them (prompt and completion, each side): num_tokens
     tokens = sum(enc[i].length(shared=False) for st in range(start) for i in step_pairs(st))
