@@ -12,6 +12,7 @@ from pathlib import Path
 
 METRICS = ("reward_accuracy", "reward_margin", "chosen_reward", "rejected_reward")
 TRL_NAMES = ("accuracies", "margins", "chosen", "rejected")
+TOKEN_STATS = ("entropy", "logits/chosen", "logits/rejected", "mean_token_accuracy")  # same names in both
 
 
 def encode_like_trl(tok, row: dict) -> tuple[list[int], list[int], list[int]]:
@@ -47,6 +48,8 @@ def run_ours(model_dir: str, data: str, steps: int, batch: int, lr: float, lora_
 
     from stepdpo.models import load_model, load_tokenizer
     from stepdpo.training.losses import make_loss
+    from stepdpo.training.metrics import METRICS as TRAIN_METRICS
+    from stepdpo.training.metrics import token_stat_means
     from stepdpo.training.packing import EncodedPair
     from stepdpo.training.packing import micro_batches as _batches
     from stepdpo.training.reference import reference_logps
@@ -90,6 +93,7 @@ def run_ours(model_dir: str, data: str, steps: int, batch: int, lr: float, lora_
         opt.zero_grad(set_to_none=True)
         losses.append(float(sums[0]) / len(enc))
         metrics.append({k: float(v) / len(enc) for k, v in zip(METRICS, sums.tolist()[1:])})
+        metrics[-1].update(token_stat_means(sums.tolist()[len(TRAIN_METRICS) :]))
     secs = time.time() - t0
     return {
         "pairs_per_s": batch * (steps - 1) / secs,
@@ -149,6 +153,7 @@ def run_trl(model_dir: str, data: str, steps: int, batch: int, lr: float, lora_r
             if logs and "loss" in logs:
                 state["losses"].append(float(logs["loss"]))
                 state["metrics"].append({k: float(logs[f"rewards/{t}"]) for k, t in zip(METRICS, TRL_NAMES)})
+                state["metrics"][-1].update({k: float(logs[k]) for k in TOKEN_STATS})
 
     trainer = DPOTrainer(model=model, args=args, train_dataset=ds, processing_class=tok, callbacks=[Clock()])
     trainer.train()

@@ -1,4 +1,4 @@
-"""Loss and reward metrics of the first steps match TRL's DPOTrainer on the same data and weights."""
+"""Loss, reward and logit statistics of the first steps match TRL's DPOTrainer on the same data and weights."""
 
 import json
 

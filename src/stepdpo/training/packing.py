@@ -22,6 +22,7 @@ from stepdpo.recordio import read_records
 from stepdpo.records import StepPair
 from stepdpo.text.encoding import encode_pair_text
 from stepdpo.text.prompts import build_prompt
+from stepdpo.training.metrics import logit_stats
 
 
 @dataclass
@@ -194,8 +195,9 @@ def _decoder_and_head(model: Any) -> tuple[Any, Any] | None:
     return dec, head
 
 
-def completion_logps(model: Any, batch: PackedBatch) -> tuple[torch.Tensor, torch.Tensor]:
-    """Summed log-probs of each pair's chosen and rejected completion: two tensors of shape (pairs,).
+def completion_logps(model: Any, batch: PackedBatch, stats: bool = False) -> tuple[torch.Tensor, ...]:
+    """Summed log-probs of each pair's chosen and rejected completion: two tensors of shape (pairs,),
+    then, with ``stats``, :func:`logit_stats`' sums (no gradient).
 
     The LM head runs only at the positions that predict completion tokens (hidden states of the
     decoder, then the head), unless the model does not expose its decoder and head.
@@ -218,9 +220,12 @@ def completion_logps(model: Any, batch: PackedBatch) -> tuple[torch.Tensor, torc
             use_cache=False,
         )
         logits = out.logits[batch.pred_row, batch.pred_pos].float()
-    token_logps = torch.log_softmax(logits, dim=-1).gather(-1, batch.targets[:, None]).squeeze(-1)
+    all_logps = torch.log_softmax(logits, dim=-1)
+    token_logps = all_logps.gather(-1, batch.targets[:, None]).squeeze(-1)
     sums = torch.zeros(2 * batch.n_pairs, device=token_logps.device, dtype=token_logps.dtype)
     sums.index_add_(0, batch.segment, token_logps)
+    if stats:
+        return sums[0::2], sums[1::2], logit_stats(logits.detach(), all_logps.detach(), batch)
     return sums[0::2], sums[1::2]
 
 
@@ -236,8 +241,9 @@ class CompletionLogProbs(torch.nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, batch: PackedBatch) -> tuple[torch.Tensor, torch.Tensor]:
-        return completion_logps(self.model, batch)
+    def forward(self, batch: PackedBatch) -> tuple[torch.Tensor, ...]:
+        """Chosen and rejected log-probs, and the :func:`logit_stats` sums."""
+        return completion_logps(self.model, batch, stats=True)
 
 
 def batch_order(rows: list[list[int]]) -> list[int]:

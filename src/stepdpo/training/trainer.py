@@ -31,6 +31,7 @@ from stepdpo.training.checkpoints import resume_checkpoint, save_checkpoint, sav
 from stepdpo.training.distributed import make_accelerator, rank_share, rank_slice
 from stepdpo.training.freeze import freeze_below, wrap_lora
 from stepdpo.training.losses import make_loss, sft_loss
+from stepdpo.training.metrics import LOGGED, N_SUMS, metric_means, metric_sums
 from stepdpo.training.packing import (
     CompletionLogProbs,
     PackedBatch,
@@ -148,7 +149,7 @@ def split_pairs(pairs: list[StepPair], fraction: float, seed: int) -> tuple[list
     return [p for p in pairs if p.id not in ids], val
 
 
-def pair_metrics(loss_fn, pc, pr, ref: torch.Tensor, batch: PackedBatch, cfg: TrainConfig):
+def pairmetric_means(loss_fn, pc, pr, ref: torch.Tensor, batch: PackedBatch, cfg: TrainConfig):
     """Per-pair total loss and rewards for one micro-batch."""
     counts = batch.tokens_per_completion.to(pc.device)
     nc, nr = counts[0::2].to(pc.dtype), counts[1::2].to(pc.dtype)
@@ -163,53 +164,29 @@ def train_step(model, loss_fn, micro, ref_table, cfg, accelerator, weight: float
     """One optimizer step's forward and backward passes over this process's micro-batches, each pair's
     loss scaled by ``weight`` (:func:`rank_share`); returns summed metrics over its pairs (zero at
     weight 0)."""
-    sums = torch.zeros(len(METRICS), device=device, dtype=torch.float64)
+    sums = torch.zeros(N_SUMS, device=device, dtype=torch.float64)
     for j, (order, batch) in enumerate(micro):
         sync = j == len(micro) - 1
         ctx = accelerator.no_sync(model) if not sync and accelerator.num_processes > 1 else nullcontext()
         with ctx:
-            pc, pr = model(batch.to(device, dtype))
-            losses, cr, rj = pair_metrics(loss_fn, pc, pr, ref_table[order], batch, cfg)
+            pc, pr, stats = model(batch.to(device, dtype))
+            losses, cr, rj = pairmetric_means(loss_fn, pc, pr, ref_table[order], batch, cfg)
             accelerator.backward(losses.sum() * weight)
         if weight:
-            sums += _metric_sums(losses.detach(), cr, rj, pc.detach(), pr.detach())
+            sums += metric_sums(losses.detach(), cr, rj, pc.detach(), pr.detach(), stats)
     return sums
-
-
-METRICS = (
-    "loss",
-    "rewards/accuracies",
-    "rewards/margins",
-    "rewards/chosen",
-    "rewards/rejected",
-    "logps/chosen",
-    "logps/rejected",
-)
-"""The per-pair means a training run logs, under TRL's DPOTrainer's names (``eval/...`` for validation)."""
-
-
-def _metric_sums(losses, cr, rj, pc, pr) -> torch.Tensor:
-    """Sums over pairs of each of :data:`METRICS`: loss, reward accuracy and margin, the chosen and
-    rejected rewards, the policy's chosen and rejected log-probs."""
-    return torch.stack(
-        [losses.sum(), (cr > rj).sum(), (cr - rj).sum(), cr.sum(), rj.sum(), pc.detach().sum(), pr.detach().sum()]
-    ).double()
 
 
 @torch.no_grad()
 def evaluate_pairs(model, loss_fn, pairs, ref_table, cfg, device, dtype) -> torch.Tensor:
     model.eval()
-    sums = torch.zeros(len(METRICS), device=device, dtype=torch.float64)
+    sums = torch.zeros(N_SUMS, device=device, dtype=torch.float64)
     for order, batch in micro_batches(pairs, list(range(len(pairs))), cfg):
-        pc, pr = model(batch.to(device, dtype))
-        losses, cr, rj = pair_metrics(loss_fn, pc, pr, ref_table[order], batch, cfg)
-        sums += _metric_sums(losses, cr, rj, pc, pr)
+        pc, pr, stats = model(batch.to(device, dtype))
+        losses, cr, rj = pairmetric_means(loss_fn, pc, pr, ref_table[order], batch, cfg)
+        sums += metric_sums(losses, cr, rj, pc, pr, stats)
     model.train()
     return sums
-
-
-def _metrics(sums: torch.Tensor, n: int, prefix: str) -> dict[str, float]:
-    return {f"{prefix}{k}": float(v) / max(n, 1) for k, v in zip(METRICS, sums.tolist())}
 
 
 def _load(cfg: TrainConfig, device: torch.device):
@@ -331,7 +308,7 @@ def _train(cfg: TrainConfig, accelerator: Any, out: Path) -> dict[str, Any]:
             "step": step + 1,
             "epoch": (step + 1) / steps_per_epoch,  # after the step, as the Trainer counts it
             "learning_rate": sched.get_last_lr()[0],
-            **_metrics(sums, n_global, ""),
+            **metric_means(sums, n_global, ""),
             "grad_norm": float(grad_norm) if grad_norm is not None else None,
             "num_tokens": float(tokens),
             "pairs_per_s": seen / (time.time() - t0),
@@ -356,11 +333,11 @@ def _train(cfg: TrainConfig, accelerator: Any, out: Path) -> dict[str, Any]:
                     ),
                     "sum",
                 )
-                row.update(_metrics(vs, len(e), prefix))
+                row.update(metric_means(vs, len(e), prefix))
                 row.update(eval_timing(prefix, time.time() - t_eval, len(e), cfg.global_batch, tokens))
         window.append(row)
         if (step + 1) % cfg.log_every == 0 or last or "eval/loss" in row:
-            tlog.write(window_mean(window, METRICS))
+            tlog.write(window_mean(window, LOGGED))
             window = []
         if cfg.save_every and (step + 1) % cfg.save_every == 0 and not last:
             save_checkpoint(accelerator, out, step + 1)
