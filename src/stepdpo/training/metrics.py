@@ -7,12 +7,9 @@ policy's log-probs of the step completions) and token-weighted statistics of the
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any
 
 import torch
-
-if TYPE_CHECKING:
-    from stepdpo.training.packing import PackedBatch
 
 TOKEN_STATS = ("entropy", "logits/chosen", "logits/rejected", "mean_token_accuracy")
 """Token-level statistics of the policy's logits, under TRL's DPOTrainer's names: the entropy of
@@ -20,11 +17,12 @@ the next-token distribution over every completion token, the mean logit (over th
 the chosen and over the rejected tokens, and how often the chosen token is the top-1 prediction."""
 
 
-def logit_stats(logits: torch.Tensor, logps: torch.Tensor, batch: PackedBatch) -> torch.Tensor:
+def logit_stats(logits: torch.Tensor, logps: torch.Tensor, batch: Any) -> torch.Tensor:
     """Token sums behind :data:`TOKEN_STATS`, as float64: entropy sum, completion tokens; chosen
     mean-logit sum, chosen tokens; rejected mean-logit sum, rejected tokens; chosen top-1 hits.
     Ratios of these sums are TRL's token-weighted figures (``logits`` and ``logps``: one row per
-    completion token, ``logps`` the log-softmax of ``logits``)."""
+    completion token, ``logps`` the log-softmax of ``logits``; ``batch``: the
+    :class:`~stepdpo.training.packing.PackedBatch`, for its ``targets`` and ``segment``)."""
     with torch.no_grad():
         entropy = -(logps.exp() * logps).sum(-1)
         mean_logit = logits.mean(-1)
