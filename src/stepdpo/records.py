@@ -223,7 +223,10 @@ class Rectification(_Record):
     s1..s(k-1) that reach the gold answer. The first step of each is a candidate s_win.
 
     ``candidates`` holds ``{"step": s_win, "continuation": whole continuation text}``;
-    ``sampled`` is how many continuations were drawn.
+    ``sampled`` is how many continuations were drawn; ``rule`` which rule accepted them
+    (``answer``: the continuation reached the gold answer; ``step``: the exact checker passed the
+    sampled step); ``rejected_candidates`` the distinct sampled steps the checker failed,
+    ``{"step", "why"}``, further s_lose after the same prior steps.
     """
 
     KIND: ClassVar[str] = "rectification"
@@ -231,6 +234,8 @@ class Rectification(_Record):
     candidates: list[dict[str, str]]
     sampled: int
     generator: dict[str, Any] = field(default_factory=dict)
+    rule: str = "answer"
+    rejected_candidates: list[dict[str, str]] = field(default_factory=list)
 
     @property
     def id(self) -> str:
@@ -251,11 +256,20 @@ class Rectification(_Record):
             isinstance(c, dict) and isinstance(c.get("step"), str) for c in cands
         ):
             raise RecordError("wrong_type", "field 'candidates' must be a list of {step, continuation}")
+        rejects = d.get("rejected_candidates", [])
+        if not isinstance(rejects, list) or not all(
+            isinstance(c, dict) and isinstance(c.get("step"), str) for c in rejects
+        ):
+            raise RecordError("wrong_type", "field 'rejected_candidates' must be a list of {step, why}")
+        if d.get("rule", "answer") not in ("answer", "step"):
+            raise RecordError("bad_field", "field 'rule' must be 'answer' or 'step'")
         return cls(
             error=LocatedError.from_dict(d["error"]),
             candidates=cands,
             sampled=int(d.get("sampled", 0)),
             generator=_check_map(d, "generator"),
+            rule=d.get("rule", "answer"),
+            rejected_candidates=rejects,
         )
 
 

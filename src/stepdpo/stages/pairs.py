@@ -3,7 +3,9 @@
 From each rectification: x and s1..s(k-1) as ``prompt`` and ``initial_reason_steps``, a
 model-written correct step as ``chosen`` (s_win), the located wrong step as ``rejected`` (s_lose).
 Empty steps and ``chosen == rejected`` are dropped, duplicates removed, and pairs capped per error
-and per problem. ``recheck`` re-checks each chosen step with the task's exact checker: a right
+and per problem (the prefix x, s1..s(k-1) the unit of the problem cap). With ``max_per_error`` above
+1 an error gives a pair for each of its distinct s_win and, from rectification under the step
+rule, its extra s_lose (each a wrong step k the model sampled after the same prefix). ``recheck`` re-checks each chosen step with the task's exact checker: a right
 final answer can be reached through a wrong step, which the paper filters out. ``pair_format="dpo"``
 writes whole-solution pairs from the same data: the model's continuation after s1..s(k-1) against
 the whole wrong solution, whose shared prefix cancels in eq. 1. ``pair_format="holistic"`` is the
@@ -87,8 +89,19 @@ def holistic_pairs(solutions: list[Solution], cfg: BuildConfig) -> tuple[list[St
     return pairs, dropped
 
 
+def _combinations(n_wins: int, n_losers: int, limit: int) -> list[tuple[int, int]]:
+    """Up to ``limit`` distinct (s_win, s_lose) index pairs of one error: the located s_lose
+    (index 0) with the first s_win, then growing rings, each s_win with the located s_lose first."""
+    every = [(w, lo) for w in range(n_wins) for lo in range(n_losers)]
+    return sorted(every, key=lambda t: (max(t), t[1], t[0]))[:limit]
+
+
 def build_pairs(rects: list[Rectification], cfg: BuildConfig) -> tuple[list[StepPair], Counter]:
-    """Pairs from rectifications, and the counts of dropped candidates by reason."""
+    """Pairs from rectifications, and the counts of dropped candidates by reason.
+
+    The prefix (x, s1..s(k-1)) is the unit of ``max_per_problem``: the pairs of one error share it
+    and count once. Each pair's ``meta`` names the rule that accepted its s_win (``rule``) and its
+    error (``error_id``), so pairs can be grouped by prefix."""
     if cfg.pair_format not in ("step", "dpo"):
         raise ValueError(f"unknown pair format {cfg.pair_format!r}; use step or dpo")
     dropped: Counter = Counter()
@@ -97,32 +110,42 @@ def build_pairs(rects: list[Rectification], cfg: BuildConfig) -> tuple[list[Step
     pairs: list[StepPair] = []
     for rect in rects:
         err, sol = rect.error, rect.error.solution
-        rejected = err.rejected_step
-        if rejected is None or not step_body(rejected):
+        if err.rejected_step is None or not step_body(err.rejected_step):
             dropped["empty_rejected"] += len(rect.candidates)
             continue
+        if per_problem[sol.problem_id] >= cfg.max_per_problem:
+            dropped["cap_per_problem"] += len(rect.candidates)
+            continue
+        if cfg.pair_format == "dpo" and rect.rule == "step":
+            dropped["no_whole_solution"] += len(rect.candidates)  # the step rule samples step k alone
+            continue
         prior = prior_text(err.prior_steps)
-        kept = 0
+        wins = []  # (candidate, its whole solution) that pass the filters
         for cand in rect.candidates:
-            chosen = cand["step"]
-            if not step_body(chosen):
+            if not step_body(cand["step"]):
                 dropped["empty_chosen"] += 1
                 continue
-            if step_body(chosen) == step_body(rejected):
+            if step_body(cand["step"]) == step_body(err.rejected_step):
                 dropped["chosen_equals_rejected"] += 1
                 continue
             full_chosen = cand["continuation"]
             full_chosen = prior + full_chosen if not full_chosen.startswith(prior) else full_chosen
-            if cfg.recheck and _solution_is_right(sol, full_chosen) is False:
+            # the step rule's checker has passed s_win already, and there is no step after it
+            if cfg.recheck and rect.rule == "answer" and _solution_is_right(sol, full_chosen) is False:
                 dropped["chosen_fails_recheck"] += 1  # s_win, or a step after it, is wrong
                 continue
-            if kept >= cfg.max_per_error:
-                dropped["cap_per_error"] += 1
-                continue
-            if per_problem[sol.problem_id] >= cfg.max_per_problem:
-                dropped["cap_per_problem"] += 1
-                continue
-            full_rejected = sol.completion
+            wins.append((cand["step"], full_chosen))
+        # whole-solution pairs take the located wrong solution only; step pairs also the extra s_lose
+        losers = [err.rejected_step] + (
+            [r["step"] for r in rect.rejected_candidates] if cfg.pair_format == "step" else []
+        )
+        combos = _combinations(len(wins), len(losers), cfg.max_per_error)
+        dropped["cap_per_error"] += max(0, len(wins) - len({w for w, _ in combos}))
+        kept = 0
+        for w, lo in combos:
+            (chosen, full_chosen), rejected = wins[w], losers[lo]
+            full_rejected = sol.completion if lo == 0 else prior + rejected
+            meta = {"problem_id": sol.problem_id, "error_id": err.id, "rule": rect.rule}
             if cfg.pair_format == "step":
                 pair = StepPair(
                     prompt=sol.problem,
@@ -133,12 +156,7 @@ def build_pairs(rects: list[Rectification], cfg: BuildConfig) -> tuple[list[Step
                     full_rejected=COT_TRIGGER + full_rejected,
                     answer=sol.answer,
                     dataset=sol.dataset,
-                    meta={
-                        "format": "step",
-                        "first_error_step": err.first_error_step,
-                        "judge": err.judge,
-                        "problem_id": sol.problem_id,
-                    },
+                    meta={"format": "step", "first_error_step": err.first_error_step, "judge": err.judge, **meta},
                 )
             else:
                 if full_chosen.strip() == full_rejected.strip():
@@ -151,7 +169,7 @@ def build_pairs(rects: list[Rectification], cfg: BuildConfig) -> tuple[list[Step
                     rejected=full_rejected,
                     answer=sol.answer,
                     dataset=sol.dataset,
-                    meta={"format": "dpo", "problem_id": sol.problem_id},
+                    meta={"format": "dpo", **meta},
                 )
             if pair.id in seen:
                 dropped["duplicate"] += 1
@@ -159,5 +177,6 @@ def build_pairs(rects: list[Rectification], cfg: BuildConfig) -> tuple[list[Step
             seen.add(pair.id)
             pairs.append(pair)
             kept += 1
+        if kept:
             per_problem[sol.problem_id] += 1
     return pairs, dropped

@@ -16,10 +16,13 @@ from typing import Any
 
 from stepdpo.records import Problem
 from stepdpo.tasks import arithmetic
+from stepdpo.tasks.arithmetic.checker import INCOMPLETE
 
 StepCheck = Callable[[Problem, str, bool], "tuple[int | None, str]"]
 """``check(problem, text, partial) -> (first wrong step or None, message)``; with ``partial`` the
-text is a solution so far, and stopping early is not an error."""
+text is a solution so far, and stopping early is not an error. Without ``partial``, a text whose
+every step is right but that stops early gets the message :data:`INCOMPLETE`."""
+__all__ = ["INCOMPLETE", "StepCheck", "Task", "get_task", "register", "step_checker"]
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,8 @@ from stepdpo.text.steps import split_steps
 
 EQUATION = re.compile(r"(-?\d+)\s*([-+*/×÷x])\s*(-?\d+)\s*=\s*(-?\d+)")  # "x op b = y" in a step
 _BOXED = re.compile(r"\\boxed\{\s*(-?\d+)\s*\}")
+INCOMPLETE = "stops before the last operation"
+"""The message of a solution whose every step is right but that ends before the last operation."""
 
 
 @dataclass
@@ -84,7 +86,7 @@ def check_solution(problem: Problem, completion: str, partial: bool = False) -> 
         return CheckResult(None, "written steps correct")
     if len(steps) < len(ops):
         # every written step is right but the solution stops early: its last step is the error
-        return CheckResult(max(len(steps), 1), "stops before the last operation")
+        return CheckResult(max(len(steps), 1), INCOMPLETE)
     if not _BOXED.search(steps[-1]):
         return CheckResult(len(steps), "no final answer")
     return CheckResult(None, "all steps correct")
