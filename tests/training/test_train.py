@@ -59,6 +59,23 @@ def test_training_logs_plots_and_saves(pair_file, default_model, tmp_path):
     AutoModelForCausalLM.from_pretrained(result["model"])
 
 
+def test_a_validation_pass_at_step_0_reads_the_reference_model(pair_file, default_model, tmp_path):
+    train(_cfg(pair_file, default_model, tmp_path / "run", max_steps=2, eval_on_start=True))
+    rows = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [0, 1, 2] and "loss" not in rows[0]
+    start, end = rows[0], rows[-1]
+    # the policy is the reference: every reward is zero, the loss log 2, the margin of log-probs the reference's own
+    assert start["eval/loss"] == pytest.approx(math.log(2), abs=1e-5)
+    assert start["eval/rewards/margins"] == pytest.approx(0, abs=1e-4)
+    assert start["eval/logps/chosen"] < 0 and start["eval/entropy"] > 0
+    assert end["eval/rewards/margins"] != 0  # training moved it
+    moved = (end["eval/logps/chosen"] - end["eval/logps/rejected"]) - (
+        start["eval/logps/chosen"] - start["eval/logps/rejected"]
+    )
+    assert end["eval/rewards/margins"] == pytest.approx(0.4 * moved, rel=1e-3, abs=1e-6)  # beta x the margin's move
+    assert (tmp_path / "run" / "curves.png").stat().st_size > 1000
+
+
 def test_resume_gives_the_same_model(pair_file, default_model, tmp_path):
     train(_cfg(pair_file, default_model, tmp_path / "a", max_steps=4))
     train(_cfg(pair_file, default_model, tmp_path / "b", max_steps=4, save_every=2))

@@ -114,6 +114,9 @@ class TrainConfig(ReportOptions):
     max_grad_norm: float = option(1.0, "Gradient clipping (0: off).", min=0.0)
     log_every: int = option(1, "Optimizer steps between training log lines.", min=1)
     eval_every: int = option(0, "Optimizer steps between validation passes (0: only at the end).", min=0)
+    eval_on_start: bool = option(
+        False, "A validation pass before the first step, logged at step 0 (the Trainer's eval_on_start)."
+    )
     save_every: int = option(0, "Optimizer steps between checkpoints (0: only at the end).", min=0)
     resume: bool = option(False, "Continue from the last checkpoint in --out.")
     max_steps: int = option(0, "Stop after this many optimizer steps (0: all epochs).", min=0)
@@ -287,6 +290,21 @@ def _train(cfg: TrainConfig, accelerator: Any, out: Path) -> dict[str, Any]:
 
     # input tokens seen, as the Trainer counts them (prompt and completion, each side): num_tokens
     tokens = sum(enc[i].length(shared=False) for st in range(start) for i in step_pairs(st))
+
+    def validate(tokens: int) -> dict[str, float]:  # one pass over every validation set
+        row: dict[str, float] = {}
+        for prefix, e, r in scored:
+            if not e:
+                continue
+            t_eval = time.time()
+            part = r[rank_index(len(e), rank, world)]
+            vs = evaluate_pairs(model, loss_fn, rank_slice(e, rank, world), part, cfg, device, dtype)
+            row.update(metric_means(accelerator.reduce(vs, "sum"), len(e), prefix))
+            row.update(eval_timing(prefix, time.time() - t_eval, len(e), cfg.global_batch, tokens))
+        return row
+
+    if cfg.eval_on_start and start == 0 and any(e for _, e, _ in scored):
+        tlog.write({"step": 0, "epoch": 0.0, **validate(0)})  # the starting point: policy = reference
     t0, seen, window = time.time(), 0, []
     bar = Bar("train", total, initial=start, unit="step", enabled=accelerator.is_main_process)
     for step in range(start, total):
@@ -317,24 +335,7 @@ def _train(cfg: TrainConfig, accelerator: Any, out: Path) -> dict[str, Any]:
         bar.update(1)
         last = step + 1 == total
         if any(e for _, e, _ in scored) and ((cfg.eval_every and (step + 1) % cfg.eval_every == 0) or last):
-            for prefix, e, r in scored:
-                if not e:
-                    continue
-                t_eval = time.time()
-                vs = accelerator.reduce(
-                    evaluate_pairs(
-                        model,
-                        loss_fn,
-                        rank_slice(e, rank, world),
-                        r[rank_index(len(e), rank, world)],
-                        cfg,
-                        device,
-                        dtype,
-                    ),
-                    "sum",
-                )
-                row.update(metric_means(vs, len(e), prefix))
-                row.update(eval_timing(prefix, time.time() - t_eval, len(e), cfg.global_batch, tokens))
+            row.update(validate(tokens))
         window.append(row)
         if (step + 1) % cfg.log_every == 0 or last or "eval/loss" in row:
             tlog.write(window_mean(window, LOGGED))
