@@ -69,7 +69,8 @@ def main() -> None:
     ap.add_argument("--out", default="runs/real-model-difficulty")
     ap.add_argument("--lengths", default="1,2,3,4,5,6")
     args = ap.parse_args()
-    from stepdpo.experiments.common import DemoConfig, starting_model
+    from stepdpo.experiments.common import DemoConfig
+    from stepdpo.experiments.starting import starting_model
 
     cfg = DemoConfig(model="smollm2-135m-instruct", out=args.out)
     st = cfg.setting

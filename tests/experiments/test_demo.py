@@ -314,7 +314,7 @@ def test_a_setting_with_an_sft_entry_starts_from_its_sft_model_kept_by_key(tmp_p
     from pathlib import Path
 
     from stepdpo.experiments import settings
-    from stepdpo.experiments.common import starting_model
+    from stepdpo.experiments.starting import starting_model
 
     sft = {"problems": 8, "epochs": 1.0, "batch_size": 4, "lr": 1e-5, "trainable_layers": 1}
     monkeypatch.setitem(settings.DEMO_TASKS, "default", {**settings.DEMO_TASKS["default"], "sft": sft})

@@ -202,9 +202,10 @@ def run_ablations(cfg: AblateConfig) -> dict[str, Any]:
     }
     (demo / "ablations.json").write_text(json.dumps(out, indent=2) + "\n")
     plot(out, demo / "ablations.png")
+    from stepdpo.experiments.ablation_report import section
     from stepdpo.experiments.report import report
 
-    (demo / "report.md").write_text(report(results, out))
+    (demo / "report.md").write_text(report(results, section(out)))
     return out
 
 

@@ -88,6 +88,8 @@ def arm_data(cfg: DemoConfig, problems: list[Problem], seed: int, out: Path) -> 
         keep_correct=True,
         recheck=True,
         rollout_temperature=st["rollout_temperature"],
+        rule=st.get("rule", "answer"),
+        max_per_error=st.get("max_per_error", 1),
     )
     stages = run_pipeline(pcfg)
     holistic = run_build(

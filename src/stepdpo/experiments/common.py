@@ -6,9 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import shutil
 import statistics
-import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -16,7 +14,6 @@ from typing import Any
 from stepdpo.experiments.settings import DEMO_DEFAULTS, DEMO_MODELS, DEMO_TASKS
 from stepdpo.options import option
 from stepdpo.pipeline.run import PipelineConfig
-from stepdpo.recordio import atomic_write_text
 from stepdpo.records import Problem, StepPair
 from stepdpo.stages.collect import CollectConfig
 from stepdpo.stages.locate import LocateConfig
@@ -108,6 +105,20 @@ class DemoConfig(ReportOptions):
     epochs: float | None = option(None, "Training epochs (default 3; smollm2 2).", min=1e-9)
     global_batch: int | None = option(None, "Pairs per optimizer step (default 32; smollm2 16).", min=1)
     picks: str = option("", "A JSON file of each arm's lr and beta (default: the packaged picks of --tune).")
+    arms: list[str] = option(
+        [],
+        "The arms to train and test, comma-separated, from sft, dpo, dpo_shared_prefix, step_dpo, step_dpo_ood, "
+        "or all (default: the setting's; smollm2: sft,step_dpo, the primary comparison; the others all five).",
+    )
+    rule: str | None = option(
+        None,
+        "Rectification's rule (rectify --rule): answer (the paper's) or step (step k alone, passed by the exact "
+        "checker; no whole solutions for the shared-prefix DPO arm) (default: the setting's; smollm2 step, else answer).",
+        choices=("answer", "step"),
+    )
+    max_per_error: int | None = option(
+        None, "Step pairs per located error at most (build --max-per-error; default 1, smollm2 2).", min=1
+    )
     tune: bool = option(
         False,
         "Instead of the demo, pick each arm's lr and beta from the grid on validation problems "
@@ -119,6 +130,17 @@ class DemoConfig(ReportOptions):
     @property
     def run_seeds(self) -> list[int]:
         return list(range(5)) if self.full else list(self.seeds)
+
+    @property
+    def run_arms(self) -> tuple[str, ...]:
+        """The arms this run trains and tests, in :data:`ARMS` order (the primary's always among them)."""
+        asked = set(self.arms or self.setting.get("arms", ARMS))
+        if "all" in asked:
+            asked = set(ARMS)
+        unknown = sorted(asked - set(ARMS))
+        if unknown:
+            raise ValueError(f"--arms: unknown arm(s) {', '.join(unknown)}; choose from {', '.join(ARMS)} or all")
+        return tuple(a for a in ARMS if a in asked or a in ("sft", "step_dpo"))
 
     @property
     def name(self) -> str:
@@ -139,6 +161,8 @@ class DemoConfig(ReportOptions):
             "epochs",
             "global_batch",
             "ood_style",
+            "rule",
+            "max_per_error",
         )
         given = {k: getattr(self, k) for k in sizes}
         st = {**DEMO_DEFAULTS, **DEMO_TASKS[self.name]}
@@ -248,6 +272,7 @@ def train_config(
         warmup_ratio=0.1,
         val_fraction=0.0,  # the demo scores every arm on common validation pairs instead (val_sets)
         eval_every=cfg.setting["eval_every"],
+        eval_on_start=True,  # the margins before training, beside those after
         trainable_layers=cfg.setting["trainable_layers"],
         seed=seed,
         dtype="fp32",
@@ -270,7 +295,6 @@ def run_key(*settings: Any, files: tuple[str | Path, ...] = ()) -> str:
 
 def train_key(tc: Any) -> str:
     """The key of a training run: every setting but where it writes, and the pairs it reads."""
-    from dataclasses import asdict
 
     # where it reads and writes and reports, not how it trains
     where = ("out", "data", "val_sets", "ref_cache", "push_to_hub", "report_to", "run_name", "project")
@@ -329,6 +353,8 @@ def synthetic_pipeline(
     keep_correct: bool = False,
     recheck: bool = False,
     rollout_temperature: float = 1.0,
+    rule: str = "answer",
+    max_per_error: int = 1,
 ) -> PipelineConfig:
     """The pipeline the demo and ``iterate`` run (transformers backend; the embedded synthetic task
     unless ``data`` names other problems); ``seed`` seeds every stage's sampling."""
@@ -344,43 +370,6 @@ def synthetic_pipeline(
         batch_size=batch_size,
         collect=CollectConfig(k=k, keep_correct=keep_correct, **sampling),
         locate=LocateConfig(judge=judge, max_new_tokens=max_new_tokens, seed=seed, temperature=rollout_temperature),
-        rectify=RectifyConfig(n=n, **sampling),
-        build=BuildConfig(max_per_error=1, max_per_problem=4, recheck=recheck),
+        rectify=RectifyConfig(n=n, rule=rule, **sampling),
+        build=BuildConfig(max_per_error=max_per_error, max_per_problem=4, recheck=recheck),
     )
-
-
-def starting_model(cfg: DemoConfig, out: Path) -> DemoConfig:
-    """``cfg`` with the model the arms start from: the setting's model, or, for a setting with an
-    ``sft`` entry, that model fine-tuned on the reference solutions of the task's first training
-    problems (none of which any other set holds). The SFT model is written once into
-    ``out/sft-KEY``, KEY that of its settings and problems, and reused under the same key."""
-    st = cfg.setting
-    spec = st.get("sft")
-    if not spec or cfg.base_model:
-        return cfg
-    from stepdpo.tasks import get_task
-
-    task = get_task(st["data"])
-    problems = task.generate(spec["problems"], seed=task.train_seed)
-    key = run_key(st["model"], spec, [(p.problem, p.solution) for p in problems])
-    folder = out / f"sft-{key}"
-    if kept(folder / "done.json", key) is None:
-        from stepdpo.models import load_model, load_tokenizer
-        from stepdpo.text.prompts import build_prompt
-        from stepdpo.training.card import write_card
-        from stepdpo.training.sft import SFTConfig, sft_train
-
-        shutil.rmtree(folder, ignore_errors=True)
-        tok = load_tokenizer(st["model"])
-        lm = load_model(st["model"], dtype="fp32", device="cpu")
-        scfg = SFTConfig(**{k: v for k, v in spec.items() if k != "problems"}, log_every=5)
-        t = time.time()
-        rows = sft_train(lm, tok, [(build_prompt(p.problem, tokenizer=tok), p.solution) for p in problems], scfg)
-        lm.save_pretrained(folder)
-        tok.save_pretrained(folder)
-        atomic_write_text(folder / "sft_log.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
-        card = {"model": st["model"], "data": st["data"], "out": str(folder), "prompt_format": "auto", **asdict(scfg)}
-        write_card(folder, card, rows[-1]["step"], {"loss": rows[-1]["loss"]})
-        done = {"key": key, "base": st["model"], "problems": len(problems), "seconds": round(time.time() - t, 1)}
-        atomic_write_text(folder / "done.json", json.dumps(done))
-    return replace(cfg, base_model=str(folder))

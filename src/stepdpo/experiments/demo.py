@@ -36,12 +36,13 @@ from stepdpo.experiments.common import (
     paired,
     picks_note,
     run_key,
-    starting_model,
     train_config,
     train_key,
 )
 from stepdpo.experiments.primary import PRIMARY, declare, outcomes_of, score
 from stepdpo.experiments.report import report
+from stepdpo.experiments.starting import starting_model
+from stepdpo.experiments.summary import unit_costs, validation_summary
 from stepdpo.progress import Bar, log
 from stepdpo.recordio import atomic_write_text, read_records, write_records
 from stepdpo.training.logs import normalize_row
@@ -67,7 +68,8 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     sampled = cfg.task == "long"  # greedy decoding solves nearly every long chain
     agreement = "judge_cases" in cfg.setting
-    whole = Bar("demo", 2 + agreement + len(seeds) * (1 + len(TRAINED) + len(ARMS)), unit="part")
+    run_arms = cfg.run_arms
+    whole = Bar("demo", 2 + agreement + len(seeds) * (2 * len(run_arms)), unit="part")
     whole.note(now="the starting model")
     cfg = starting_model(cfg, out)
     whole.update(1)
@@ -106,7 +108,7 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
                 f"out-of-distribution s_win ({cfg.setting['ood_style']}) is the model's own step word for word"
             )
         models = {"sft": (cfg.setting["model"], run_key(cfg.setting["model"]))}
-        for arm in TRAINED:
+        for arm in (a for a in TRAINED if a in run_arms):
             if not data[seed]["pairs"][arm]:
                 # nothing to train on: the arm has no model on this seed, and its comparisons leave
                 # the seed out (counted in the report), rather than the run stopping here
@@ -120,6 +122,10 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
             whole.update(1)
             times[f"train {arm}"] = times.get(f"train {arm}", 0) + time.time() - t
         for arm in ARMS:
+            if arm not in run_arms:  # not asked for (--arms): no model, no score, on any seed
+                for mode in acc:
+                    acc[mode][arm].append(None)
+                continue
             t = time.time()
             whole.note(now=f"seed {seed}: evaluating {arm}")
             for mode in ("greedy", "sampled") if sampled else ("greedy",):
@@ -143,6 +149,7 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
     results = {
         "task": cfg.name,
         "seeds": seeds,
+        "arms": list(run_arms),
         "accuracy_kind": "sampled" if sampled else "greedy",
         "primary": score(primary, outcomes),
         "accuracy": {a: mean_ci(v) for a, v in main.items()},
@@ -162,7 +169,7 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
         "hyperparameters": hp,
         "hyperparameters_note": picks_note(cfg),
         "setting": cfg.setting,
-        "validation": _validation_summary(logs, hp),
+        "validation": validation_summary(logs, hp),
         "data_stages": {str(s): data[s]["stages"] for s in seeds},
         "stage_seconds": {k: round(v, 1) for k, v in times.items()},
         "unit_costs": unit_costs(data, times, main, seeds, cfg.setting),
@@ -176,32 +183,6 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
     _plots(out, results, logs, hp)
     atomic_write_text(out / "report.md", report(results))
     return results
-
-
-def unit_costs(
-    data: dict[int, dict[str, Any]], times: dict[str, float], acc: dict[str, list], seeds: list[int], st: dict[str, Any]
-) -> dict[str, float | None]:
-    """Seconds per unit of each stage, over every seed: per collection problem (its samples), per
-    error rectified (its continuations), per trained pair and epoch (each arm's whole training,
-    reference and validation passes included, over its pairs), per test problem evaluated. What a
-    larger run costs is these times its sizes."""
-
-    def stage(name: str) -> tuple[float, int]:
-        rows = [r for s in seeds for r in data[s]["stages"] if r["stage"] == name]
-        return sum(r["wall_s"] for r in rows), sum(r["rows_in"] for r in rows)
-
-    def per(seconds: float, units: float) -> float | None:
-        return round(seconds / units, 3) if units else None
-
-    pairs = sum(data[s]["pairs"][a] for s in seeds for a in data[s]["pairs"])
-    trained = sum(v for k, v in times.items() if k.startswith("train "))
-    tested = sum(1 for v in acc.values() for x in v if x is not None)
-    return {
-        "collect_per_problem": per(*stage("collect")),
-        "rectify_per_error": per(*stage("rectify")),
-        "train_per_pair_epoch": per(trained, pairs * st["epochs"]),
-        "evaluate_per_problem": per(times.get("evaluate", 0.0), tested * st["eval_problems"]),
-    }
 
 
 def _common_pairs(cfg: DemoConfig, problems: list, out: Path) -> list[str]:
@@ -287,22 +268,6 @@ def _evaluate(cfg: DemoConfig, model: str, model_key: str, held: list, out: Path
         done = {"accuracy": evaluate_model(cfg, model, held, out / mode, sampled=mode == "sampled"), "key": key}
         atomic_write_text(path, json.dumps(done))
     return done["accuracy"]
-
-
-def _validation_summary(logs: dict[str, list[list[dict]]], hp: dict[str, dict[str, float]]) -> dict[str, Any]:
-    """Per arm and kind of validation pair, the last validation pass over seeds: reward accuracy and
-    the margin divided by beta (the log-ratio margin, comparable across arms whose beta differs)."""
-    out: dict[str, Any] = {}
-    for arm, runs in logs.items():
-        out[arm] = {}
-        for kind in ("step", "whole"):
-            passes = ([r for r in rows if f"eval_{kind}/rewards/accuracies" in r] for rows in runs)
-            last = [p[-1] for p in passes if p]  # none: no validation pairs of this kind
-            out[arm][kind] = {
-                "reward_accuracy": mean_ci([r[f"eval_{kind}/rewards/accuracies"] for r in last]),
-                "logratio_margin": mean_ci([r[f"eval_{kind}/rewards/margins"] / hp[arm]["beta"] for r in last]),
-            }
-    return out
 
 
 def _curve(runs: list[list[dict]], key: str, scale: float) -> tuple[list[float], ...]:

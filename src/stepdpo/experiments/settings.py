@@ -87,6 +87,8 @@ DEMO_DEFAULTS = {
     "eval_every": 6,
     "trainable_layers": 0,
     "ood_style": "paraphrase",
+    "rule": "answer",
+    "max_per_error": 1,
 }
 """What a setting of :data:`DEMO_TASKS` does not set: the embedded models' training sizes."""
 DEMO_MODELS = {"smollm2-135m-instruct": "smollm2"}

@@ -25,10 +25,10 @@ from stepdpo.experiments.common import (
     DemoConfig,
     eval_key,
     evaluate_model,
-    starting_model,
     train_config,
     train_key,
 )
+from stepdpo.experiments.starting import starting_model
 from stepdpo.progress import Bar, log
 from stepdpo.recordio import AppendWriter, atomic_write_text
 
