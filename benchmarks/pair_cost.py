@@ -67,7 +67,7 @@ def main() -> None:
     ap.add_argument("--setting", default="smollm2", help="the demo setting whose problems and sampling to use")
     ap.add_argument("--problems", type=int, default=64, help="collection problems")
     ap.add_argument("--k", type=int, default=None, help="samples per problem (default: the setting's)")
-    ap.add_argument("--n", type=int, default=None, help="continuations per error (default: the setting's)")
+    ap.add_argument("--n", default="", help="continuations per error, comma-separated (default: the setting's)")
     ap.add_argument("--per-error", type=int, default=4, help="pairs per error at most, for the multi-pair count")
     ap.add_argument("--out", default="", help="keep the stage files here (default: a temporary folder)")
     args = ap.parse_args()
@@ -79,7 +79,8 @@ def main() -> None:
         else DemoConfig(task=args.setting, collect_problems=args.problems)
     )
     st = cfg.setting
-    k, n = args.k or st["k"], args.n or st["n"]
+    k = args.k or st["k"]
+    ns = [int(x) for x in args.n.split(",")] if args.n else [st["n"]]
     problems = problem_sets(cfg, [0])["collect"][0]
     sampling = {"max_new_tokens": st["max_new_tokens"], "temperature": st["temperature"], "top_p": st["top_p"]}
     folder = Path(args.out or tempfile.mkdtemp(prefix="pair_cost_"))
@@ -96,45 +97,42 @@ def main() -> None:
         "setting": args.setting,
         "problems": len(problems),
         "k": k,
-        "n": n,
+        "n": ns,
         "collect_s": round(collect_s, 1),
         "located_errors": errors,
         "harvestable_from_collection": harvestable(folder),
     }
-    for rule in ("answer", "step"):
+    names = [f"{rule}_n{n}" for n in ns for rule in ("answer", "step")]
+    for name in names:
+        rule, n = name.split("_n")[0], int(name.split("_n")[1])
         t = time.time()
-        run_rectify(
-            gen,
-            folder / "located.jsonl",
-            folder / f"rect_{rule}.jsonl",
-            RectifyConfig(n=n, seed=1, rule=rule, **sampling),
-        )
+        cfg_r = RectifyConfig(n=n, seed=1, rule=rule, **sampling)
+        run_rectify(gen, folder / "located.jsonl", folder / f"rect_{name}.jsonl", cfg_r)
         rect_s = time.time() - t
+        build = {"max_per_problem": 4, "recheck": True}
         one = run_build(
-            folder / f"rect_{rule}.jsonl",
-            folder / f"pairs_{rule}.jsonl",
-            BuildConfig(max_per_error=1, max_per_problem=4, recheck=True),
+            folder / f"rect_{name}.jsonl", folder / f"pairs_{name}.jsonl", BuildConfig(max_per_error=1, **build)
         )
         many = run_build(
-            folder / f"rect_{rule}.jsonl",
-            folder / f"pairs_{rule}_many.jsonl",
-            BuildConfig(max_per_error=args.per_error, max_per_problem=4, recheck=True),
+            folder / f"rect_{name}.jsonl",
+            folder / f"pairs_{name}_many.jsonl",
+            BuildConfig(max_per_error=args.per_error, **build),
         )
-        prefixes = one.rows_out
-        total = collect_s + rect_s
-        out[rule] = {
+        prefixes, total = one.rows_out, collect_s + rect_s
+        out[name] = {
             "rectify_s": round(rect_s, 1),
             "rectify_s_per_error": round(rect_s / max(errors, 1), 2),
             "errors_with_a_pair": prefixes,
-            "pairs_one_per_error": prefixes,
             f"pairs_up_to_{args.per_error}_per_error": many.rows_out,
             "s_per_prefix": round(total / prefixes, 2) if prefixes else None,
             f"s_per_pair_up_to_{args.per_error}": round(total / many.rows_out, 2) if many.rows_out else None,
             "rectify_share_of_data_s": round(rect_s / total, 3),
         }
-        print(f"{rule}: {json.dumps(out[rule])}", flush=True)
-    if out["answer"]["s_per_prefix"] and out["step"]["s_per_prefix"]:
-        out["step_over_answer_cost_per_prefix"] = round(out["step"]["s_per_prefix"] / out["answer"]["s_per_prefix"], 3)
+        print(f"{name}: {json.dumps(out[name])}", flush=True)
+    base = out[names[0]]["s_per_prefix"]  # the paper's rule at the first n
+    for name in names:
+        if base and out[name]["s_per_prefix"]:
+            out[name]["cost_per_prefix_vs_first"] = round(out[name]["s_per_prefix"] / base, 3)
     print(
         f"collection: {collect_s:.0f} s for {len(problems)} problems, {errors} located errors; "
         f"{out['harvestable_from_collection']} could be paired from the collection's own correct samples"

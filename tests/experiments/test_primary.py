@@ -53,3 +53,18 @@ def test_scoring_leaves_out_seeds_without_both_arms():
     assert res["seeds_scored"] == 2 and (res["a_only"], res["b_only"]) == (2, 0)
     assert res["difference"] == pytest.approx(25.0) and res["bootstrap_ci95"][0] <= 25.0 <= res["bootstrap_ci95"][1]
     assert res["detectable_effect_80_at_observed_discordance"] < d["detectable_effect_80"]
+
+
+def test_a_planning_discordance_from_a_pilot_sets_the_declared_effect(tmp_path):
+    plan = {"discordance": 0.1, "source": "a pilot on 200 validation problems"}
+    d = declare(("step_dpo", "sft"), 500, 3, tmp_path, planning=plan)
+    assert (
+        d["detectable_effect_80"] == pytest.approx(detectable_effect(1500, 0.1), abs=0.01)
+        and d["detectable_effect_80"] < 4
+    )
+    assert d["detectable_effect_80_at_half"] == pytest.approx(detectable_effect(1500), abs=0.01)
+    assert d["detectable_effect_80_at_half"] > 5
+    assert "0.1 (planned: a pilot" in d["detectable_effect_assumes"]
+    import json
+
+    assert json.loads((tmp_path / "primary.json").read_text()) == d  # written before any arm is scored

@@ -87,7 +87,8 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
         judges = _judge_agreement(cfg, out / "common", out / "judge-agreement")
         whole.update(1)
         times["judge agreement"] = time.time() - t
-    primary = declare(PRIMARY, len(sets["test"][seeds[0]]), len(seeds), out)  # before any arm is scored
+    n_test = len(sets["test"][seeds[0]])
+    primary = declare(PRIMARY, n_test, len(seeds), out, cfg.setting.get("planning"))  # before any arm is scored
     outcomes: dict[str, list] = {a: [] for a in PRIMARY}
     acc: dict[str, dict[str, list[float]]] = {"greedy": {a: [] for a in ARMS}, "sampled": {a: [] for a in ARMS}}
     data, logs, ref_lp = {}, {a: [] for a in TRAINED}, {"id": [], "ood": []}

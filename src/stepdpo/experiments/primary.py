@@ -13,9 +13,11 @@ as of the test problems. The t interval over per-seed differences stays the seco
 The smallest detectable effect is computed from the design alone, before the outcome: with N
 paired problems in all and a discordant share q, the pooled sign test at two-sided level alpha has
 power 1 - beta against a difference d in accuracy when d >= (z(1 - alpha/2) + z(1 - beta)) * sqrt(q / N).
-Declared, q is 1/2, the most two arms' outcomes can disagree by chance (2 p (1 - p) at p = 1/2,
-arms with independent errors): the figure claims no more power than any outcome allows. Scored,
-the same formula at the discordance observed is reported beside it, marked as read afterwards.
+Declared, q is 1/2, the most two arms' outcomes disagree by chance (2 p (1 - p) at p = 1/2, arms
+with independent errors), unless a planning value measured before the run is given (the upper end
+of a pilot's interval on validation problems, with its source): the figure claims no more power
+than the evidence before the outcome allows. Scored, the same formula at the discordance observed
+is reported beside it, marked as read afterwards.
 """
 
 from __future__ import annotations
@@ -79,18 +81,36 @@ def detectable_effect(n: int, discordance: float = 0.5, alpha: float = 0.05, pow
     return 100.0 * z * math.sqrt(max(discordance, 1e-9) / n)
 
 
-def declare(arms: tuple[str, str], problems: int, seeds: int, out: Path | None = None) -> dict[str, Any]:
+def declare(
+    arms: tuple[str, str],
+    problems: int,
+    seeds: int,
+    out: Path | None = None,
+    planning: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """The primary comparison as declared before scoring: its arms, test and detectable effect
-    (written to ``out/primary.json`` before any arm is scored, where ``out`` is given)."""
+    (written to ``out/primary.json`` before any arm is scored, where ``out`` is given).
+
+    ``planning``: ``{"discordance": q, "source": ...}``, a discordant share measured before this
+    run (a pilot on validation problems, ``benchmarks/discordance.py``); the declared detectable
+    effect is then the one at q, and the one at 1/2 (no pilot) is kept beside it."""
+    n = problems * seeds
     declared = {
         "arms": list(arms),
         "test": "seed-stratified exact sign test on the discordant problems (pooled McNemar), two-sided",
         "interval": "two-level bootstrap (seeds, then problems within seeds), 95 %",
         "problems_per_seed": problems,
         "seeds": seeds,
-        "detectable_effect_80": round(detectable_effect(problems * seeds), 2),
+        "detectable_effect_80": round(detectable_effect(n), 2),
         "detectable_effect_assumes": "discordant share 1/2 (the most by chance), alpha 0.05 two-sided, power 0.8",
     }
+    if planning:
+        q = float(planning["discordance"])
+        declared["detectable_effect_80_at_half"] = declared["detectable_effect_80"]
+        declared["detectable_effect_80"] = round(detectable_effect(n, q), 2)
+        declared["detectable_effect_assumes"] = (
+            f"discordant share {q:g} (planned: {planning['source']}), alpha 0.05 two-sided, power 0.8"
+        )
     if out is not None:
         import json
 
@@ -150,7 +170,13 @@ def primary_section(p: dict[str, Any] | None, labels: dict[str, str]) -> list[st
         f"{p['difference']:+.1f} points, 95 % two-level bootstrap interval [{p['bootstrap_ci95'][0]:+.1f}, "
         f"{p['bootstrap_ci95'][1]:+.1f}]; exact sign test on the discordant problems ({p['a_only']} solved only by the "
         f"first, {p['b_only']} only by the second): p = {p['p']:.3g}. This design detects {p['detectable_effect_80']:.1f} "
-        f"points with 80 % power ({p['detectable_effect_assumes']}); at the discordance observed, "
+        f"points with 80 % power ({p['detectable_effect_assumes']})"
+        + (
+            f"; at a discordant share of 1/2, {p['detectable_effect_80_at_half']:.1f}"
+            if "detectable_effect_80_at_half" in p
+            else ""
+        )
+        + "; at the discordance observed, "
         f"{p['detectable_effect_80_at_observed_discordance']:.1f}. Every other comparison below is secondary.",
         "",
     ]
