@@ -185,7 +185,7 @@ def test_a_seed_without_pairs_is_left_out_and_counted_not_averaged_as_zero():
 
 
 def test_unit_costs_divide_each_stage_by_its_units():
-    from stepdpo.experiments.demo import unit_costs
+    from stepdpo.experiments.summary import unit_costs
 
     def seed(collect_s, problems, rectify_s, errors, pairs):
         stages = [
@@ -197,10 +197,33 @@ def test_unit_costs_divide_each_stage_by_its_units():
     data = {0: seed(10.0, 5, 30.0, 10, 4), 1: seed(30.0, 15, 10.0, 10, 0)}
     times = {"train dpo": 40.0, "train step_dpo": 24.0, "evaluate": 90.0}
     acc = {"sft": [0.1, 0.2], "dpo": [0.3, None], "step_dpo": [0.2, None]}
-    c = unit_costs(data, times, acc, [0, 1], {"epochs": 2.0, "eval_problems": 9})
+    c = unit_costs(data, times, acc, [0, 1], {"epochs": 2.0, "eval_problems": 9}, passes=16)
     assert c["collect_per_problem"] == 2.0 and c["rectify_per_error"] == 2.0
-    assert c["train_per_pair_epoch"] == 64 / (8 * 2.0)
+    assert c["train_per_pair_epoch"] == 64 / 16  # over the pairs the optimizer steps took
+    assert c["data_per_step_pair"] == 80 / 4  # both seeds' data work over the Step-DPO pairs it gave
     assert c["evaluate_per_problem"] == round(90 / (4 * 9), 3)  # the arms without pairs were not tested
+
+
+def test_the_arms_run_are_the_settings_or_the_ones_asked_for(tmp_path):
+    assert DemoConfig().run_arms == ARMS
+    assert DemoConfig(model="smollm2-135m-instruct").run_arms == ("sft", "step_dpo")
+    assert DemoConfig(model="smollm2-135m-instruct", full=True).run_arms == ARMS
+    assert DemoConfig(arms=["dpo"]).run_arms == ("sft", "dpo", "step_dpo")  # the primary's arms always run
+    assert DemoConfig(model="smollm2-135m-instruct", arms=["all"]).run_arms == ARMS
+    with pytest.raises(ValueError, match="unknown arm"):
+        _ = DemoConfig(arms=["step-dpo"]).run_arms
+
+
+def test_a_setting_with_min_steps_trains_at_least_that_many_steps(tmp_path):
+    from stepdpo.experiments.common import train_config
+
+    cfg = DemoConfig(model="smollm2-135m-instruct")  # batch 8, 3 epochs, at least 30 steps
+    data = tmp_path / "pairs.jsonl"
+    data.write_text("{}\n" * 20)  # 3 steps per epoch: 9 planned
+    assert train_config(cfg, data, "step", tmp_path / "r", 0, 1e-5, 0.1, tmp_path / "ref.json").max_steps == 30
+    data.write_text("{}\n" * 120)  # 15 per epoch: 45 planned
+    assert train_config(cfg, data, "step", tmp_path / "r", 0, 1e-5, 0.1, tmp_path / "ref.json").max_steps == 45
+    assert train_config(DemoConfig(), data, "step", tmp_path / "r", 0, 1e-5, 0.1, tmp_path / "ref.json").max_steps == 0
 
 
 def test_verdict_reads_the_interval_of_a_paired_difference():

@@ -256,8 +256,16 @@ def train_config(
     ref_cache: Path,
     **overrides: Any,
 ):
-    """The training settings every demo (and ablation) run shares."""
+    """The training settings every demo (and ablation) run shares; a setting's ``min_steps`` raises
+    the optimizer steps of a training on few pairs to that many (more passes over its pairs)."""
     from stepdpo.training.trainer import TrainConfig
+
+    st = cfg.setting
+    max_steps = 0
+    if st.get("min_steps") and Path(data).exists():
+        n_pairs = sum(1 for line in Path(data).read_text().splitlines() if line.strip())
+        planned = math.ceil(st["epochs"] * math.ceil(n_pairs / st["global_batch"]))
+        max_steps = max(planned, st["min_steps"]) if n_pairs else 0
 
     tc = TrainConfig(
         data=str(data),
@@ -273,6 +281,7 @@ def train_config(
         val_fraction=0.0,  # the demo scores every arm on common validation pairs instead (val_sets)
         eval_every=cfg.setting["eval_every"],
         eval_on_start=True,  # the margins before training, beside those after
+        max_steps=max_steps,
         trainable_layers=cfg.setting["trainable_layers"],
         seed=seed,
         dtype="fp32",

@@ -147,6 +147,7 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
         )
     whole.close()
     main = acc["sampled" if sampled else "greedy"]
+    steps = {a: [max(r["step"] for r in rows) for rows in logs[a]] for a in TRAINED if logs[a]}
     results = {
         "task": cfg.name,
         "seeds": seeds,
@@ -173,11 +174,17 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
         "validation": validation_summary(logs, hp),
         "data_stages": {str(s): data[s]["stages"] for s in seeds},
         "stage_seconds": {k: round(v, 1) for k, v in times.items()},
-        "unit_costs": unit_costs(data, times, main, seeds, cfg.setting),
+        "optimizer_steps": steps,
+        "unit_costs": unit_costs(
+            data, times, main, seeds, cfg.setting, sum(sum(v) for v in steps.values()) * cfg.setting["global_batch"]
+        ),
         "sampling_backend": SAMPLING_BACKEND,
         "config": asdict(cfg),
         "wall_s": round(time.time() - t_all, 1),
     }
+    # an SFT model built by an earlier run in this folder is reused: its seconds still belong to the cost
+    built = (results["sft"] or {}).get("seconds", 0.0)
+    results["wall_s_sft_included"] = round(results["wall_s"] + (built if times["sft"] < built / 2 else 0.0), 1)
     if sampled:
         results["accuracy_greedy"] = {a: mean_ci(v) for a, v in acc["greedy"].items()}
     atomic_write_text(out / "results.json", json.dumps(results, indent=2) + "\n")

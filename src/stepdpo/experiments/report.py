@@ -59,11 +59,18 @@ def report(res: dict[str, Any], ablations: list[str] | None = None) -> str:
         "|---|---|---|---|---|",
         f"| {LABELS['sft']} | {pct(a['sft'])} | | | |",
     ]
-    for arm in ("dpo", "dpo_shared_prefix", "step_dpo", "step_dpo_ood"):
+    run = res.get("arms") or list(a)  # older results: every arm ran
+    orderings = [o for o in PAPER_ORDERINGS if all(x in run for x in o[0].split("_minus_"))]
+    for arm in (x for x in ("dpo", "dpo_shared_prefix", "step_dpo", "step_dpo_ood") if x in run):
         lines.append(
             f"| {LABELS[arm]} | {pct(a[arm])} | {', '.join(map(str, res['pairs'][arm]))} | "
             f"{hp[arm]['lr']:g} | {hp[arm]['beta']:g} |"
         )
+    if len(run) < len(a):
+        lines += [
+            "",
+            f"Only these arms ran (`--arms`; `--arms all` runs every one): {', '.join(LABELS[x] for x in run)}.",
+        ]
     if "accuracy_greedy" in res:
         g = res["accuracy_greedy"]
         lines += ["", "Greedy accuracy, for reference: " + ", ".join(f"{LABELS[x]} {pct(g[x])}" for x in g) + "."]
@@ -83,18 +90,18 @@ def report(res: dict[str, Any], ablations: list[str] | None = None) -> str:
         *primary_section(res.get("primary"), LABELS),
         "## What holds here",
         "",
-        f"| paper | ordering | difference (points) | per seed | here | here, one of {len(PAPER_ORDERINGS)} tests |",
+        f"| paper | ordering | difference (points) | per seed | here | here, one of {len(orderings)} tests |",
         "|---|---|---|---|---|---|",
     ]
-    n = len(PAPER_ORDERINGS)
-    for key, where, claim in PAPER_ORDERINGS:
+    n = len(orderings)
+    for key, where, claim in orderings:
         r = d[key]
         lines.append(
             f"| {where} | {claim} | {signed(r)} | {', '.join('-' if v is None else f'{100 * v:+.1f}' for v in r['values'])} | "
             f"{verdict(r)} | {verdict(r, n)} |"
         )
-    held = [claim for key, _, claim in PAPER_ORDERINGS if verdict(d[key]) == "holds"]
-    other = [(claim, verdict(d[key])) for key, _, claim in PAPER_ORDERINGS if verdict(d[key]) != "holds"]
+    held = [claim for key, _, claim in orderings if verdict(d[key]) == "holds"]
+    other = [(claim, verdict(d[key])) for key, _, claim in orderings if verdict(d[key]) != "holds"]
     lines += [
         "",
         "Holds (the 95 % interval of the paired difference is above zero): " + ("; ".join(held) or "none") + ".",
@@ -157,7 +164,8 @@ def report(res: dict[str, Any], ablations: list[str] | None = None) -> str:
     if res.get("unit_costs"):
         names = {
             "collect_per_problem": f"collect, per problem ({st['k']} samples)",
-            "rectify_per_error": f"rectify, per error ({st['n']} continuations)",
+            "rectify_per_error": f"rectify, per error ({st['n']} continuations, {st.get('rule', 'answer')} rule)",
+            "data_per_step_pair": "collect, locate and rectify, per Step-DPO pair",
             "train_per_pair_epoch": "train, per pair and epoch (reference and validation passes included)",
             "evaluate_per_problem": "evaluate, per test problem",
         }

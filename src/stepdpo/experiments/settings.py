@@ -52,21 +52,28 @@ DEMO_TASKS: dict[str, dict[str, Any]] = {
         "temperature": 0.8,
         "top_p": 0.95,
         "rollout_temperature": 1.0,
-        # sized from the measured cost of each stage (docs/real-model.md) to finish in 90 minutes on
-        # two cores, SFT included; --full: five seeds, four times the collection problems, twice the
-        # continuations and test problems (its cost is in the docs)
-        "collect_problems": 64,
-        "eval_problems": 100,
+        # the primary comparison (Step-DPO against the SFT model) at the power the budget allows: sized
+        # from the measured cost of each stage (docs/real-model.md) to finish in 90 minutes on two
+        # cores, SFT included. Rectification under the step rule (step k alone, passed by the exact
+        # checker: about half the seconds per prefix of the answer rule, benchmarks/pair_cost.py),
+        # one pair per error; at least 30 optimizer steps per training
+        "arms": ("sft", "step_dpo"),
+        "rule": "step",
+        "max_per_error": 1,
+        "collect_problems": 150,
+        "eval_problems": 500,
         "val_problems": 40,
         "k": 2,
         "n": 4,
         "val_pairs": 16,
-        "epochs": 2.0,
-        "global_batch": 16,
-        "eval_every": 4,
-        "judge_cases": 48,
+        "epochs": 3.0,
+        "global_batch": 8,
+        "min_steps": 30,
+        "eval_every": 10,
         "judge_m": 4,
-        "full": {"collect_problems": 256, "eval_problems": 200, "n": 8},
+        # --full: every arm (Tables 3 and 4) under the paper's rule, which gives the whole solutions
+        # the shared-prefix DPO arm needs, on five seeds, with the rollout judge's agreement
+        "full": {"arms": ("all",), "rule": "answer", "collect_problems": 256, "n": 8, "judge_cases": 48},
         "quick": {
             "sft": {"problems": 96, "epochs": 1.0, "batch_size": 8, "lr": 2e-4, "trainable_layers": 10},
             "collect_problems": 8,
@@ -76,6 +83,7 @@ DEMO_TASKS: dict[str, dict[str, Any]] = {
             "n": 4,
             "val_pairs": 4,
             "judge_cases": 4,
+            "min_steps": 0,
         },
     },
 }

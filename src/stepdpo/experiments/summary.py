@@ -36,12 +36,18 @@ def validation_summary(logs: dict[str, list[list[dict]]], hp: dict[str, dict[str
 
 
 def unit_costs(
-    data: dict[int, dict[str, Any]], times: dict[str, float], acc: dict[str, list], seeds: list[int], st: dict[str, Any]
+    data: dict[int, dict[str, Any]],
+    times: dict[str, float],
+    acc: dict[str, list],
+    seeds: list[int],
+    st: dict[str, Any],
+    passes: int,
 ) -> dict[str, float | None]:
     """Seconds per unit of each stage, over every seed: per collection problem (its samples), per
-    error rectified (its continuations), per trained pair and epoch (each arm's whole training,
-    reference and validation passes included, over its pairs), per test problem evaluated. What a
-    larger run costs is these times its sizes."""
+    error rectified (its continuations), per Step-DPO pair (collect, locate, rectify and build of
+    its seed over its pairs), per pair and pass of training (each arm's whole training, reference
+    and validation passes included, over ``passes``, the pairs its optimizer steps took), per test
+    problem evaluated. What a larger run costs is these times its sizes."""
 
     def stage(name: str) -> tuple[float, int]:
         rows = [r for s in seeds for r in data[s]["stages"] if r["stage"] == name]
@@ -50,12 +56,13 @@ def unit_costs(
     def per(seconds: float, units: float) -> float | None:
         return round(seconds / units, 3) if units else None
 
-    pairs = sum(data[s]["pairs"][a] for s in seeds for a in data[s]["pairs"])
+    made = sum(r["wall_s"] for s in seeds for r in data[s]["stages"] if r["stage"] in ("collect", "locate", "rectify"))
     trained = sum(v for k, v in times.items() if k.startswith("train "))
     tested = sum(1 for v in acc.values() for x in v if x is not None)
     return {
         "collect_per_problem": per(*stage("collect")),
         "rectify_per_error": per(*stage("rectify")),
-        "train_per_pair_epoch": per(trained, pairs * st["epochs"]),
+        "data_per_step_pair": per(made, sum(data[s]["pairs"]["step_dpo"] for s in seeds)),
+        "train_per_pair_epoch": per(trained, passes),
         "evaluate_per_problem": per(times.get("evaluate", 0.0), tested * st["eval_problems"]),
     }
