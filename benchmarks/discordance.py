@@ -37,6 +37,21 @@ def wilson(k: int, n: int) -> list[float]:
     return [round(ci.low, 4), round(ci.high, 4)]
 
 
+def parse_cells(text: str, picked: dict[str, float]) -> list[dict[str, float]]:
+    """``lr:beta:sft_weight`` cells, comma-separated; empty: the setting's picks alone."""
+    if not text:
+        return [{"lr": picked["lr"], "beta": picked["beta"], "sft_weight": picked.get("sft_weight", 0.0)}]
+    cells = []
+    for part in text.split(","):
+        lr, beta, sft = (part.split(":") + ["0"])[:3]
+        cells.append({"lr": float(lr), "beta": float(beta), "sft_weight": float(sft)})
+    return cells
+
+
+def cell_name(c: dict[str, float]) -> str:
+    return f"lr{c['lr']:g}-beta{c['beta']:g}-nll{c['sft_weight']:g}"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", required=True, help="the starting (SFT) model")
@@ -45,9 +60,16 @@ def main() -> None:
     ap.add_argument("--problems", type=int, default=200, help="validation problems scored")
     ap.add_argument("--epochs", type=float, default=None)
     ap.add_argument("--global-batch", type=int, default=None)
+    ap.add_argument(
+        "--cells",
+        default="",
+        help="lr:beta:sft_weight cells to train and score, comma-separated (default: the setting's picks)",
+    )
     ap.add_argument("--n-test", type=int, default=1500, help="pooled test problems of the planned design")
     ap.add_argument("--out", default="runs/discordance")
     args = ap.parse_args()
+    from scipy.stats import binomtest
+
     from stepdpo.training.trainer import train
 
     model = "smollm2-135m-instruct" if args.setting == "smollm2" else ""
@@ -59,46 +81,77 @@ def main() -> None:
         base_model=args.model,
     )
     out = Path(args.out)
-    hp = hyperparameters(cfg)["step_dpo"]
-    t = time.time()
-    tc = train_config(cfg, Path(args.pairs), "step", out / "step_dpo", 0, hp["lr"], hp["beta"], out / "ref_logps.json")
-    trained = train(tc)
-    train_s = time.time() - t
-    log = [json.loads(line) for line in (out / "step_dpo" / "log.jsonl").read_text().splitlines()]
     val = problem_sets(cfg, [0])["val"][: args.problems]
-    t = time.time()
-    acc = {
-        "sft": evaluate_model(cfg, args.model, val, out / "eval-sft"),
-        "step_dpo": evaluate_model(cfg, trained["model"], val, out / "eval-step_dpo"),
-    }
-    eval_s = time.time() - t
-    a, b = outcomes_of(out / "eval-step_dpo"), outcomes_of(out / "eval-sft")
-    disc = sum(x != y for x, y in zip(a, b))
-    q, (lo, hi) = disc / len(a), wilson(disc, len(a))
+    sft_acc = evaluate_model(cfg, args.model, val, out / "eval-sft")
+    b = outcomes_of(out / "eval-sft")
+    n_pairs = len(Path(args.pairs).read_text().splitlines())
+    rows = []
+    for cell in parse_cells(args.cells, hyperparameters(cfg)["step_dpo"]):
+        name = cell_name(cell)
+        run = out / ("step_dpo" if not args.cells else f"step_dpo-{name}")
+        t = time.time()
+        tc = train_config(
+            cfg,
+            Path(args.pairs),
+            "step",
+            run,
+            0,
+            cell["lr"],
+            cell["beta"],
+            out / "ref_logps.json",
+            sft_weight=cell["sft_weight"],
+        )
+        trained = train(tc)
+        train_s = time.time() - t
+        log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+        t = time.time()
+        acc = evaluate_model(cfg, trained["model"], val, out / f"eval-{run.name}")
+        eval_s = time.time() - t
+        a = outcomes_of(out / f"eval-{run.name}")
+        disc = sum(x != y for x, y in zip(a, b))
+        q, (lo, hi) = disc / len(a), wilson(disc, len(a))
+        only_step, only_sft = sum(x and not y for x, y in zip(a, b)), sum(y and not x for x, y in zip(a, b))
+        row = {
+            **cell,
+            "optimizer_steps": max(r["step"] for r in log if "loss" in r),
+            "accuracy": acc,
+            "difference_vs_sft": round(100 * (acc - sft_acc), 1),
+            "sign_test_p": round(binomtest(only_step, disc).pvalue, 4) if disc else 1.0,
+            "discordant": disc,
+            "discordance": round(q, 4),
+            "discordance_ci95": [lo, hi],
+            "step_dpo_only": only_step,
+            "sft_only": only_sft,
+            "cut_at_length": cut_at_length(out / f"eval-{run.name}"),
+            f"detectable_effect_at_{args.n_test}": round(detectable_effect(args.n_test, q), 2),
+            f"detectable_effect_at_{args.n_test}_upper_q": round(detectable_effect(args.n_test, hi), 2),
+            "train_s": round(train_s, 1),
+            "eval_s": round(eval_s, 1),
+        }
+        rows.append(row)
+        print(
+            f"{name}: accuracy {acc:.3f} (SFT {sft_acc:.3f}, p {row['sign_test_p']}), {row['cut_at_length']} cut at "
+            f"the length limit; discordance {q:.3f} [{lo:.3f}, {hi:.3f}] after {row['optimizer_steps']} steps on "
+            f"{n_pairs} pairs; detectable effect at N = {args.n_test}: {row[f'detectable_effect_at_{args.n_test}']} "
+            f"points (upper q: {row[f'detectable_effect_at_{args.n_test}_upper_q']})",
+            flush=True,
+        )
     res = {
         "setting": args.setting,
-        "pairs": len(Path(args.pairs).read_text().splitlines()),
-        "optimizer_steps": log[-1]["step"],
-        "hyperparameters": hp,
-        "validation_problems": len(a),
-        "accuracy": acc,
-        "discordant": disc,
-        "discordance": round(q, 4),
-        "discordance_ci95": [lo, hi],
-        "step_dpo_only": sum(x and not y for x, y in zip(a, b)),
-        "sft_only": sum(y and not x for x, y in zip(a, b)),
-        f"detectable_effect_at_{args.n_test}": round(detectable_effect(args.n_test, q), 2),
-        f"detectable_effect_at_{args.n_test}_upper_q": round(detectable_effect(args.n_test, hi), 2),
+        "pairs": n_pairs,
+        "validation_problems": len(b),
+        "sft_accuracy": sft_acc,
+        "sft_cut_at_length": cut_at_length(out / "eval-sft"),
         f"detectable_effect_at_{args.n_test}_q_half": round(detectable_effect(args.n_test), 2),
-        "train_s": round(train_s, 1),
-        "eval_s": round(eval_s, 1),
+        "cells": rows,
     }
-    print(
-        f"discordance {q:.3f} [{lo:.3f}, {hi:.3f}] on {len(a)} validation problems after {res['optimizer_steps']} "
-        f"steps on {res['pairs']} pairs; detectable effect at N = {args.n_test}: {res[f'detectable_effect_at_{args.n_test}']} "
-        f"points (upper q: {res[f'detectable_effect_at_{args.n_test}_upper_q']}, q = 1/2: {res[f'detectable_effect_at_{args.n_test}_q_half']})"
-    )
     print(json.dumps(res))
+
+
+def cut_at_length(folder: Path) -> int:
+    """Greedy solutions of an evaluation that ran to the token limit."""
+    rows = [json.loads(line) for line in (folder / "results.jsonl").read_text().splitlines() if line.strip()]
+    return sum(s.get("finish_reason") == "length" for r in rows for s in r["samples"])
 
 
 if __name__ == "__main__":

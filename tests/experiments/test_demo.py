@@ -226,6 +226,24 @@ def test_a_setting_with_min_steps_trains_at_least_that_many_steps(tmp_path):
     assert train_config(DemoConfig(), data, "step", tmp_path / "r", 0, 1e-5, 0.1, tmp_path / "ref.json").max_steps == 0
 
 
+def test_a_settings_nll_term_goes_to_every_arm_alike(tmp_path, monkeypatch):
+    from stepdpo.experiments.common import train_config
+    from stepdpo.experiments.settings import DEMO_TASKS
+
+    monkeypatch.setitem(DEMO_TASKS["smollm2"], "sft_weight", 0.5)
+    cfg = DemoConfig(model="smollm2-135m-instruct")
+    for fmt in ("step", "dpo"):
+        assert (
+            train_config(cfg, tmp_path / "p.jsonl", fmt, tmp_path / "r", 0, 1e-5, 0.1, tmp_path / "x").sft_weight == 0.5
+        )
+    assert (
+        train_config(
+            DemoConfig(), tmp_path / "p.jsonl", "step", tmp_path / "r", 0, 1e-5, 0.1, tmp_path / "x"
+        ).sft_weight
+        == 0.0
+    )
+
+
 def test_verdict_reads_the_interval_of_a_paired_difference():
     assert verdict(mean_ci([0.02, 0.03, 0.025])) == "holds"
     assert verdict(mean_ci([-0.02, -0.03, -0.025])) == "reversed"

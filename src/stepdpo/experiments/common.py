@@ -102,8 +102,8 @@ class DemoConfig(ReportOptions):
         "Localization: verifier (the exact checker) or rollout (no judge at all).",
         choices=("verifier", "rollout"),
     )
-    epochs: float | None = option(None, "Training epochs (default 3; smollm2 2).", min=1e-9)
-    global_batch: int | None = option(None, "Pairs per optimizer step (default 32; smollm2 16).", min=1)
+    epochs: float | None = option(None, "Training epochs (default: the setting's, 3).", min=1e-9)
+    global_batch: int | None = option(None, "Pairs per optimizer step (default: the setting's; 32, smollm2 8).", min=1)
     picks: str = option("", "A JSON file of each arm's lr and beta (default: the packaged picks of --tune).")
     arms: list[str] = option(
         [],
@@ -117,7 +117,7 @@ class DemoConfig(ReportOptions):
         choices=("answer", "step"),
     )
     max_per_error: int | None = option(
-        None, "Step pairs per located error at most (build --max-per-error; default 1, smollm2 2).", min=1
+        None, "Step pairs per located error at most (build --max-per-error; default: the setting's, 1).", min=1
     )
     tune: bool = option(
         False,
@@ -257,7 +257,8 @@ def train_config(
     **overrides: Any,
 ):
     """The training settings every demo (and ablation) run shares; a setting's ``min_steps`` raises
-    the optimizer steps of a training on few pairs to that many (more passes over its pairs)."""
+    the optimizer steps of a training on few pairs to that many (more passes over its pairs), and
+    its ``sft_weight`` adds that NLL term on the chosen completion to every arm alike."""
     from stepdpo.training.trainer import TrainConfig
 
     st = cfg.setting
@@ -282,6 +283,7 @@ def train_config(
         eval_every=cfg.setting["eval_every"],
         eval_on_start=True,  # the margins before training, beside those after
         max_steps=max_steps,
+        sft_weight=st.get("sft_weight", 0.0),
         trainable_layers=cfg.setting["trainable_layers"],
         seed=seed,
         dtype="fp32",
