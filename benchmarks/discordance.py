@@ -10,7 +10,11 @@ and reports q with its 95 % (Wilson) interval, and the detectable effect at N te
 and for its upper bound. A design declared from the upper bound claims no more power than the
 pilot allows.
 
-    python benchmarks/discordance.py --model runs/sm/sft-KEY --pairs runs/sm/pilot64/pairs_step.jsonl
+    python benchmarks/discordance.py --model runs/sm/sft-KEY --pairs paircost/pairs_step_n4.jsonl \
+        [--cells 1e-5:0.1:0,3e-6:0.1:0,3e-6:0.1:1]
+
+``--cells`` trains and scores each ``lr:beta:sft_weight`` cell in turn (a grid at the design's
+optimizer steps), each against the same SFT scores; without it, the setting's picks alone.
 
 The last line printed is one JSON object with every figure.
 """

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from stepdpo.experiments.common import LABELS, interval
+from stepdpo.experiments.common import ARMS, LABELS, interval
 from stepdpo.experiments.judge_eval import agreement_section
 from stepdpo.experiments.primary import primary_section
 from stepdpo.experiments.settings import OOD_VOICES
@@ -142,6 +142,8 @@ def report(res: dict[str, Any], ablations: list[str] | None = None) -> str:
         "|---|---|---|---|---|",
     ]
     for arm, v in res["validation"].items():
+        if arm not in res.get("arms", ARMS):
+            continue
         s, w = v["step"], v["whole"]
         lines.append(
             f"| {LABELS[arm]} | {pct(s['reward_accuracy'])} | {_num(s['logratio_margin'])} | "
@@ -180,7 +182,7 @@ def report(res: dict[str, Any], ablations: list[str] | None = None) -> str:
 def _structure(res: dict[str, Any]) -> list[str]:
     """The report's section on what the whole-solution pairs hold (read with the task's checker)."""
     ps = res.get("pair_structure")
-    if not ps:
+    if not ps or not {"dpo", "dpo_shared_prefix"} & set(res.get("arms", ARMS)):
         return []
     lines = [
         "## What the whole-solution pairs hold",
@@ -222,8 +224,9 @@ def _grid_edges(res: dict[str, Any]) -> list[str]:
     """Which picks lie on the edge of the tuning grid (a wider grid may move them)."""
     cfg, hp = res["config"], res["hyperparameters"]
     lrs, betas = cfg.get("lrs") or [], cfg.get("betas") or []
-    if len(lrs) < 2 and len(betas) < 2:
-        return []
+    if (len(lrs) < 2 and len(betas) < 2) or res.get("hyperparameters_note"):
+        return []  # picks made otherwise say how in their note
+    hp = {a: h for a, h in hp.items() if a in res.get("arms", ARMS)}
     edge = [
         f"{LABELS[a]} ({', '.join(k for k, v, grid in (('lr', h['lr'], lrs), ('beta', h['beta'], betas)) if len(grid) > 1 and v in (min(grid), max(grid)))})"
         for a, h in hp.items()
@@ -282,8 +285,9 @@ def _moved(validation: dict[str, Any]) -> list[str]:
     out = [
         "",
         "The policy's log-prob margin on the step-level pairs, log pi(s_win) - log pi(s_lose) in nats, before "
-        "training (step 0: the reference model's own) and at the end; reward accuracy at step 0 is 0 by definition "
-        "(every reward is 0 there).",
+        "training (step 0: the reference model's own) and at the end. At step 0 the policy is the reference, so "
+        "every reward is 0 up to rounding (about 1e-7) and the reward accuracy there reads the sign of that "
+        "rounding, not a ranking.",
         "",
         "| arm | margin at step 0 | margin at the end |",
         "|---|---|---|",

@@ -81,7 +81,9 @@ DEMO_TASKS: dict[str, dict[str, Any]] = {
         # --full: every arm (Tables 3 and 4) under the paper's rule, which gives the whole solutions
         # the shared-prefix DPO arm needs, on five seeds, with the rollout judge's agreement
         "full": {"arms": ("all",), "rule": "answer", "collect_problems": 256, "n": 8, "judge_cases": 48},
+        # --quick: the wiring of every arm (the default's step rule: the shared-prefix arm gets no pairs)
         "quick": {
+            "arms": ("all",),
             "sft": {"problems": 96, "epochs": 1.0, "batch_size": 8, "lr": 2e-4, "trainable_layers": 10},
             "collect_problems": 8,
             "eval_problems": 6,
