@@ -47,8 +47,11 @@ def parse_cells(text: str, picked: dict[str, float]) -> list[dict[str, float]]:
         return [{"lr": picked["lr"], "beta": picked["beta"], "sft_weight": picked.get("sft_weight", 0.0)}]
     cells = []
     for part in text.split(","):
-        lr, beta, sft = (part.split(":") + ["0"])[:3]
-        cells.append({"lr": float(lr), "beta": float(beta), "sft_weight": float(sft)})
+        try:
+            lr, beta, sft = (part.split(":") + ["0"])[:3]
+            cells.append({"lr": float(lr), "beta": float(beta), "sft_weight": float(sft)})
+        except ValueError:
+            raise SystemExit(f"--cells: {part!r} is not lr:beta or lr:beta:sft_weight") from None
     return cells
 
 
@@ -84,13 +87,14 @@ def main() -> None:
         global_batch=args.global_batch,
         base_model=args.model,
     )
+    cells = parse_cells(args.cells, hyperparameters(cfg)["step_dpo"])
     out = Path(args.out)
     val = problem_sets(cfg, [0])["val"][: args.problems]
     sft_acc = evaluate_model(cfg, args.model, val, out / "eval-sft")
     b = outcomes_of(out / "eval-sft")
     n_pairs = len(Path(args.pairs).read_text().splitlines())
     rows = []
-    for cell in parse_cells(args.cells, hyperparameters(cfg)["step_dpo"]):
+    for cell in cells:
         name = cell_name(cell)
         run = out / ("step_dpo" if not args.cells else f"step_dpo-{name}")
         t = time.time()

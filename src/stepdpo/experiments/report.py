@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from stepdpo.experiments.common import ARMS, LABELS, interval
+from stepdpo.experiments.common import LABELS, interval
 from stepdpo.experiments.judge_eval import agreement_section
 from stepdpo.experiments.primary import primary_section
 from stepdpo.experiments.settings import OOD_VOICES
@@ -59,7 +59,7 @@ def report(res: dict[str, Any], ablations: list[str] | None = None) -> str:
         "|---|---|---|---|---|",
         f"| {LABELS['sft']} | {pct(a['sft'])} | | | |",
     ]
-    run = res.get("arms") or list(a)  # older results: every arm ran
+    run = _ran(res)
     orderings = [o for o in PAPER_ORDERINGS if all(x in run for x in o[0].split("_minus_"))]
     for arm in (x for x in ("dpo", "dpo_shared_prefix", "step_dpo", "step_dpo_ood") if x in run):
         lines.append(
@@ -142,7 +142,7 @@ def report(res: dict[str, Any], ablations: list[str] | None = None) -> str:
         "|---|---|---|---|---|",
     ]
     for arm, v in res["validation"].items():
-        if arm not in res.get("arms", ARMS):
+        if arm not in run:
             continue
         s, w = v["step"], v["whole"]
         lines.append(
@@ -179,10 +179,15 @@ def report(res: dict[str, Any], ablations: list[str] | None = None) -> str:
     return "\n".join(lines)
 
 
+def _ran(res: dict[str, Any]) -> list[str]:
+    """The arms a run trained and tested (older results name none: every arm ran)."""
+    return res.get("arms") or list(res["accuracy"])
+
+
 def _structure(res: dict[str, Any]) -> list[str]:
     """The report's section on what the whole-solution pairs hold (read with the task's checker)."""
     ps = res.get("pair_structure")
-    if not ps or not {"dpo", "dpo_shared_prefix"} & set(res.get("arms", ARMS)):
+    if not ps or not {"dpo", "dpo_shared_prefix"} & set(_ran(res)):
         return []
     lines = [
         "## What the whole-solution pairs hold",
@@ -226,7 +231,7 @@ def _grid_edges(res: dict[str, Any]) -> list[str]:
     lrs, betas = cfg.get("lrs") or [], cfg.get("betas") or []
     if (len(lrs) < 2 and len(betas) < 2) or res.get("hyperparameters_note"):
         return []  # picks made otherwise say how in their note
-    hp = {a: h for a, h in hp.items() if a in res.get("arms", ARMS)}
+    hp = {a: h for a, h in hp.items() if a in _ran(res)}
     edge = [
         f"{LABELS[a]} ({', '.join(k for k, v, grid in (('lr', h['lr'], lrs), ('beta', h['beta'], betas)) if len(grid) > 1 and v in (min(grid), max(grid)))})"
         for a, h in hp.items()
