@@ -5,7 +5,7 @@ file and the project's dependencies) under ``~/.cache/stepdpo`` or ``STEPDPO_VLL
 checkout's own source runs in it (``PYTHONPATH``), so the cache does not go stale with the code.
 
 Checked: ``stepdpo eval --backend vllm`` gives the transformers backend's greedy completions,
-token for token; ``stepdpo collect --backend vllm`` gives the same records when rerun in a fresh
+both in float32, token for token except where the two best next tokens tie to within rounding; ``stepdpo collect --backend vllm`` gives the same records when rerun in a fresh
 engine and when its problems are batched one per chunk instead of sixteen (seeds per sample:
 :func:`~stepdpo.generation.base.row_seed`).
 
@@ -70,6 +70,35 @@ def _results(folder: Path) -> list[dict]:
     return [json.loads(line) for line in (folder / "results.jsonl").read_text().splitlines()]
 
 
+# two float32 engines order their sums differently, so greedy decoding may part where the two best
+# next tokens tie to within rounding; a logit gap above this is a real difference
+NEAR_TIE = 0.05
+
+
+def _greedy_gap(vllm_row: dict, hf_row: dict) -> float:
+    """Where two greedy completions of one problem first part: the transformers model's logit of
+    its own token minus that of vLLM's token, after the shared prompt and tokens."""
+    import torch
+
+    from stepdpo.models import load_model, load_tokenizer
+    from stepdpo.text.encoding import encode_prompt
+    from stepdpo.text.prompts import generation_prompt
+
+    tok = load_tokenizer("smollm2-135m-instruct")
+    model = load_model("smollm2-135m-instruct", dtype="fp32", device="cpu")
+    prompt, primer = generation_prompt(vllm_row["problem"], tokenizer=tok)
+    ids = []
+    for row in (vllm_row, hf_row):
+        sample = row["samples"][0]
+        tokens = tok(sample["completion"][len(primer) :], add_special_tokens=False)["input_ids"]
+        ids.append(tokens + ([tok.eos_token_id] if sample["finish_reason"] == "eos" else []))
+    at = next((i for i, (a, b) in enumerate(zip(*ids)) if a != b), None)
+    assert at is not None, f"{vllm_row['id']}: one completion is the start of the other"
+    with torch.no_grad():
+        logits = model(torch.tensor([encode_prompt(tok, prompt) + ids[1][:at]])).logits[0, -1]
+    return float(logits[ids[1][at]] - logits[ids[0][at]])
+
+
 def test_vllm_cpu_eval_equals_transformers_greedy_and_collect_repeats(vllm_python, tmp_path):
     common = ["--model", "smollm2-135m-instruct", "--data", "synthetic-short", "--limit", "16"]
     _run(vllm_python, "-m", "stepdpo.cli", "eval", "--backend", "vllm", "--enforce-eager", *common,
@@ -77,9 +106,12 @@ def test_vllm_cpu_eval_equals_transformers_greedy_and_collect_repeats(vllm_pytho
     _run(Path(sys.executable), "-m", "stepdpo.cli", "eval", "--backend", "hf", *common, "--out", str(tmp_path / "hf"))
     vllm, hf = _results(tmp_path / "vllm"), _results(tmp_path / "hf")
     assert [r["id"] for r in vllm] == [r["id"] for r in hf]
-    for a, b in zip(vllm, hf):
-        assert [s["completion"] for s in a["samples"]] == [s["completion"] for s in b["samples"]], a["id"]
-    assert json.loads((tmp_path / "vllm" / "summary.json").read_text())["backend"] == "vllm"
+    summaries = [json.loads((tmp_path / b / "summary.json").read_text()) for b in ("vllm", "hf")]
+    assert [(s["backend"], s["dtype"]) for s in summaries] == [("vllm", "float32"), ("hf", "float32")]
+    differ = [(a, b) for a, b in zip(vllm, hf) if a["samples"][0]["completion"] != b["samples"][0]["completion"]]
+    assert len(differ) <= 2, [a["id"] for a, _ in differ]
+    gaps = [_greedy_gap(a, b) for a, b in differ]
+    assert all(0 <= gap < NEAR_TIE for gap in gaps), gaps
 
     out = tmp_path / "collect"
     _run(vllm_python, "-m", "stepdpo.cli", "collect", "--backend", "vllm", "--enforce-eager", "--model",

@@ -95,6 +95,11 @@ class HFGenerator:
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
+    @property
+    def dtype(self) -> str:
+        """The weights' dtype, as vLLM names it (``float32``, ``bfloat16``)."""
+        return str(next(self.model.parameters()).dtype).removeprefix("torch.")
+
     @torch.inference_mode()
     def generate(self, prompts: list[str], sampling: SamplingConfig) -> list[list[Completion]]:
         """``sampling.n`` completions per prompt; prompts are batched by length to limit padding.

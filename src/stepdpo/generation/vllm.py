@@ -12,17 +12,6 @@ from stepdpo.generation.base import PROMPT_TOO_LONG, Completion, SamplingConfig,
 from stepdpo.models import model_name, resolve_model_path
 
 
-def cpu_has_bf16() -> bool:
-    """Whether this CPU computes in bf16 natively (AVX-512 BF16 or AMX); without it vLLM's CPU
-    build emulates bf16 and its warm-up alone runs for many minutes."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = next((line for line in f if line.startswith("flags")), "").split()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
 def engine_args(
     *,
     dtype: str = "auto",
@@ -35,8 +24,10 @@ def engine_args(
 ) -> dict[str, Any]:
     """vLLM's engine arguments for the options a user sets (``None``: vLLM's own default).
 
-    On vLLM's CPU build: ``dtype="auto"`` becomes float32 where the CPU has no bf16 instructions,
-    and chunked prefill is off. Every request carries its own seed (one request per sample, see
+    On vLLM's CPU build: ``dtype="auto"`` becomes float32, the dtype the transformers backend picks
+    on a CPU (:func:`~stepdpo.models.pick_dtype`), so both backends score the same model (vLLM's own
+    ``auto`` reads bf16 from the model's config, and without AVX-512 BF16 or AMX its CPU build
+    emulates bf16, its warm-up alone running for many minutes); chunked prefill is off. Every request carries its own seed (one request per sample, see
     :func:`~stepdpo.generation.base.row_seed`), and the CPU build cannot resume a seeded request
     whose prompt was split across scheduler steps (``CPU Generator does not use offset``); without
     chunked prefill a prompt is prefilled whole, so ``max_num_batched_tokens`` is raised to the
@@ -49,7 +40,7 @@ def engine_args(
 
         on_cpu = current_platform.is_cpu()
     args: dict[str, Any] = {"dtype": {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}.get(dtype, dtype)}
-    if on_cpu and args["dtype"] == "auto" and not cpu_has_bf16():
+    if on_cpu and args["dtype"] == "auto":
         args["dtype"] = "float32"
     if max_model_len is not None:
         args["max_model_len"] = max_model_len
@@ -115,6 +106,8 @@ class VLLMGenerator:
             **self.engine_args,
         )
         self.tokenizer = self.llm.get_tokenizer()
+        config = getattr(self.llm.llm_engine, "model_config", None)  # the dtype the engine resolved
+        self.dtype = str(getattr(config, "dtype", self.engine_args["dtype"])).removeprefix("torch.")
         self.stats = {"prompt_tokens": 0, "prefill_tokens": 0, "generated_tokens": 0}
 
     def generate(self, prompts: list[str], sampling: SamplingConfig) -> list[list[Completion]]:

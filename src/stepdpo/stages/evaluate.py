@@ -103,6 +103,7 @@ def evaluate(
         "samples_per_problem": cfg.n,
         "model": getattr(generator, "model_name", "model"),
         "backend": getattr(generator, "backend", "custom"),
+        "dtype": getattr(generator, "dtype", None),
         "data": data_name,
         "prompt_format": fmt,
         "sampling": sampling.to_dict(),
