@@ -2,8 +2,17 @@ import json
 
 import pytest
 
-from stepdpo.experiments.arms import cap, problem_sets
-from stepdpo.experiments.common import ARMS, PICKS_FILE, TRAINED, DemoConfig, hyperparameters, mean_ci, ood_pairs
+from stepdpo.experiments.arms import cap, matched_pairs, problem_sets
+from stepdpo.experiments.common import (
+    ARMS,
+    PICKS_FILE,
+    TRAINED,
+    TUNED,
+    DemoConfig,
+    hyperparameters,
+    mean_ci,
+    ood_pairs,
+)
 from stepdpo.experiments.demo import DIFFERENCES, run_demo
 from stepdpo.experiments.report import verdict
 from stepdpo.experiments.tune import pick
@@ -196,19 +205,44 @@ def test_unit_costs_divide_each_stage_by_its_units():
 
     data = {0: seed(10.0, 5, 30.0, 10, 4), 1: seed(30.0, 15, 10.0, 10, 0)}
     times = {"train dpo": 40.0, "train step_dpo": 24.0, "evaluate": 90.0}
-    acc = {"sft": [0.1, 0.2], "dpo": [0.3, None], "step_dpo": [0.2, None]}
-    c = unit_costs(data, times, acc, [0, 1], {"epochs": 2.0, "eval_problems": 9}, passes=16)
+    c = unit_costs(data, times, 4, [0, 1], {"epochs": 2.0, "eval_problems": 9}, passes=16)
     assert c["collect_per_problem"] == 2.0 and c["rectify_per_error"] == 2.0
     assert c["train_per_pair_epoch"] == 64 / 16  # over the pairs the optimizer steps took
     assert c["data_per_step_pair"] == 80 / 4  # both seeds' data work over the Step-DPO pairs it gave
-    assert c["evaluate_per_problem"] == round(90 / (4 * 9), 3)  # the arms without pairs were not tested
+    assert c["evaluate_per_problem"] == round(90 / (4 * 9), 3)  # four evaluations ran
+
+
+def _pairs(tag: str, n: int) -> list[StepPair]:
+    return [StepPair(prompt=f"{tag}{i}", initial_reason_steps="", chosen="c", rejected="r") for i in range(n)]
+
+
+def test_table3_matches_the_dpo_arms_that_run_and_a_copy_of_step_dpo_at_the_fewest_pairs():
+    pairs = {"step_dpo": _pairs("s", 10), "dpo": _pairs("h", 4), "dpo_shared_prefix": _pairs("d", 12)}
+    both = matched_pairs(pairs, ("dpo", "dpo_shared_prefix"))
+    assert {a: len(v) for a, v in both.items()} == {"dpo": 4, "dpo_shared_prefix": 4, "step_dpo_matched": 4}
+    assert both["step_dpo_matched"] == cap(pairs["step_dpo"], 4)  # a fixed subset of Step-DPO's
+    assert len(pairs["step_dpo"]) == 10  # which keeps all of its own
+    # a DPO arm that does not run neither sets the count nor is matched (it keeps Step-DPO's)
+    one = matched_pairs(pairs, ("dpo_shared_prefix",))
+    assert {a: len(v) for a, v in one.items()} == {"dpo": 4, "dpo_shared_prefix": 10, "step_dpo_matched": 10}
+    assert one["step_dpo_matched"] == pairs["step_dpo"]  # the demo then reuses Step-DPO's model and scores
+    # an arm without pairs does not train, so it does not set the count to 0
+    none = matched_pairs({**pairs, "dpo": []}, ("dpo", "dpo_shared_prefix"))
+    assert {a: len(v) for a, v in none.items()} == {"dpo": 0, "dpo_shared_prefix": 10, "step_dpo_matched": 10}
+
+
+def test_the_matched_arm_takes_step_dpos_lr_and_beta_and_is_not_tuned():
+    hp = hyperparameters(DemoConfig())
+    assert hp["step_dpo_matched"] == hp["step_dpo"] and "step_dpo_matched" not in TUNED
 
 
 def test_the_arms_run_are_the_settings_or_the_ones_asked_for(tmp_path):
     assert DemoConfig().run_arms == ARMS
     assert DemoConfig(model="smollm2-135m-instruct").run_arms == ("sft", "step_dpo")
     assert DemoConfig(model="smollm2-135m-instruct", full=True).run_arms == ARMS
-    assert DemoConfig(arms=["dpo"]).run_arms == ("sft", "dpo", "step_dpo")  # the primary's arms always run
+    # the primary's arms always run, and a DPO arm brings Step-DPO's copy matched to it (Table 3)
+    assert DemoConfig(arms=["dpo"]).run_arms == ("sft", "dpo", "step_dpo", "step_dpo_matched")
+    assert DemoConfig(arms=["step_dpo_ood"]).run_arms == ("sft", "step_dpo", "step_dpo_ood")
     assert DemoConfig(model="smollm2-135m-instruct", arms=["all"]).run_arms == ARMS
     with pytest.raises(ValueError, match="unknown arm"):
         _ = DemoConfig(arms=["step-dpo"]).run_arms
@@ -255,9 +289,9 @@ def test_verdict_reads_the_interval_of_a_paired_difference():
 def test_tune_then_demo_write_the_promised_results(tmp_path):
     small = dict(collect_problems=40, eval_problems=24, val_problems=24, val_pairs=8, n=4, epochs=1.0)
     tune = run_demo(DemoConfig(out=str(tmp_path / "tune"), tune=True, lrs=[1e-5, 5e-5], betas=[0.4], **small))
-    assert len(tune["runs"]) == 2 * len(TRAINED) and set(tune["picks"]) == set(TRAINED)
+    assert len(tune["runs"]) == 2 * len(TUNED) and set(tune["picks"]) == set(TUNED)
     picks = tmp_path / "tune" / "picks.json"
-    assert set(json.loads(picks.read_text())["default"]) == set(TRAINED)
+    assert set(json.loads(picks.read_text())["default"]) == set(TUNED)
 
     out = tmp_path / "demo"
     res = run_demo(DemoConfig(out=str(out), seeds=[0, 1], picks=str(picks), **small))
@@ -278,13 +312,17 @@ def test_tune_then_demo_write_the_promised_results(tmp_path):
         d = saved["differences"][key]
         ax, ay = saved["accuracy"][x]["values"], saved["accuracy"][y]["values"]
         assert d["values"] == pytest.approx([p - q for p, q in zip(ax, ay)])
-    assert saved["hyperparameters"] == {
-        a: {k: v for k, v in p.items() if k != "val_accuracy"} for a, p in tune["picks"].items()
-    }
-    # the DPO arms never get more pairs than Step-DPO
+    picked = {a: {k: v for k, v in p.items() if k != "val_accuracy"} for a, p in tune["picks"].items()}
+    assert saved["hyperparameters"] == {**picked, "step_dpo_matched": picked["step_dpo"]}
+    # Table 3 at equal pairs: the DPO arms and Step-DPO's matched copy, the fewest any of them has
     for s in range(2):
-        step = saved["pairs"]["step_dpo"][s]
-        assert saved["pairs"]["dpo"][s] <= step and saved["pairs"]["dpo_shared_prefix"][s] <= step
+        n = {a: saved["pairs"][a][s] for a in TRAINED}
+        fewest = min(n["step_dpo"], *(n[a] for a in ("dpo", "dpo_shared_prefix") if n[a]))
+        assert n["step_dpo_matched"] == fewest and {n["dpo"], n["dpo_shared_prefix"]} <= {0, fewest}
+    sec = saved["secondary"]
+    assert set(sec) == {"step_dpo_matched_minus_dpo", "step_dpo_matched_minus_dpo_shared_prefix",
+                        "step_dpo_minus_step_dpo_ood"}  # fmt: skip
+    assert all(r["tests"] == 3 and r["p"] <= r["p_bonferroni"] <= 1 for r in sec.values())
     # each seed collects on its own problems with its own sampling seed
     p0, p1 = ((out / f"seed{s}" / "data" / "problems.jsonl").read_text() for s in range(2))
     assert p0 != p1
@@ -303,6 +341,9 @@ def test_tune_then_demo_write_the_promised_results(tmp_path):
     for arm in TRAINED:
         for kind in ("step", "whole"):
             assert 0 <= saved["validation"][arm][kind]["reward_accuracy"]["mean"] <= 1
+        if arm == "step_dpo_matched" and saved["pairs"][arm][1] == saved["pairs"]["step_dpo"][1]:
+            assert not (out / "seed1" / arm).exists()  # Step-DPO itself: not trained twice
+            continue
         rows = [json.loads(x) for x in (out / "seed1" / arm / "log.jsonl").read_text().splitlines()]
         assert "eval_step/rewards/margins" in rows[-1] and "eval_whole/rewards/margins" in rows[-1]
     for f in ("report.md", "accuracy.png", "curves.png", "common/val_step.jsonl", "common/val_whole.jsonl"):
@@ -318,7 +359,7 @@ def test_tune_then_demo_write_the_promised_results(tmp_path):
     assert (out / "seed0" / "step_dpo" / "done.json").stat().st_mtime == mtime
     # asked for other settings, the models and evaluations are made anew, never reused
     other = run_demo(DemoConfig(out=str(out), seeds=[0], picks=str(picks), **{**small, "epochs": 2.0}))
-    for arm in TRAINED:
+    for arm in TUNED:
         assert json.loads((out / "seed0" / arm / "train_config.json").read_text())["epochs"] == 2.0
     assert other["accuracy"]["sft"]["values"] == saved["accuracy"]["sft"]["values"][:1]  # the same SFT evaluation
 

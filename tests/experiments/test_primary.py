@@ -68,3 +68,19 @@ def test_a_planning_discordance_from_a_pilot_sets_the_declared_effect(tmp_path):
     import json
 
     assert json.loads((tmp_path / "primary.json").read_text()) == d  # written before any arm is scored
+
+
+def test_secondary_comparisons_are_pooled_and_corrected_for_how_many_were_looked_at():
+    from stepdpo.experiments.primary import secondary
+
+    a = [[1, 1, 1, 1, 1, 0] * 10, [1, 1, 1, 0] * 10]
+    b = [[0, 0, 1, 1, 1, 0] * 10, [1, 0, 1, 0] * 10]
+    outcomes = {"x": a, "y": b, "z": b, "w": [None, None]}
+    one = secondary({"x_minus_y": ("x", "y")}, outcomes)["x_minus_y"]
+    three = secondary({"x_minus_y": ("x", "y"), "x_minus_z": ("x", "z"), "x_minus_w": ("x", "w")}, outcomes)
+    assert one["p"] == three["x_minus_y"]["p"] == exact_test(a, b)["p"] and one["p_bonferroni"] == one["p"]
+    assert three["x_minus_y"]["p_bonferroni"] == pytest.approx(min(1.0, 3 * one["p"]))
+    assert one["difference"] == pytest.approx(pooled_difference(a, b), abs=0.01) and one["tests"] == 1
+    # a stricter level needs a larger effect for the same power
+    assert three["x_minus_y"]["detectable_effect_80"] > one["detectable_effect_80"] == round(detectable_effect(100), 2)
+    assert three["x_minus_w"] == {"arms": ["x", "w"], "tests": 3, "seeds_scored": 0}  # no outcomes: not scored

@@ -9,8 +9,12 @@ From one seed's collection, all arms see the same problems: Step-DPO pairs, the 
 pairs of the same errors, holistic DPO pairs (a correct against a wrong whole solution, both
 sampled), and the Step-DPO pairs with s_win in another voice. Every arm's chosen side passes the
 same filter, the task's checker on the whole chosen solution (the paper's s_win filter: a
-solution with a wrong step is not a correct one, whatever its final answer). A DPO arm with more pairs than Step-DPO keeps as many as Step-DPO has:
-those whose ids hash lowest (a fixed random subset, :func:`cap`).
+solution with a wrong step is not a correct one, whatever its final answer).
+
+Table 3 compares at equal pairs and optimizer steps: the DPO arms a run trains, and Step-DPO's
+matched copy (``step_dpo_matched``), each keep as many pairs as the fewest of them has, those whose
+ids hash lowest (a fixed random subset, :func:`cap`); Step-DPO itself, the primary comparison's
+arm, keeps all of its pairs. A DPO arm the run does not train keeps as many as Step-DPO has.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from stepdpo.experiments.common import ARM_DATA, DemoConfig, ood_pairs, synthetic_pipeline
+from stepdpo.experiments.common import ARM_DATA, MATCHED_TO, DemoConfig, ood_pairs, synthetic_pipeline
 from stepdpo.pipeline.run import run_build, run_pipeline
 from stepdpo.recordio import read_records, write_records
 from stepdpo.records import Problem, StepPair, content_id
@@ -66,10 +70,26 @@ def cap(pairs: list[StepPair], n: int, salt: str = "cap") -> list[StepPair]:
     return [p for i, p in enumerate(pairs) if i in keep]
 
 
-def arm_data(cfg: DemoConfig, problems: list[Problem], seed: int, out: Path) -> dict[str, Any]:
+def matched_pairs(pairs: dict[str, list[StepPair]], match: tuple[str, ...] = ()) -> dict[str, list[StepPair]]:
+    """Table 3 at equal pairs (and so equal optimizer steps): the DPO arms in ``match`` and
+    ``step_dpo_matched``, a copy of Step-DPO's pairs, each keep as many pairs as the fewest of them
+    has (an arm with none is left out of the count: it does not train); a DPO arm not in ``match``
+    keeps as many as Step-DPO has. Returns those arms' pairs; ``pairs["step_dpo"]`` stays whole."""
+    n_step = len(pairs["step_dpo"])
+    fewest = min([n_step] + [len(pairs[a]) for a in MATCHED_TO if a in match and pairs[a]])
+    out = {a: cap(pairs[a], fewest if a in match else n_step) for a in MATCHED_TO}
+    out["step_dpo_matched"] = cap(pairs["step_dpo"], fewest)
+    return out
+
+
+def arm_data(
+    cfg: DemoConfig, problems: list[Problem], seed: int, out: Path, match: tuple[str, ...] = ()
+) -> dict[str, Any]:
     """Run collect, locate, rectify and build on ``problems`` with sampling seed ``seed``, then write
     every arm's pairs into ``out``; returns the pair counts, what the caps and the s_win recheck
-    dropped, the stages' summaries, and the Step-DPO pairs with either s_win (``s_win``). Rerun on the same folder, the stages resume from their files."""
+    dropped, the stages' summaries, and the Step-DPO pairs with either s_win (``s_win``). ``match``:
+    the arms a run trains, whose DPO arms Table 3 matches Step-DPO's copy to. Rerun on the same
+    folder, the stages resume from their files."""
     out.mkdir(parents=True, exist_ok=True)
     write_records(out / "problems.jsonl", problems)
     st = cfg.setting
@@ -103,9 +123,9 @@ def arm_data(cfg: DemoConfig, problems: list[Problem], seed: int, out: Path) -> 
     }
     pairs["step_dpo_ood"] = ood_pairs(pairs["step_dpo"], by_id, style=st["ood_style"])
     write_records(out / ARM_DATA["step_dpo_ood"][0], pairs["step_dpo_ood"])
-    uncapped = {arm: len(pairs[arm]) for arm in ("dpo", "dpo_shared_prefix")}
-    for arm in uncapped:
-        pairs[arm] = cap(pairs[arm], len(pairs["step_dpo"]))
+    uncapped = {arm: len(pairs[arm]) for arm in MATCHED_TO}
+    pairs.update(matched_pairs(pairs, match))
+    for arm in (*MATCHED_TO, "step_dpo_matched"):
         write_records(out / ARM_DATA[arm][0], pairs[arm])
     summaries = [*stages, holistic]
     own = {p.id: p.chosen.strip() for p in pairs["step_dpo"]}

@@ -21,10 +21,18 @@ from stepdpo.stages.pairs import BuildConfig
 from stepdpo.stages.rectify import RectifyConfig
 from stepdpo.training.trackers import ReportOptions
 
-ARMS = ("sft", "dpo", "dpo_shared_prefix", "step_dpo", "step_dpo_ood")
-"""The demo's arms (Tables 3 and 4): the SFT model, and four preference trainings of it on pairs
-from the same error-collection problems."""
+ARMS = ("sft", "dpo", "dpo_shared_prefix", "step_dpo", "step_dpo_ood", "step_dpo_matched")
+"""The demo's arms (Tables 3 and 4): the SFT model, and preference trainings of it on pairs from
+the same error-collection problems. ``step_dpo_matched`` is Step-DPO on as many pairs as the DPO
+arms that run (Table 3 at equal pairs and optimizer steps); it runs with them."""
 TRAINED = ARMS[1:]
+MATCHED_TO = ("dpo", "dpo_shared_prefix")
+"""The arms ``step_dpo_matched`` is matched to: with any of them in a run, every one of them and
+Step-DPO's matched copy train on the same number of pairs (the fewest any of them has)."""
+SAME_PICKS = {"step_dpo_matched": "step_dpo"}
+"""Arms that take another arm's lr and beta (the same loss on a subset of the same pairs)."""
+TUNED = tuple(a for a in TRAINED if a not in SAME_PICKS)
+"""The arms ``stepdpo demo --tune`` picks lr and beta for."""
 SAMPLING_BACKEND = {
     "name": "hf",
     "why": "the transformers backend: on CPUs it samples faster than vLLM's CPU build at the demo's "
@@ -38,12 +46,14 @@ LABELS = {
     "dpo_shared_prefix": "SFT + DPO (shared prefix)",
     "step_dpo": "SFT + Step-DPO",
     "step_dpo_ood": "SFT + Step-DPO (OOD s_win)",
+    "step_dpo_matched": "SFT + Step-DPO (matched to DPO)",
 }
 ARM_DATA = {
     "dpo": ("pairs_holistic.jsonl", "dpo"),
     "dpo_shared_prefix": ("pairs_dpo.jsonl", "dpo"),
     "step_dpo": ("pairs.jsonl", "step"),
     "step_dpo_ood": ("pairs_ood.jsonl", "step"),
+    "step_dpo_matched": ("pairs_matched.jsonl", "step"),
 }
 """Each trained arm's pair file (in a seed's data folder) and the pair format it trains with."""
 ABLATED = ("dpo_shared_prefix", "step_dpo")
@@ -140,6 +150,8 @@ class DemoConfig(ReportOptions):
         unknown = sorted(asked - set(ARMS))
         if unknown:
             raise ValueError(f"--arms: unknown arm(s) {', '.join(unknown)}; choose from {', '.join(ARMS)} or all")
+        if asked & set(MATCHED_TO):
+            asked.add("step_dpo_matched")  # Table 3 at equal pairs and steps
         return tuple(a for a in ARMS if a in asked or a in ("sft", "step_dpo"))
 
     @property
@@ -186,10 +198,10 @@ def hyperparameters(cfg: DemoConfig) -> dict[str, dict[str, float]]:
     except (OSError, ValueError) as e:
         raise ValueError(f"{path}: cannot read the arms' picks ({e})") from None
     picks = picks.get(cfg.name, picks) if isinstance(picks, dict) else picks
-    missing = [a for a in TRAINED if not isinstance(picks.get(a), dict) or not {"lr", "beta"} <= set(picks[a])]
+    missing = [a for a in TUNED if not isinstance(picks.get(a), dict) or not {"lr", "beta"} <= set(picks[a])]
     if missing:
         raise ValueError(f"{path}: no lr and beta for {', '.join(missing)} (setting {cfg.name})")
-    return {a: {"lr": float(picks[a]["lr"]), "beta": float(picks[a]["beta"])} for a in TRAINED}
+    return {a: {k: float(picks[SAME_PICKS.get(a, a)][k]) for k in ("lr", "beta")} for a in TRAINED}
 
 
 def picks_note(cfg: DemoConfig) -> str | None:

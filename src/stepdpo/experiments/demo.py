@@ -39,7 +39,7 @@ from stepdpo.experiments.common import (
     train_config,
     train_key,
 )
-from stepdpo.experiments.primary import PRIMARY, declare, outcomes_of, score
+from stepdpo.experiments.primary import PRIMARY, declare, outcomes_of, score, secondary
 from stepdpo.experiments.report import report
 from stepdpo.experiments.starting import starting_model
 from stepdpo.experiments.summary import unit_costs, validation_summary
@@ -48,13 +48,25 @@ from stepdpo.recordio import atomic_write_text, read_records, write_records
 from stepdpo.training.logs import normalize_row
 
 DIFFERENCES = {
+    "step_dpo_matched_minus_dpo": ("step_dpo_matched", "dpo"),
+    "step_dpo_matched_minus_dpo_shared_prefix": ("step_dpo_matched", "dpo_shared_prefix"),
     "step_dpo_minus_dpo": ("step_dpo", "dpo"),
     "step_dpo_minus_dpo_shared_prefix": ("step_dpo", "dpo_shared_prefix"),
     "step_dpo_minus_step_dpo_ood": ("step_dpo", "step_dpo_ood"),
     "step_dpo_minus_sft": ("step_dpo", "sft"),
 }
-"""The paired per-seed differences the report reads: Table 3 twice, Table 4, and the gain."""
-COLORS = {"sft": "C7", "dpo": "C0", "dpo_shared_prefix": "C4", "step_dpo": "C1", "step_dpo_ood": "C2"}
+"""The paired per-seed differences: Table 3 at equal pairs and steps for both readings of DPO
+(and, beside them, against Step-DPO on all of its pairs), Table 4, and the gain."""
+SECONDARY = ("step_dpo_matched_minus_dpo", "step_dpo_matched_minus_dpo_shared_prefix", "step_dpo_minus_step_dpo_ood")
+"""The comparisons tested, pooled, beside the primary one (corrected for how many ran)."""
+COLORS = {
+    "sft": "C7",
+    "dpo": "C0",
+    "dpo_shared_prefix": "C4",
+    "step_dpo": "C1",
+    "step_dpo_ood": "C2",
+    "step_dpo_matched": "C3",
+}
 
 
 def run_demo(cfg: DemoConfig) -> dict[str, Any]:
@@ -89,14 +101,16 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
         times["judge agreement"] = time.time() - t
     n_test = len(sets["test"][seeds[0]])
     primary = declare(PRIMARY, n_test, len(seeds), out, cfg.setting.get("planning"))  # before any arm is scored
-    outcomes: dict[str, list] = {a: [] for a in PRIMARY}
+    outcomes: dict[str, list] = {a: [] for a in ARMS}
     acc: dict[str, dict[str, list[float]]] = {"greedy": {a: [] for a in ARMS}, "sampled": {a: [] for a in ARMS}}
     data, logs, ref_lp = {}, {a: [] for a in TRAINED}, {"id": [], "ood": []}
+    # the optimizer steps and evaluations run (a matched copy that is Step-DPO itself runs neither)
+    trained_steps, evaluated = 0, 0
     for seed in seeds:
         sdir = out / f"seed{seed}"
         t = time.time()
         whole.note(now=f"seed {seed}: collect, locate, rectify, build")
-        data[seed] = arm_data(cfg, sets["collect"][seed], seed, sdir / "data")
+        data[seed] = arm_data(cfg, sets["collect"][seed], seed, sdir / "data", match=run_arms)
         s_win = data[seed].pop("s_win")
         for kind, lp in zip(s_win, ref_logp_per_token(cfg.setting["model"], *s_win.values())):
             ref_lp[kind].append(lp)
@@ -116,16 +130,30 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
                 log.warning(f"seed {seed}: no {arm} pairs; {arm} is not trained or tested on this seed")
                 whole.update(1)
                 continue
+            if arm == "step_dpo_matched" and data[seed]["pairs"][arm] == data[seed]["pairs"]["step_dpo"]:
+                # no DPO arm has fewer pairs on this seed: the matched copy is Step-DPO itself
+                models[arm] = models["step_dpo"]
+                logs[arm].append(logs["step_dpo"][-1])
+                whole.update(1)
+                continue
             t = time.time()
             whole.note(now=f"seed {seed}: training {arm}")
             *models[arm], rows = _train_arm(cfg, arm, seed, hp[arm], sdir, out, val_sets)
             logs[arm].append(rows)
+            trained_steps += max(r["step"] for r in rows)
             whole.update(1)
             times[f"train {arm}"] = times.get(f"train {arm}", 0) + time.time() - t
         for arm in ARMS:
             if arm not in run_arms:  # not asked for (--arms): no model, no score, on any seed
                 for mode in acc:
                     acc[mode][arm].append(None)
+                outcomes[arm].append(None)
+                continue
+            if arm == "step_dpo_matched" and models.get(arm) == models.get("step_dpo"):
+                for mode in acc:  # the same model: the same scores
+                    acc[mode][arm].append(acc[mode]["step_dpo"][-1])
+                outcomes[arm].append(outcomes["step_dpo"][-1])
+                whole.update(1)
                 continue
             t = time.time()
             whole.note(now=f"seed {seed}: evaluating {arm}")
@@ -135,9 +163,10 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
                     if arm in models
                     else None
                 )
-            if arm in outcomes:  # never a stale file: an arm without a model on this seed has none
-                where = sdir / f"eval-{arm}" / ("sampled" if sampled else "greedy")
-                outcomes[arm].append(outcomes_of(where) if arm in models else None)
+            # never a stale file: an arm without a model on this seed has none
+            where = sdir / f"eval-{arm}" / ("sampled" if sampled else "greedy")
+            outcomes[arm].append(outcomes_of(where) if arm in models else None)
+            evaluated += arm in models
             whole.update(1)
             times["evaluate"] = times.get("evaluate", 0) + time.time() - t
         main = acc["sampled" if sampled else "greedy"]
@@ -154,6 +183,9 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
         "arms": list(run_arms),
         "accuracy_kind": "sampled" if sampled else "greedy",
         "primary": score(primary, outcomes),
+        "secondary": secondary(
+            {k: DIFFERENCES[k] for k in SECONDARY if all(a in run_arms for a in DIFFERENCES[k])}, outcomes
+        ),
         "accuracy": {a: mean_ci(v) for a, v in main.items()},
         "differences": {k: mean_ci(paired(main[a], main[b])) for k, (a, b) in DIFFERENCES.items()},
         "ref_logp_per_token": {k: mean_ci(v) for k, v in ref_lp.items()},
@@ -176,7 +208,7 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
         "stage_seconds": {k: round(v, 1) for k, v in times.items()},
         "optimizer_steps": steps,
         "unit_costs": unit_costs(
-            data, times, main, seeds, cfg.setting, sum(sum(v) for v in steps.values()) * cfg.setting["global_batch"]
+            data, times, evaluated, seeds, cfg.setting, trained_steps * cfg.setting["global_batch"]
         ),
         "sampling_backend": SAMPLING_BACKEND,
         "config": asdict(cfg),
@@ -354,6 +386,7 @@ def _plots(out: Path, res: dict[str, Any], logs: dict[str, list[list[dict]]], hp
         "dpo_shared_prefix": "+ DPO\n(shared prefix)",
         "step_dpo": "+ Step-DPO",
         "step_dpo_ood": "+ Step-DPO\n(OOD s_win)",
+        "step_dpo_matched": "+ Step-DPO\n(matched)",
     }
     ax.bar([short[a] for a in ARMS], means, color=[COLORS[a] for a in ARMS])
     for i, a in enumerate(ARMS):

@@ -120,27 +120,50 @@ def declare(
     return declared
 
 
-def score(declared: dict[str, Any], outcomes: dict[str, Outcomes]) -> dict[str, Any]:
-    """The declared comparison on the arms' per-problem outcomes (seeds where either arm has none
-    are left out and counted)."""
-    a_name, b_name = declared["arms"]
-    kept = [(x, y) for x, y in zip(outcomes[a_name], outcomes[b_name]) if x and y]
+def _pooled(a_seeds: list[Outcomes | None], b_seeds: list[Outcomes | None], alpha: float = 0.05) -> dict[str, Any]:
+    """The pooled test of A against B on the seeds where both have outcomes (``seeds_scored``):
+    the difference, its two-level bootstrap interval, the exact test, and the detectable effect
+    at the discordance observed, at two-sided level ``alpha``."""
+    kept = [(x, y) for x, y in zip(a_seeds, b_seeds) if x and y]
     a, b = [x for x, _ in kept], [y for _, y in kept]
     if not a:
-        return {**declared, "seeds_scored": 0}
+        return {"seeds_scored": 0}
     test = exact_test(a, b)
     n = sum(len(x) for x in a)
     return {
-        **declared,
         "seeds_scored": len(a),
         "difference": round(pooled_difference(a, b), 2),
         "bootstrap_ci95": [round(v, 2) for v in bootstrap_interval(a, b)],
         **test,
         # read afterwards, not declared: the design's power at the discordance these arms showed
         "detectable_effect_80_at_observed_discordance": round(
-            detectable_effect(n, (test["a_only"] + test["b_only"]) / n), 2
+            detectable_effect(n, (test["a_only"] + test["b_only"]) / n, alpha), 2
         ),
     }
+
+
+def score(declared: dict[str, Any], outcomes: dict[str, Outcomes]) -> dict[str, Any]:
+    """The declared comparison on the arms' per-problem outcomes (seeds where either arm has none
+    are left out and counted)."""
+    a_name, b_name = declared["arms"]
+    return {**declared, **_pooled(outcomes[a_name], outcomes[b_name])}
+
+
+def secondary(pairs: dict[str, tuple[str, str]], outcomes: dict[str, Outcomes]) -> dict[str, Any]:
+    """Every other comparison ``{name: (arm A, arm B)}``, pooled as the primary one is, with the
+    Bonferroni correction for how many were looked at: ``p_bonferroni`` (p times that many, at
+    most 1) and the detectable effect at level 0.05 over that many, at a discordant share of 1/2
+    (from the design) and at the one observed."""
+    tests = len(pairs)
+    out = {}
+    for name, (a, b) in pairs.items():
+        r = _pooled(outcomes[a], outcomes[b], 0.05 / tests)
+        if r["seeds_scored"]:
+            n = sum(len(x) for x, y in zip(outcomes[a], outcomes[b]) if x and y)
+            r["p_bonferroni"] = min(1.0, r["p"] * tests)
+            r["detectable_effect_80"] = round(detectable_effect(n, 0.5, 0.05 / tests), 2)
+        out[name] = {"arms": [a, b], "tests": tests, **r}
+    return out
 
 
 PRIMARY = ("step_dpo", "sft")

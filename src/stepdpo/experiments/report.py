@@ -12,11 +12,11 @@ from stepdpo.experiments.settings import OOD_VOICES
 DPO, GAP = "dpo_shared_prefix", "step_dpo_minus_dpo_shared_prefix"  # what `stepdpo ablate` compares
 
 PAPER_ORDERINGS = (
-    ("step_dpo_minus_dpo", "Table 3", "Step-DPO above holistic DPO"),
+    ("step_dpo_matched_minus_dpo", "Table 3", "Step-DPO above holistic DPO, at equal pairs and steps"),
     (
-        "step_dpo_minus_dpo_shared_prefix",
+        "step_dpo_matched_minus_dpo_shared_prefix",
         "Table 3 (the released data's whole solutions)",
-        "Step-DPO above DPO on whole solutions sharing s1..s(k-1)",
+        "Step-DPO above DPO on whole solutions sharing s1..s(k-1), at equal pairs and steps",
     ),
     ("step_dpo_minus_step_dpo_ood", "Table 4", "in-distribution s_win above out-of-distribution s_win"),
     ("step_dpo_minus_sft", "Table 1", "Step-DPO above the SFT model"),
@@ -60,8 +60,8 @@ def report(res: dict[str, Any], ablations: list[str] | None = None) -> str:
         f"| {LABELS['sft']} | {pct(a['sft'])} | | | |",
     ]
     run = _ran(res)
-    orderings = [o for o in PAPER_ORDERINGS if all(x in run for x in o[0].split("_minus_"))]
-    for arm in (x for x in ("dpo", "dpo_shared_prefix", "step_dpo", "step_dpo_ood") if x in run):
+    orderings = [o for o in (_as_run(o, run) for o in PAPER_ORDERINGS) if all(x in run for x in o[0].split("_minus_"))]
+    for arm in (x for x in ("dpo", "dpo_shared_prefix", "step_dpo_matched", "step_dpo", "step_dpo_ood") if x in run):
         lines.append(
             f"| {LABELS[arm]} | {pct(a[arm])} | {', '.join(map(str, res['pairs'][arm]))} | "
             f"{hp[arm]['lr']:g} | {hp[arm]['beta']:g} |"
@@ -77,8 +77,10 @@ def report(res: dict[str, Any], ablations: list[str] | None = None) -> str:
     before = res["pairs_before_cap"]
     lines += [
         "",
-        "Pairs: a DPO arm with more pairs than Step-DPO keeps as many as Step-DPO has, those whose ids hash lowest "
-        f"(before the cap: holistic {before['dpo']}, shared prefix {before['dpo_shared_prefix']}). Every arm's chosen "
+        "Pairs: Table 3 compares at equal pairs and optimizer steps. The DPO arms that ran and a copy of Step-DPO "
+        "(matched) each keep as many pairs as the fewest of them has, those whose ids hash lowest; Step-DPO itself "
+        f"keeps all of its pairs (before the cap: holistic {before['dpo']}, shared prefix "
+        f"{before['dpo_shared_prefix']}). Every arm's chosen "
         "solutions pass the same filter, the task's checker on the whole chosen solution (a right answer reached "
         f"through a wrong step is not a correct solution); it dropped, per seed, {_dropped(res['recheck_dropped'])}. "
         + (
@@ -90,15 +92,16 @@ def report(res: dict[str, Any], ablations: list[str] | None = None) -> str:
         *primary_section(res.get("primary"), LABELS),
         "## What holds here",
         "",
-        f"| paper | ordering | difference (points) | per seed | here | here, one of {len(orderings)} tests |",
-        "|---|---|---|---|---|---|",
+        f"| paper | ordering | difference (points) | per seed | here | here, one of {len(orderings)} tests | "
+        "pooled over seeds' problems | p, corrected |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     n = len(orderings)
     for key, where, claim in orderings:
         r = d[key]
         lines.append(
             f"| {where} | {claim} | {signed(r)} | {', '.join('-' if v is None else f'{100 * v:+.1f}' for v in r['values'])} | "
-            f"{verdict(r)} | {verdict(r, n)} |"
+            f"{verdict(r)} | {verdict(r, n)} | {_pooled_cells(res, key)} |"
         )
     held = [claim for key, _, claim in orderings if verdict(d[key]) == "holds"]
     other = [(claim, verdict(d[key])) for key, _, claim in orderings if verdict(d[key]) != "holds"]
@@ -177,6 +180,29 @@ def report(res: dict[str, Any], ablations: list[str] | None = None) -> str:
     if ablations is not None:
         lines += ablations
     return "\n".join(lines)
+
+
+def _as_run(ordering: tuple[str, str, str], run: list[str]) -> tuple[str, str, str]:
+    """An ordering as a run reads it: without the matched arm (results from before it), Table 3
+    compares Step-DPO on all of its pairs."""
+    key, where, claim = ordering
+    if key.startswith("step_dpo_matched_minus_") and "step_dpo_matched" not in run:
+        return key.replace("step_dpo_matched_", "step_dpo_", 1), where, claim.replace("at equal", "not at equal")
+    return ordering
+
+
+def _pooled_cells(res: dict[str, Any], key: str) -> str:
+    """The pooled test of a secondary comparison, as two table cells: the difference in points with
+    its bootstrap interval, and the exact test's p with its Bonferroni correction."""
+    if key == "step_dpo_minus_sft" and (res.get("primary") or {}).get("seeds_scored"):
+        p = res["primary"]
+        lo, hi = p["bootstrap_ci95"]
+        return f"{p['difference']:+.1f} [{lo:+.1f}, {hi:+.1f}] | {p['p']:.3g} (primary, not corrected)"
+    r = (res.get("secondary") or {}).get(key)
+    if not r or not r.get("seeds_scored"):
+        return "- | -"
+    lo, hi = r["bootstrap_ci95"]
+    return f"{r['difference']:+.1f} [{lo:+.1f}, {hi:+.1f}] | {r['p']:.3g}, x {r['tests']}: {r['p_bonferroni']:.3g}"
 
 
 def _ran(res: dict[str, Any]) -> list[str]:

@@ -38,7 +38,7 @@ def validation_summary(logs: dict[str, list[list[dict]]], hp: dict[str, dict[str
 def unit_costs(
     data: dict[int, dict[str, Any]],
     times: dict[str, float],
-    acc: dict[str, list],
+    tested: int,
     seeds: list[int],
     st: dict[str, Any],
     passes: int,
@@ -47,7 +47,7 @@ def unit_costs(
     error rectified (its continuations), per Step-DPO pair (collect, locate, rectify and build of
     its seed over its pairs), per pair and pass of training (each arm's whole training, reference
     and validation passes included, over ``passes``, the pairs its optimizer steps took), per test
-    problem evaluated. What a larger run costs is these times its sizes."""
+    problem evaluated (``tested``: the evaluations run, each of ``eval_problems``). What a larger run costs is these times its sizes."""
 
     def stage(name: str) -> tuple[float, int]:
         rows = [r for s in seeds for r in data[s]["stages"] if r["stage"] == name]
@@ -58,7 +58,6 @@ def unit_costs(
 
     made = sum(r["wall_s"] for s in seeds for r in data[s]["stages"] if r["stage"] in ("collect", "locate", "rectify"))
     trained = sum(v for k, v in times.items() if k.startswith("train "))
-    tested = sum(1 for v in acc.values() for x in v if x is not None)
     return {
         "collect_per_problem": per(*stage("collect")),
         "rectify_per_error": per(*stage("rectify")),

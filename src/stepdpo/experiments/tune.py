@@ -21,7 +21,7 @@ from typing import Any
 from stepdpo.experiments.arms import TUNE_SEED, arm_data, problem_sets
 from stepdpo.experiments.common import (
     ARM_DATA,
-    TRAINED,
+    TUNED,
     DemoConfig,
     eval_key,
     evaluate_model,
@@ -52,13 +52,13 @@ def run_tune(cfg: DemoConfig) -> dict[str, Any]:
     sets = problem_sets(cfg, cfg.run_seeds)
     data = arm_data(cfg, sets["tune"], TUNE_SEED, out / "data")
     log.info(f"tuning pairs: {data['pairs']}")
-    empty = [arm for arm in TRAINED if not data["pairs"][arm]]
+    empty = [arm for arm in TUNED if not data["pairs"][arm]]
     if empty:
         raise ValueError(
             f"{out / 'data'}: the tuning collection gave no pairs for {', '.join(empty)}; "
             "nothing to pick lr and beta with: raise --collect-problems"
         )
-    grid = [(a, lr, beta) for a in TRAINED for lr in cfg.lrs for beta in cfg.betas]
+    grid = [(a, lr, beta) for a in TUNED for lr in cfg.lrs for beta in cfg.betas]
 
     def tc(arm: str, lr: float, beta: float):
         fname, fmt = ARM_DATA[arm]
