@@ -10,8 +10,9 @@ changes the rectification rule also needs the two rules' cost and yield on the s
 
 with data = collection problems x (per problem + errors per problem x per error x rule factor x
 n / n of the run); pairs per seed = the run's Step-DPO pairs per collection problem x the rule's
-yield factor, at the run's n (more samples per error can only add), every trained arm's pairs
-capped to the Step-DPO arm's as the demo does; and
+yield factor, at the run's n (more samples per error can only add); every trained arm costed at
+the Step-DPO arm's pairs (the DPO arms and Step-DPO's copy matched to them, Table 3, train on at
+most as many, and the copy counts as an arm of its own); and
 training = max(epochs x batches, the setting's least steps) x batch x per pair and pass. The
 smallest effect the design's primary test detects at 80 % power uses the run's declared planning
 discordance at the design's test problems.

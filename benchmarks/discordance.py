@@ -15,6 +15,10 @@ pilot allows.
 
 ``--cells`` trains and scores each ``lr:beta:sft_weight`` cell in turn (a grid at the design's
 optimizer steps), each against the same SFT scores; without it, the setting's picks alone.
+``--pair-format dpo`` trains on the pairs' whole solutions instead (shared-prefix DPO, the
+``full_chosen``/``full_rejected`` of pairs made under the answer rule), ``--no-eos`` without the
+EOS token that whole solutions otherwise end with, and ``--max-steps`` at another number of
+optimizer steps: the shared-prefix arm's collapse, rerun with and without EOS (docs/real-model.md).
 
 The last line printed is one JSON object with every figure.
 """
@@ -72,6 +76,9 @@ def main() -> None:
         default="",
         help="lr:beta:sft_weight cells to train and score, comma-separated (default: the setting's picks)",
     )
+    ap.add_argument("--pair-format", choices=("step", "dpo"), default="step", help="step: eq. 2; dpo: whole solutions")
+    ap.add_argument("--no-eos", action="store_true", help="whole solutions without their EOS token (--pair-format dpo)")
+    ap.add_argument("--max-steps", type=int, default=None, help="optimizer steps (default: the setting's rule)")
     ap.add_argument("--n-test", type=int, default=1500, help="pooled test problems of the planned design")
     ap.add_argument("--out", default="runs/discordance")
     args = ap.parse_args()
@@ -96,18 +103,22 @@ def main() -> None:
     rows = []
     for cell in cells:
         name = cell_name(cell)
-        run = out / ("step_dpo" if not args.cells else f"step_dpo-{name}")
+        arm = "step_dpo" if args.pair_format == "step" else "dpo_shared_prefix" + ("-noeos" if args.no_eos else "")
+        run = out / (arm if not args.cells else f"{arm}-{name}")
+        given = {"max_steps": args.max_steps} if args.max_steps else {}
         t = time.time()
         tc = train_config(
             cfg,
             Path(args.pairs),
-            "step",
+            args.pair_format,
             run,
             0,
             cell["lr"],
             cell["beta"],
             out / "ref_logps.json",
             sft_weight=cell["sft_weight"],
+            add_eos=False if args.no_eos else None,
+            **given,
         )
         trained = train(tc)
         train_s = time.time() - t
@@ -121,6 +132,8 @@ def main() -> None:
         only_step, only_sft = sum(x and not y for x, y in zip(a, b)), sum(y and not x for x, y in zip(a, b))
         row = {
             **cell,
+            "pair_format": args.pair_format,
+            "eos": tc.eos,
             "optimizer_steps": max(r["step"] for r in log if "loss" in r),
             "accuracy": acc,
             "difference_vs_sft": round(100 * (acc - sft_acc), 1),

@@ -168,17 +168,34 @@ def test_demo_prints_the_arms_and_whether_each_ordering_holds(monkeypatch, tmp_p
         "accuracy": acc,
         "differences": {
             k: mean_ci(v)
-            for k, v in {"step_dpo_minus_dpo": [0.02, 0.03, 0.025], "step_dpo_minus_sft": [0.1, -0.1, 0.0]}.items()
+            for k, v in {
+                "step_dpo_matched_minus_dpo": [0.02, 0.03, 0.025],
+                "step_dpo_minus_sft": [0.1, -0.1, 0.0],
+                "step_dpo_minus_step_dpo_ood": [0.1, 0.0, 0.0],
+            }.items()
         },
+        "arms": [a for a in ARMS if a != "step_dpo_ood"],
+        "secondary": {
+            "step_dpo_matched_minus_dpo": {
+                "seeds_scored": 3,
+                "difference": 2.5,
+                "bootstrap_ci95": [0.5, 4.4],
+                "p": 0.04,
+                "p_bonferroni": 0.12,
+            }
+        },  # fmt: skip
         "pairs": {a: [10, 11, 12] for a in TRAINED},
         "hyperparameters": {a: {"lr": 5e-5, "beta": 0.4} for a in TRAINED},
         "wall_s": 12.0,
     }
     monkeypatch.setattr(demo, "run_demo", lambda cfg: res)
+    monkeypatch.setenv("COLUMNS", "200")  # the tables' width: a row on one line
     out = runner.invoke(app, ["demo", "--out", str(tmp_path)], terminal_width=200)
     assert out.exit_code == 0, out.output
     assert "SFT + DPO (holistic)" in out.output and "10, 11, 12" in out.output and "5e-05" in out.output
-    assert "step_dpo_minus_dpo" in out.output and "holds" in out.output and "not separable" in out.output
+    assert "step_dpo_matched_minus_dpo" in out.output and "holds" in out.output and "not separable" in out.output
+    assert "+2.5 [+0.5, +4.4], p 0.04 (0.12)" in out.output  # pooled, and corrected for the tests looked at
+    assert "OOD" not in out.output and "step_dpo_minus_step_dpo_ood" not in out.output  # an arm not run
 
     tune = {
         "task": "default",

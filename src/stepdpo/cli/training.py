@@ -116,7 +116,8 @@ def demo(cfg: DemoConfig) -> None:
     )
     for col in ("model", "accuracy %", "pairs per seed", "lr", "beta"):
         table.add_column(col)
-    for m, label in LABELS.items():
+    ran = res.get("arms") or list(LABELS)
+    for m, label in ((m, label) for m, label in LABELS.items() if m in ran):
         h = res["hyperparameters"].get(m, {})
         n = res["pairs"].get(m)
         table.add_row(
@@ -128,10 +129,20 @@ def demo(cfg: DemoConfig) -> None:
         )
     Console().print(table)
     diffs = Table(title="paired differences (points), mean [95 % interval]: does the paper's ordering hold here?")
-    for col in ("difference", "points", "here"):
+    diffs.add_column("difference", no_wrap=True)
+    for col in ("points", "here", "pooled over seeds' problems (bootstrap 95 %), p (corrected)"):
         diffs.add_column(col)
+    pooled = {**(res.get("secondary") or {}), "step_dpo_minus_sft": res.get("primary") or {}}
     for k, r in res["differences"].items():
-        diffs.add_row(k, signed(r), verdict(r))
+        if all(a in ran for a in k.split("_minus_")):
+            p = pooled.get(k) or {}
+            cell = (
+                f"{p['difference']:+.1f} [{p['bootstrap_ci95'][0]:+.1f}, {p['bootstrap_ci95'][1]:+.1f}], "
+                f"p {p['p']:.3g}" + (f" ({p['p_bonferroni']:.3g})" if "p_bonferroni" in p else " (primary)")
+                if p.get("seeds_scored")
+                else ""
+            )
+            diffs.add_row(k, signed(r), verdict(r), cell)
     Console().print(diffs)
     _say(
         f"results: {Path(cfg.out) / 'results.json'}; report: {Path(cfg.out) / 'report.md'}; total {res['wall_s']:.0f} s"

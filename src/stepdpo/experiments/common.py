@@ -118,7 +118,8 @@ class DemoConfig(ReportOptions):
     arms: list[str] = option(
         [],
         "The arms to train and test, comma-separated, from sft, dpo, dpo_shared_prefix, step_dpo, step_dpo_ood, "
-        "or all (default: the setting's; smollm2: sft,step_dpo, the primary comparison; the others all five).",
+        "step_dpo_matched, or all (default: the setting's; smollm2: sft,step_dpo, the primary comparison; the "
+        "others all). A DPO arm brings step_dpo_matched, Step-DPO on as many pairs (Table 3 at equal pairs).",
     )
     rule: str | None = option(
         None,
