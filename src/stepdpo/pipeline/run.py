@@ -134,7 +134,7 @@ class ModelOptions(ExecutorOptions):
     batch_size: int = option(64, "Sequences decoded together (hf backend).", min=1)
     dtype: str = option(
         "auto",
-        "Weights' dtype when sampling: auto (bf16 where the device computes in it, else fp32), fp32, bf16 or fp16.",
+        "Weights' dtype when sampling: auto (bf16 on a GPU that computes in it, else fp32), fp32, bf16 or fp16.",
         choices=("auto", "fp32", "bf16", "fp16"),
     )
     max_model_len: int | None = option(
