@@ -149,15 +149,16 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
                     acc[mode][arm].append(None)
                 outcomes[arm].append(None)
                 continue
+            modes = ("greedy", "sampled") if sampled else ("greedy",)
             if arm == "step_dpo_matched" and models.get(arm) == models.get("step_dpo"):
-                for mode in acc:  # the same model: the same scores
+                for mode in modes:  # the same model: the same scores
                     acc[mode][arm].append(acc[mode]["step_dpo"][-1])
                 outcomes[arm].append(outcomes["step_dpo"][-1])
                 whole.update(1)
                 continue
             t = time.time()
             whole.note(now=f"seed {seed}: evaluating {arm}")
-            for mode in ("greedy", "sampled") if sampled else ("greedy",):
+            for mode in modes:
                 acc[mode][arm].append(
                     _evaluate(cfg, *models[arm], sets["test"][seed], sdir / f"eval-{arm}", mode)
                     if arm in models
