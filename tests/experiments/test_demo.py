@@ -210,6 +210,11 @@ def test_unit_costs_divide_each_stage_by_its_units():
     assert c["train_per_pair_epoch"] == 64 / 16  # over the pairs the optimizer steps took
     assert c["data_per_step_pair"] == 80 / 4  # both seeds' data work over the Step-DPO pairs it gave
     assert c["evaluate_per_problem"] == round(90 / (4 * 9), 3)  # four evaluations ran
+    # rerun on kept data: the resumed inputs took no time, so they count as no units
+    data[1]["stages"] = [{**r, "wall_s": 0.0, "resumed": r["rows_in"]} for r in data[1]["stages"]]
+    again = unit_costs(data, times, 4, [0, 1], {"epochs": 2.0, "eval_problems": 9}, passes=16)
+    assert again["collect_per_problem"] == 2.0 and again["rectify_per_error"] == 3.0
+    assert again["data_per_step_pair"] is None
 
 
 def _pairs(tag: str, n: int) -> list[StepPair]:

@@ -111,8 +111,11 @@ def report(res: dict[str, Any], ablations: list[str] | None = None) -> str:
         "Does not hold: " + ("; ".join(f"{c} ({v})" for c, v in other) or "none") + ".",
         "",
         f"Each interval is for one comparison. {n} orderings are tested here (more across tasks), so one of them "
-        "can hold by chance more often than one time in twenty: the last column reads the Bonferroni interval "
-        f"(level {100 * (1 - 0.05 / n):.2f} %) instead. Seeds are counted before looking: a run with more seeds "
+        "can hold by chance more often than one time in twenty: the column 'here, one of "
+        f"{n} tests' reads the Bonferroni "
+        f"interval (level {100 * (1 - 0.05 / n):.2f} %) instead. The last two columns pool every seed's problems "
+        "(the primary comparison's test, two-level bootstrap and exact sign test), their p corrected for the "
+        "comparisons tested beside the primary one. Seeds are counted before looking: a run with more seeds "
         "that repeats these seeds and adds others is a second look at the same data, not a new test.",
         *_grid_edges(res),
         *(
@@ -221,7 +224,7 @@ def _structure(res: dict[str, Any]) -> list[str]:
         "| pairs | first wrong step k | steps | steps after k | chosen repeats s1..s(k-1) of rejected |",
         "|---|---|---|---|---|",
     ]
-    for arm in ("dpo", "dpo_shared_prefix"):
+    for arm in (a for a in ("dpo", "dpo_shared_prefix") if a in _ran(res)):
         v = ps[arm]
         lines.append(
             f"| {LABELS[arm].replace('SFT + ', '')} | {v['mean_first_error_step']['mean']:.1f} | "

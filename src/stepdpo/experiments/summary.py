@@ -47,21 +47,25 @@ def unit_costs(
     error rectified (its continuations), per Step-DPO pair (collect, locate, rectify and build of
     its seed over its pairs), per pair and pass of training (each arm's whole training, reference
     and validation passes included, over ``passes``, the pairs its optimizer steps took), per test
-    problem evaluated (``tested``: the evaluations run, each of ``eval_problems``). What a larger run costs is these times its sizes."""
+    problem evaluated (``tested``: the evaluations run, each of ``eval_problems``). A stage's inputs
+    resumed from an earlier run are not counted; with any, the seconds per pair are None. What a larger run costs is these times its sizes."""
 
     def stage(name: str) -> tuple[float, int]:
         rows = [r for s in seeds for r in data[s]["stages"] if r["stage"] == name]
-        return sum(r["wall_s"] for r in rows), sum(r["rows_in"] for r in rows)
+        # a rerun's resumed inputs took no time in it: they are not units of its seconds
+        return sum(r["wall_s"] for r in rows), sum(r["rows_in"] - r.get("resumed", 0) for r in rows)
 
     def per(seconds: float, units: float) -> float | None:
         return round(seconds / units, 3) if units else None
 
-    made = sum(r["wall_s"] for s in seeds for r in data[s]["stages"] if r["stage"] in ("collect", "locate", "rectify"))
+    stages = [r for s in seeds for r in data[s]["stages"] if r["stage"] in ("collect", "locate", "rectify")]
+    made = sum(r["wall_s"] for r in stages)
+    resumed = any(r.get("resumed", 0) for r in stages)  # then the pairs were not all made in this run
     trained = sum(v for k, v in times.items() if k.startswith("train "))
     return {
         "collect_per_problem": per(*stage("collect")),
         "rectify_per_error": per(*stage("rectify")),
-        "data_per_step_pair": per(made, sum(data[s]["pairs"]["step_dpo"] for s in seeds)),
+        "data_per_step_pair": None if resumed else per(made, sum(data[s]["pairs"]["step_dpo"] for s in seeds)),
         "train_per_pair_epoch": per(trained, passes),
         "evaluate_per_problem": per(times.get("evaluate", 0.0), tested * st["eval_problems"]),
     }
