@@ -361,6 +361,7 @@ def test_tune_then_demo_write_the_promised_results(tmp_path):
     mtime = (out / "seed0" / "step_dpo" / "done.json").stat().st_mtime
     again = run_demo(DemoConfig(out=str(out), seeds=[0, 1], picks=str(picks), **small))
     assert again["accuracy"] == saved["accuracy"]
+    assert set(again["unit_costs"].values()) == {None}  # nothing was made again: no seconds per unit
     assert (out / "seed0" / "step_dpo" / "done.json").stat().st_mtime == mtime
     # asked for other settings, the models and evaluations are made anew, never reused
     other = run_demo(DemoConfig(out=str(out), seeds=[0], picks=str(picks), **{**small, "epochs": 2.0}))

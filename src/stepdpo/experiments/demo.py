@@ -97,8 +97,9 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
     outcomes: dict[str, list] = {a: [] for a in ARMS}
     acc: dict[str, dict[str, list[float]]] = {"greedy": {a: [] for a in ARMS}, "sampled": {a: [] for a in ARMS}}
     data, logs, ref_lp = {}, {a: [] for a in TRAINED}, {"id": [], "ood": []}
-    # the optimizer steps and evaluations run (a matched copy that is Step-DPO itself runs neither)
-    trained_steps, evaluated = 0, 0
+    # the optimizer steps and evaluations this run made: not those kept from an earlier run, nor a
+    # matched copy that is Step-DPO itself (the unit costs' denominators)
+    ran = {"steps": 0, "evaluations": 0}
     for seed in seeds:
         sdir = out / f"seed{seed}"
         t = time.time()
@@ -131,9 +132,8 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
                 continue
             t = time.time()
             whole.note(now=f"seed {seed}: training {arm}")
-            *models[arm], rows = _train_arm(cfg, arm, seed, hp[arm], sdir, out, val_sets)
+            *models[arm], rows = _train_arm(cfg, arm, seed, hp[arm], sdir, out, val_sets, ran)
             logs[arm].append(rows)
-            trained_steps += max(r["step"] for r in rows)
             whole.update(1)
             times[f"train {arm}"] = times.get(f"train {arm}", 0) + time.time() - t
         for arm in ARMS:
@@ -153,14 +153,13 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
             whole.note(now=f"seed {seed}: evaluating {arm}")
             for mode in modes:
                 acc[mode][arm].append(
-                    _evaluate(cfg, *models[arm], sets["test"][seed], sdir / f"eval-{arm}", mode)
+                    _evaluate(cfg, *models[arm], sets["test"][seed], sdir / f"eval-{arm}", mode, ran)
                     if arm in models
                     else None
                 )
             # never a stale file: an arm without a model on this seed has none
             where = sdir / f"eval-{arm}" / ("sampled" if sampled else "greedy")
             outcomes[arm].append(outcomes_of(where) if arm in models else None)
-            evaluated += arm in models
             whole.update(1)
             times["evaluate"] = times.get("evaluate", 0) + time.time() - t
         main = acc["sampled" if sampled else "greedy"]
@@ -202,7 +201,7 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
         "stage_seconds": {k: round(v, 1) for k, v in times.items()},
         "optimizer_steps": steps,
         "unit_costs": unit_costs(
-            data, times, evaluated, seeds, cfg.setting, trained_steps * cfg.setting["global_batch"]
+            data, times, ran["evaluations"], seeds, cfg.setting, ran["steps"] * cfg.setting["global_batch"]
         ),
         "sampling_backend": SAMPLING_BACKEND,
         "config": asdict(cfg),
@@ -272,10 +271,18 @@ def _judge_agreement(cfg: DemoConfig, common: Path, out: Path) -> dict[str, Any]
 
 
 def _train_arm(
-    cfg: DemoConfig, arm: str, seed: int, hp: dict[str, float], sdir: Path, out: Path, val_sets: list[str]
+    cfg: DemoConfig,
+    arm: str,
+    seed: int,
+    hp: dict[str, float],
+    sdir: Path,
+    out: Path,
+    val_sets: list[str],
+    ran: dict[str, int],
 ) -> tuple[str, str, list[dict]]:
     """Train one arm of one seed; returns its model, the key of its settings and data, and its log
-    rows. A finished training is kept only if made under the same key; otherwise it is redone."""
+    rows. A finished training is kept only if made under the same key; otherwise it is redone (its
+    optimizer steps added to ``ran["steps"]``)."""
     from stepdpo.training.trainer import train
 
     fname, fmt = ARM_DATA[arm]
@@ -285,20 +292,26 @@ def _train_arm(
     )
     key = train_key(tc)
     done = kept(run / "done.json", key)
-    if done is None:
+    fresh = done is None
+    if fresh:
         shutil.rmtree(run, ignore_errors=True)  # another setting's run, or a killed one
         done = {"model": train(tc)["model"], "key": key}
         atomic_write_text(run / "done.json", json.dumps(done))
     rows = [normalize_row(json.loads(line)) for line in (run / "log.jsonl").read_text().splitlines()]
+    ran["steps"] += max(r["step"] for r in rows) if fresh else 0
     return done["model"], key, rows
 
 
-def _evaluate(cfg: DemoConfig, model: str, model_key: str, held: list, out: Path, mode: str) -> float:
-    """Accuracy on ``held``, kept if measured on the same model, decoding and problems."""
+def _evaluate(
+    cfg: DemoConfig, model: str, model_key: str, held: list, out: Path, mode: str, ran: dict[str, int]
+) -> float:
+    """Accuracy on ``held``, kept if measured on the same model, decoding and problems (else
+    measured, and counted in ``ran["evaluations"]``)."""
     path = out / f"{mode}.json"
     key = eval_key(cfg, model_key, held, mode == "sampled")
     done = kept(path, key)
     if done is None:
         done = {"accuracy": evaluate_model(cfg, model, held, out / mode, sampled=mode == "sampled"), "key": key}
         atomic_write_text(path, json.dumps(done))
+        ran["evaluations"] += 1
     return done["accuracy"]

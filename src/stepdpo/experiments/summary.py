@@ -47,7 +47,7 @@ def unit_costs(
     error rectified (its continuations), per Step-DPO pair (collect, locate, rectify and build of
     its seed over its pairs), per pair and pass of training (each arm's whole training, reference
     and validation passes included, over ``passes``, the pairs its optimizer steps took), per test
-    problem evaluated (``tested``: the evaluations run, each of ``eval_problems``). A stage's inputs
+    problem evaluated and decoding (``tested``: the evaluations run, each of ``eval_problems``). A stage's inputs
     resumed from an earlier run are not counted; with any, the seconds per pair are None. What a larger run costs is these times its sizes."""
 
     def stage(name: str) -> tuple[float, int]:
