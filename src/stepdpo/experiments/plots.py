@@ -59,6 +59,8 @@ def plots(out: Path, res: dict[str, Any], logs: dict[str, list[list[dict]]], hp:
             for arm in (a for a in TRAINED if any(f"eval_{kind}/{key}" in r for rows in logs[a] for r in rows)):
                 scale = hp[arm]["beta"] if key == "rewards/margins" else 1.0
                 xs, m, lo, hi = _curve(logs[arm], f"eval_{kind}/{key}", scale)
+                if key == "rewards/accuracies":  # a share: its band ends at 0 and 1
+                    lo, hi = [max(0.0, v) for v in lo], [min(1.0, v) for v in hi]
                 label = LABELS[arm].replace("SFT + ", "")
                 if xs[0] == xs[-1]:  # runs too short for a pass before the end: one point each, side by side
                     x = 1.0 + 0.01 * TRAINED.index(arm)
