@@ -95,7 +95,7 @@ def train(cfg: TrainConfig) -> None:
 )
 def demo(cfg: DemoConfig) -> None:
     from stepdpo.experiments.demo import run_demo
-    from stepdpo.experiments.report import pct, signed, verdict
+    from stepdpo.experiments.report import pct, pooled_test, pooled_text, signed, verdict
 
     res = run_demo(cfg)
 
@@ -132,15 +132,14 @@ def demo(cfg: DemoConfig) -> None:
     diffs.add_column("difference", no_wrap=True)
     for col in ("points", "here", "pooled over seeds' problems (bootstrap 95 %), p (corrected)"):
         diffs.add_column(col)
-    pooled = {**(res.get("secondary") or {}), "step_dpo_minus_sft": res.get("primary") or {}}
     for k, r in res["differences"].items():
         if all(a in ran for a in k.split("_minus_")):
-            p = pooled.get(k) or {}
+            t = pooled_test(res, k)
             cell = (
-                f"{p['difference']:+.1f} [{p['bootstrap_ci95'][0]:+.1f}, {p['bootstrap_ci95'][1]:+.1f}], "
-                f"p {p['p']:.3g}" + (f" ({p['p_bonferroni']:.3g})" if "p_bonferroni" in p else " (primary)")
-                if p.get("seeds_scored")
-                else ""
+                ""
+                if t is None
+                else f"{pooled_text(t)}, p {t['p']:.3g} "
+                + (f"({t['p_bonferroni']:.3g})" if "p_bonferroni" in t else "(primary)")
             )
             diffs.add_row(k, signed(r), verdict(r), cell)
     Console().print(diffs)

@@ -120,10 +120,13 @@ def declare(
     return declared
 
 
-def _pooled(a_seeds: list[Outcomes | None], b_seeds: list[Outcomes | None], alpha: float = 0.05) -> dict[str, Any]:
+def _pooled(
+    a_seeds: list[Outcomes | None], b_seeds: list[Outcomes | None], alpha: float = 0.05, design: bool = False
+) -> dict[str, Any]:
     """The pooled test of A against B on the seeds where both have outcomes (``seeds_scored``):
     the difference, its two-level bootstrap interval, the exact test, and the detectable effect
-    at the discordance observed, at two-sided level ``alpha``."""
+    at the discordance observed, at two-sided level ``alpha``; with ``design``, also the one at a
+    discordant share of 1/2 (``detectable_effect_80``, from the design alone)."""
     kept = [(x, y) for x, y in zip(a_seeds, b_seeds) if x and y]
     a, b = [x for x, _ in kept], [y for _, y in kept]
     if not a:
@@ -131,6 +134,7 @@ def _pooled(a_seeds: list[Outcomes | None], b_seeds: list[Outcomes | None], alph
     test = exact_test(a, b)
     n = sum(len(x) for x in a)
     return {
+        **({"detectable_effect_80": round(detectable_effect(n, 0.5, alpha), 2)} if design else {}),
         "seeds_scored": len(a),
         "difference": round(pooled_difference(a, b), 2),
         "bootstrap_ci95": [round(v, 2) for v in bootstrap_interval(a, b)],
@@ -157,11 +161,9 @@ def secondary(pairs: dict[str, tuple[str, str]], outcomes: dict[str, Outcomes]) 
     tests = len(pairs)
     out = {}
     for name, (a, b) in pairs.items():
-        r = _pooled(outcomes[a], outcomes[b], 0.05 / tests)
+        r = _pooled(outcomes[a], outcomes[b], 0.05 / tests, design=True)
         if r["seeds_scored"]:
-            n = sum(len(x) for x, y in zip(outcomes[a], outcomes[b]) if x and y)
             r["p_bonferroni"] = min(1.0, r["p"] * tests)
-            r["detectable_effect_80"] = round(detectable_effect(n, 0.5, 0.05 / tests), 2)
         out[name] = {"arms": [a, b], "tests": tests, **r}
     return out
 

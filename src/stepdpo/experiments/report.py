@@ -194,18 +194,27 @@ def _as_run(ordering: tuple[str, str, str], run: list[str]) -> tuple[str, str, s
     return ordering
 
 
-def _pooled_cells(res: dict[str, Any], key: str) -> str:
-    """The pooled test of a secondary comparison, as two table cells: the difference in points with
-    its bootstrap interval, and the exact test's p with its Bonferroni correction."""
-    if key == "step_dpo_minus_sft" and (res.get("primary") or {}).get("seeds_scored"):
-        p = res["primary"]
-        lo, hi = p["bootstrap_ci95"]
-        return f"{p['difference']:+.1f} [{lo:+.1f}, {hi:+.1f}] | {p['p']:.3g} (primary, not corrected)"
-    r = (res.get("secondary") or {}).get(key)
-    if not r or not r.get("seeds_scored"):
-        return "- | -"
+def pooled_test(res: dict[str, Any], key: str) -> dict[str, Any] | None:
+    """The pooled test of a paired difference: the primary comparison's, or a secondary one's
+    (which carries ``p_bonferroni``); None where it was not tested."""
+    r = res.get("primary") if key == "step_dpo_minus_sft" else (res.get("secondary") or {}).get(key)
+    return r if r and r.get("seeds_scored") else None
+
+
+def pooled_text(r: dict[str, Any]) -> str:
+    """A pooled difference in points with its bootstrap interval."""
     lo, hi = r["bootstrap_ci95"]
-    return f"{r['difference']:+.1f} [{lo:+.1f}, {hi:+.1f}] | {r['p']:.3g}, x {r['tests']}: {r['p_bonferroni']:.3g}"
+    return f"{r['difference']:+.1f} [{lo:+.1f}, {hi:+.1f}]"
+
+
+def _pooled_cells(res: dict[str, Any], key: str) -> str:
+    """The pooled test as two table cells: the difference with its interval, and p corrected."""
+    t = pooled_test(res, key)
+    if t is None:
+        return "- | -"
+    if "p_bonferroni" not in t:
+        return f"{pooled_text(t)} | {t['p']:.3g} (primary, not corrected)"
+    return f"{pooled_text(t)} | {t['p']:.3g}, x {t['tests']}: {t['p_bonferroni']:.3g}"
 
 
 def _ran(res: dict[str, Any]) -> list[str]:
