@@ -212,12 +212,16 @@ def test_two_processes_synchronise_gradients(default_model, tmp_path):
     assert [(r0["sizes"][n]["n_mine"], r1["sizes"][n]["weight"]) for n in (8, 5, 1)] == [(4, 0.25), (3, 0.4), (1, 0.0)]
     for n in (8, 5, 1):
         g0, g1, g = r0["sizes"][n]["grads"], r1["sizes"][n]["grads"], full["sizes"][n]["grads"]
-        # float32 sums over other micro-batches (other padding): about 1e-6 apart; a lost or doubled pair moves it by a whole loss
+        # float32 sums over other micro-batches (other padding): about 1e-6 apart; a lost or doubled
+        # pair moves it by a whole loss
         both = r0["sizes"][n]["loss_sum"] + r1["sizes"][n]["loss_sum"]
         assert both == pytest.approx(full["sizes"][n]["loss_sum"], rel=1e-5)
         for name in g:
             assert torch.allclose(g0[name], g1[name], atol=1e-7), (n, name)  # the ranks agree
-            assert torch.allclose(g0[name], g[name], atol=1e-6), (n, name)  # and equal the full batch's gradient
+            # and equal the full batch's gradient, to float32's rounding of sums over other batchings
+            # (measured up to about 1e-5 of the tensor's largest entry); a lost pair moves it by tens of %
+            diff = float((g0[name] - g[name]).abs().max() / g[name].abs().max().clamp_min(1e-12))
+            assert diff < 1e-4, (n, name, diff)
 
 
 def test_shared_reference_cache_is_reused_across_runs(pair_file, default_model, tmp_path, monkeypatch):
