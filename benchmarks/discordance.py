@@ -34,8 +34,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from stepdpo.experiments.arms import problem_sets
-from stepdpo.experiments.common import DemoConfig, evaluate_model, hyperparameters, train_config
+from stepdpo.experiments.common import DemoConfig, hyperparameters, train_config
 from stepdpo.experiments.primary import detectable_effect, outcomes_of
+from stepdpo.experiments.sampler import evaluate_model
 
 
 def wilson(k: int, n: int) -> list[float]:

@@ -153,7 +153,8 @@ def test_the_packaged_picks_cover_every_arm_of_each_task(tmp_path):
 def test_reused_artefacts_are_keyed_by_the_settings_and_data_that_made_them(tmp_path):
     from dataclasses import replace
 
-    from stepdpo.experiments.common import eval_key, kept, train_config, train_key
+    from stepdpo.experiments.common import kept, train_config, train_key
+    from stepdpo.experiments.sampler import eval_key
 
     data = tmp_path / "pairs.jsonl"
     data.write_text("a\n")
@@ -176,6 +177,9 @@ def test_reused_artefacts_are_keyed_by_the_settings_and_data_that_made_them(tmp_
     assert (
         eval_key(cfg, key, held, False) != eval_key(cfg, key, held[:2], False) != eval_key(cfg, "m2", held[:2], False)
     )
+    # another engine's scores are not kept for this one; transformers keeps the keys it always had
+    assert eval_key(replace(cfg, backend="vllm"), key, held, False) != eval_key(cfg, key, held, False)
+    assert eval_key(replace(cfg, backend="hf"), key, held, False) == eval_key(cfg, key, held, False)
 
 
 def test_a_seed_without_pairs_is_left_out_and_counted_not_averaged_as_zero():
@@ -302,7 +306,10 @@ def test_tune_then_demo_write_the_promised_results(tmp_path):
     res = run_demo(DemoConfig(out=str(out), seeds=[0, 1], picks=str(picks), **small))
     saved = json.loads((out / "results.json").read_text())
     assert saved["seeds"] == [0, 1] and saved["wall_s"] > 0 and saved == json.loads(json.dumps(res))
-    assert saved["sampling_backend"]["name"] == "hf" and "vLLM" in saved["sampling_backend"]["why"]
+    # vLLM is an extra: without it nothing is probed, and the run says which backend sampled
+    assert saved["sampling_backend"] == json.loads((out / "sampling_backend.json").read_text())
+    assert saved["sampling_backend"]["name"] == "hf" and "vllm is not" in saved["sampling_backend"]["why"]
+    assert saved["config"]["backend"] == "hf" and "Sampling backend: hf" in (out / "report.md").read_text()
     # the primary comparison, declared in primary.json before scoring, tested on every seed's problems
     declared = json.loads((out / "primary.json").read_text())
     prim = saved["primary"]
@@ -430,3 +437,16 @@ def test_the_rollout_judge_is_scored_against_the_checker_on_the_models_own_solut
     assert j["cases"] == 8 and j["erroneous"] + j["correct"] == 8 and j["settings"]["m"] == 2
     assert j["unparsable_step"] <= j["erroneous"] and (j["f1"] is None or 0 <= j["f1"] <= 1)
     assert _judge_agreement(DemoConfig(out=str(tmp_path)), tmp_path / "common", tmp_path / "agreement") == j
+
+
+def test_a_folder_keeps_the_backend_it_sampled_with(tmp_path):
+    from stepdpo.experiments.sampler import choose_sampler
+
+    (tmp_path / "sampling_backend.json").write_text(json.dumps({"name": "vllm", "why": "auto: projected"}))
+    cfg, choice = choose_sampler(DemoConfig(out=str(tmp_path)), tmp_path, {}, [0], ("sft",), False)
+    assert cfg.backend == "vllm" and choice["why"] == "auto: projected"  # kept, not probed again
+    with pytest.raises(ValueError, match=r"samples came from the vllm backend, and --backend hf would mix"):
+        choose_sampler(DemoConfig(out=str(tmp_path), backend="hf"), tmp_path, {}, [0], ("sft",), False)
+    (tmp_path / "sampling_backend.json").write_text("{")
+    with pytest.raises(ValueError, match="sampling_backend.json: unreadable"):
+        choose_sampler(DemoConfig(out=str(tmp_path)), tmp_path, {}, [0], ("sft",), False)

@@ -122,3 +122,20 @@ def test_vllm_cpu_eval_equals_transformers_greedy_and_collect_repeats(vllm_pytho
     assert first.count("\n") == 32
     assert (out / "rerun.jsonl").read_text() == first  # a fresh engine, the same records
     assert (out / "one_per_chunk.jsonl").read_text() == first  # another batching, the same records
+
+
+def test_auto_probes_both_backends_and_takes_the_faster_for_the_run(vllm_python):
+    """With vLLM installed, ``auto`` starts each backend in a child process, samples the same prompts,
+    and takes the smaller projection of the run's time, start-ups included."""
+    done = _run(vllm_python, str(Path(__file__).with_name("vllm_choose.py")), "4", "1000", "3")
+    got = json.loads(done.stdout.strip().splitlines()[-1])
+    chosen, probes = got["chosen"], got["probes"]
+    assert set(chosen["probes"]) == set(chosen["projected_s"]) == {"hf", "vllm"}
+    for b, p in chosen["probes"].items():
+        assert p["samples"] == 4 and p["startup_s"] > 0 and p["s_per_sample"] > 0
+        assert chosen["projected_s"][b] == round(3 * p["startup_s"] + 1000 * p["s_per_sample"], 1)
+    assert chosen["name"] == min(chosen["projected_s"], key=chosen["projected_s"].get) == got["decided"]["name"]
+    assert chosen["probes"]["vllm"]["dtype"] == chosen["probes"]["hf"]["dtype"] == "float32"
+    # greedy, both engines wrote the same solutions (a near-tie may part one of four)
+    same = sum(a == b for a, b in zip(probes["vllm"]["texts"], probes["hf"]["texts"]))
+    assert same >= 3, (probes["vllm"]["texts"], probes["hf"]["texts"])

@@ -143,8 +143,10 @@ def demo(cfg: DemoConfig) -> None:
             )
             diffs.add_row(k, signed(r), verdict(r), cell)
     Console().print(diffs)
+    backend = res.get("sampling_backend") or {}
     _say(
         f"results: {Path(cfg.out) / 'results.json'}; report: {Path(cfg.out) / 'report.md'}; total {res['wall_s']:.0f} s"
+        + (f"; sampled with {backend['name']} ({backend['why']})" if backend else "")
     )
 
 

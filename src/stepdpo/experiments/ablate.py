@@ -36,10 +36,10 @@ from stepdpo.experiments.common import (
     ARMS,
     LABELS,
     DemoConfig,
-    evaluate_model,
     mean_ci,
     train_config,
 )
+from stepdpo.experiments.sampler import evaluate_model
 from stepdpo.options import option
 from stepdpo.progress import Bar
 from stepdpo.recordio import AppendWriter, read_records, write_records

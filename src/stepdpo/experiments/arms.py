@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from stepdpo.experiments.common import ARM_DATA, MATCHED_TO, DemoConfig, ood_pairs, synthetic_pipeline
+from stepdpo.experiments.sampler import sampler
 from stepdpo.pipeline.run import run_build, run_pipeline
 from stepdpo.recordio import read_records, write_records
 from stepdpo.records import Problem, StepPair, content_id
@@ -110,6 +111,7 @@ def arm_data(
         rollout_temperature=st["rollout_temperature"],
         rule=st.get("rule", "answer"),
         max_per_error=st.get("max_per_error", 1),
+        backend=sampler(cfg),
     )
     stages = run_pipeline(pcfg)
     holistic = run_build(

@@ -33,13 +33,6 @@ SAME_PICKS = {"step_dpo_matched": "step_dpo"}
 """Arms that take another arm's lr and beta (the same loss on a subset of the same pairs)."""
 TUNED = tuple(a for a in TRAINED if a not in SAME_PICKS)
 """The arms ``stepdpo demo --tune`` picks lr and beta for."""
-SAMPLING_BACKEND = {
-    "name": "hf",
-    "why": "the transformers backend: on CPUs it samples faster than vLLM's CPU build at the demo's "
-    "sizes, the engine's start-up included (docs/benchmarks.md, benchmarks/generation.py); vLLM on "
-    "GPUs is not measured against it here, so the demo does not switch to it",
-}
-"""Which generation backend the demo's stages sample with, and why (``results.json`` says so)."""
 LABELS = {
     "sft": "SFT",
     "dpo": "SFT + DPO (holistic)",
@@ -93,6 +86,12 @@ class DemoConfig(ReportOptions):
         choices=("", *DEMO_MODELS),
     )
     base_model: str = option("", "The model the arms start from, set by the run (its SFT model).", hidden=True)
+    backend: str = option(
+        "auto",
+        "Generation backend of every stage and evaluation: auto (each installed backend probed on this machine "
+        "with this run's prompts; the one projected faster for this run's sizes, start-ups included), hf or vllm.",
+        choices=("auto", "hf", "vllm"),
+    )
     scale: str = option(
         "", "quick: the setting's few-problem sizes (set by --quick).", choices=("", "quick"), hidden=True
     )
@@ -336,30 +335,6 @@ def kept(path: Path, key: str) -> dict[str, Any] | None:
     return rec if isinstance(rec, dict) and rec.get("key") == key else None
 
 
-def eval_key(cfg: DemoConfig, model_key: str, held: list[Problem], sampled: bool) -> str:
-    """The key of one evaluation: the model, the decoding, the problems."""
-    st = cfg.setting
-    decoding = (
-        {k: st[k] for k in ("max_new_tokens", "temperature", "top_p", "data")} if sampled else st["max_new_tokens"]
-    )
-    return run_key(model_key, sampled, decoding, [(p.id, p.problem, p.answer) for p in held])
-
-
-def evaluate_model(cfg: DemoConfig, model: str, held: list[Problem], out: Path, sampled: bool = False) -> float:
-    """Held-out accuracy of ``model``: greedy, or with ``sampled`` one sample per problem at the
-    collection temperature (seeded); per-problem results go to ``out``."""
-    from stepdpo.generation.hf import HFGenerator
-    from stepdpo.stages.evaluate import EvalConfig, evaluate, save_result
-
-    st = cfg.setting
-    ecfg = EvalConfig(max_new_tokens=st["max_new_tokens"])
-    if sampled:
-        ecfg = EvalConfig(max_new_tokens=st["max_new_tokens"], temperature=st["temperature"], top_p=st["top_p"])
-    res = evaluate(HFGenerator(model, batch_size=128, device="cpu", dtype="fp32"), held, ecfg, data_name=st["data"])
-    save_result(res, out)
-    return res.summary["accuracy"]
-
-
 def synthetic_pipeline(
     model: str,
     limit: int,
@@ -379,9 +354,10 @@ def synthetic_pipeline(
     rollout_temperature: float = 1.0,
     rule: str = "answer",
     max_per_error: int = 1,
+    backend: str = "hf",
 ) -> PipelineConfig:
-    """The pipeline the demo and ``iterate`` run (transformers backend; the embedded synthetic task
-    unless ``data`` names other problems); ``seed`` seeds every stage's sampling."""
+    """The pipeline the demo and ``iterate`` run (the embedded synthetic task unless ``data`` names
+    other problems), sampling with ``backend``; ``seed`` seeds every stage's sampling."""
     sampling = {"max_new_tokens": max_new_tokens, "seed": seed, "temperature": temperature, "top_p": top_p}
     return PipelineConfig(
         model=model,
@@ -390,7 +366,7 @@ def synthetic_pipeline(
         limit=limit,
         data_seed=data_seed,
         out=str(out),
-        backend=SAMPLING_BACKEND["name"],
+        backend=backend,
         batch_size=batch_size,
         collect=CollectConfig(k=k, keep_correct=keep_correct, **sampling),
         locate=LocateConfig(judge=judge, max_new_tokens=max_new_tokens, seed=seed, temperature=rollout_temperature),

@@ -25,11 +25,8 @@ from stepdpo.experiments.arms import COMMON_SEED, arm_data, cap, problem_sets, r
 from stepdpo.experiments.common import (
     ARM_DATA,
     ARMS,
-    SAMPLING_BACKEND,
     TRAINED,
     DemoConfig,
-    eval_key,
-    evaluate_model,
     hyperparameters,
     kept,
     mean_ci,
@@ -42,6 +39,7 @@ from stepdpo.experiments.common import (
 from stepdpo.experiments.plots import plots
 from stepdpo.experiments.primary import PRIMARY, declare, outcomes_of, score, secondary
 from stepdpo.experiments.report import report
+from stepdpo.experiments.sampler import choose_sampler, eval_key, evaluate_model, sampler
 from stepdpo.experiments.starting import starting_model
 from stepdpo.experiments.summary import unit_costs, validation_summary
 from stepdpo.progress import Bar, log
@@ -82,6 +80,7 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
     whole.note(now="data for the common validation pairs")
     t = time.time()
     sets = problem_sets(cfg, seeds)
+    cfg, backend = choose_sampler(cfg, out, sets, seeds, run_arms, sampled)  # before anything samples
     val_sets = _common_pairs(cfg, sets["common"], out / "common")
     whole.update(1)
     times["data"] = time.time() - t
@@ -203,7 +202,7 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
         "unit_costs": unit_costs(
             data, times, ran["evaluations"], seeds, cfg.setting, ran["steps"] * cfg.setting["global_batch"]
         ),
-        "sampling_backend": SAMPLING_BACKEND,
+        "sampling_backend": backend,
         "config": asdict(cfg),
         "wall_s": round(time.time() - t_all, 1),
     }
@@ -258,6 +257,7 @@ def _judge_agreement(cfg: DemoConfig, common: Path, out: Path) -> dict[str, Any]
         max_new_tokens=st["max_new_tokens"],
         seed=COMMON_SEED,
         m=st["judge_m"],
+        backend=sampler(cfg),
     )
     key = run_key(asdict(ecfg), files=(out / "checker.jsonl",))
     done = kept(out / "agreement.json", key)

@@ -169,6 +169,8 @@ def report(res: dict[str, Any], ablations: list[str] | None = None) -> str:
     ]
     lines += [f"| {k} | {v:.0f} |" for k, v in res["stage_seconds"].items()]
     lines += [f"| total | {res['wall_s']:.0f} |", ""]
+    if res.get("sampling_backend"):
+        lines += [f"Sampling backend: {res['sampling_backend']['name']} ({res['sampling_backend']['why']}).", ""]
     if res.get("unit_costs"):
         names = {
             "collect_per_problem": f"collect, per problem ({st['k']} samples)",

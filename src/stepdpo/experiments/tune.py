@@ -23,11 +23,10 @@ from stepdpo.experiments.common import (
     ARM_DATA,
     TUNED,
     DemoConfig,
-    eval_key,
-    evaluate_model,
     train_config,
     train_key,
 )
+from stepdpo.experiments.sampler import eval_key, evaluate_model
 from stepdpo.experiments.starting import starting_model
 from stepdpo.progress import Bar, log
 from stepdpo.recordio import AppendWriter, atomic_write_text
