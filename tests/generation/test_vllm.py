@@ -131,6 +131,7 @@ def test_auto_probes_both_backends_and_takes_the_faster_for_the_run(vllm_python)
     got = json.loads(done.stdout.strip().splitlines()[-1])
     chosen, probes = got["chosen"], got["probes"]
     assert set(chosen["probes"]) == set(chosen["projected_s"]) == {"hf", "vllm"}
+    assert chosen["machine"]["cpus"] >= 1 and chosen["machine"]["load_1min_before"] >= 0
     for b, p in chosen["probes"].items():
         assert p["samples"] == 4 and p["startup_s"] > 0 and p["s_per_sample"] > 0
         assert chosen["projected_s"][b] == round(3 * p["startup_s"] + 1000 * p["s_per_sample"], 1)

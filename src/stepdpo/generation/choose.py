@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -151,9 +152,11 @@ def choose_backend(
     if len(here) == 1:
         return {"name": here[0], "why": f"auto: the only backend installed ({', '.join(missing)} is not)"}
     kwargs = generator_kwargs or {}
+    # other work on the cores slows the engines unequally: the reader of a choice should know
+    load = {"cpus": os.cpu_count(), "load_1min_before": round(os.getloadavg()[0], 2)}
     probes = {b: probe_in_child(b, model, prompts, sampling, kwargs.get(b, {})) for b in here}
     work = workload(probes["hf"]) if callable(workload) else workload
-    return decide(probes, work)
+    return {**decide(probes, work), "machine": load}
 
 
 def main(argv: list[str] | None = None) -> None:
