@@ -57,3 +57,20 @@ def test_a_real_probe_in_a_child_process(default_model, tokenizer):
 def test_a_probe_that_fails_names_the_backend_and_why(tmp_path):
     with pytest.raises(RuntimeError, match=r"probing the hf backend on .*missing failed \(exit 1\)"):
         probe_in_child("hf", str(tmp_path / "missing"), ["x"], {"n": 1}, {})
+
+
+def test_the_choice_benchmark_runs_the_demos_choice():
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "backend_choice.py"
+    done = subprocess.run(
+        [sys.executable, str(script), "--model", "", "--seeds", "0"], capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    last = json.loads(done.stdout.strip().splitlines()[-1])
+    assert last["why"].startswith("auto") and last["name"] in ("hf", "vllm")
+    if not choose.installed("vllm"):  # the test environment: nothing to measure, and said so
+        assert last["name"] == "hf" and "vllm is not" in last["why"]

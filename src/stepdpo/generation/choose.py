@@ -94,12 +94,16 @@ def probe_in_child(
     with tempfile.TemporaryDirectory() as tmp:
         path, result = Path(tmp) / "spec.json", Path(tmp) / "probe.json"
         path.write_text(json.dumps({**spec, "result": str(result)}))
+        # the child imports the same stepdpo as this process, installed or not
+        root = str(Path(__file__).resolve().parents[2])
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, *filter(None, [os.environ.get("PYTHONPATH")])])}
         try:
             done = subprocess.run(
                 [sys.executable, "-m", "stepdpo.generation.choose", str(path)],
                 capture_output=True,
                 text=True,
                 timeout=timeout,
+                env=env,
             )
         except subprocess.TimeoutExpired as e:
             raise RuntimeError(f"probing the {backend} backend on {model}: no answer in {timeout:.0f} s") from e
