@@ -310,6 +310,12 @@ def test_tune_then_demo_write_the_promised_results(tmp_path):
     assert saved["sampling_backend"] == json.loads((out / "sampling_backend.json").read_text())
     assert saved["sampling_backend"]["name"] == "hf" and "vllm is not" in saved["sampling_backend"]["why"]
     assert saved["config"]["backend"] == "hf" and "Sampling backend: hf" in (out / "report.md").read_text()
+    # Fig. 2's pairs as many as the common problems gave, counted, not the cap quoted
+    counts = {k: len((out / "common" / f"val_{k}.jsonl").read_text().splitlines()) for k in ("step", "whole")}
+    assert saved["validation_pairs"] == counts
+    assert (
+        f"on {counts['step']} step-level and {counts['whole']} whole-solution pairs" in (out / "report.md").read_text()
+    )
     # the primary comparison, declared in primary.json before scoring, tested on every seed's problems
     declared = json.loads((out / "primary.json").read_text())
     prim = saved["primary"]

@@ -82,6 +82,8 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
     sets = problem_sets(cfg, seeds)
     cfg, backend = choose_sampler(cfg, out, sets, seeds, run_arms, sampled)  # before anything samples
     val_sets = _common_pairs(cfg, sets["common"], out / "common")
+    # the pairs Fig. 2 scores: as many as the common problems gave, up to --val-pairs of each kind
+    val_counts = {e.split("=")[0]: len(read_records(e.split(":", 1)[1], "step_pair")[0]) for e in val_sets}
     whole.update(1)
     times["data"] = time.time() - t
     judges = None
@@ -196,6 +198,7 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
         "hyperparameters_note": picks_note(cfg),
         "setting": cfg.setting,
         "validation": validation_summary(logs, hp),
+        "validation_pairs": val_counts,
         "data_stages": {str(s): data[s]["stages"] for s in seeds},
         "stage_seconds": {k: round(v, 1) for k, v in times.items()},
         "optimizer_steps": steps,

@@ -140,7 +140,7 @@ def report(res: dict[str, Any], ablations: list[str] | None = None) -> str:
         *agreement_section(res.get("judge_agreement")),
         "## Fig. 2: the same validation pairs for every model",
         "",
-        f"At the end of training, on {st.get('val_pairs', cfg.get('val_pairs'))} step-level and as many whole-solution pairs from "
+        f"At the end of training, on {_val_pairs(res, st, cfg)} from "
         "problems no seed trains or tests on: reward accuracy, and the margin divided by beta (the log-ratio "
         "margin, comparable across arms whose beta differs). Curves over training: `curves.png`.",
         "",
@@ -339,3 +339,11 @@ def _moved(validation: dict[str, Any]) -> list[str]:
     ]
     out += [f"| {LABELS[a]} | {_num(v['logp_margin_step0'])} | {_num(v['logp_margin_end'])} |" for a, v in rows]
     return out
+
+
+def _val_pairs(res: dict, st: dict, cfg: dict) -> str:
+    """How many validation pairs Fig. 2 scored: those counted by the run, else the setting's cap."""
+    counts = res.get("validation_pairs")
+    if counts is None:
+        return f"{st.get('val_pairs', cfg.get('val_pairs'))} step-level and as many whole-solution pairs"
+    return f"{counts.get('step', 0)} step-level and {counts.get('whole', 0)} whole-solution pairs"
