@@ -12,4 +12,20 @@ exact step checkers; :mod:`stepdpo.default_model` the embedded models; :mod:`ste
 the demo, ablations and iterative rounds built on all of it.
 """
 
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
 __version__ = "0.1.0"
+
+
+def child_env() -> dict[str, str]:
+    """The environment for a Python child process (``python -m stepdpo...``) that must import this
+    same stepdpo: this one's, with the folder holding the package first on ``PYTHONPATH``, so a
+    source tree on ``sys.path`` (the benchmarks run that way) works as an install does."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(Path(__file__).resolve().parents[1]), env.get("PYTHONPATH")) if p
+    )
+    return env

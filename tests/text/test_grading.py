@@ -114,3 +114,16 @@ def test_a_long_but_valid_answer_is_graded_on_its_merits():
     other = matrix.replace("10 & ", "11 & ", 1)
     assert not grade(f"\\boxed{{{other}}}", matrix, timeout=5)
     assert time.time() - t < 15
+
+
+def test_child_processes_import_this_same_stepdpo():
+    # the grader's worker and the backend probes run `python -m stepdpo...`: the first folder on
+    # their PYTHONPATH must hold this package, not be the package folder itself
+    import os
+    from pathlib import Path
+
+    import stepdpo
+    from stepdpo import child_env
+
+    first = Path(child_env()["PYTHONPATH"].split(os.pathsep)[0])
+    assert (first / "stepdpo" / "__init__.py").resolve() == Path(stepdpo.__file__).resolve()

@@ -81,9 +81,7 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
     t = time.time()
     sets = problem_sets(cfg, seeds)
     cfg, backend = choose_sampler(cfg, out, sets, seeds, run_arms, sampled)  # before anything samples
-    val_sets = _common_pairs(cfg, sets["common"], out / "common")
-    # the pairs Fig. 2 scores: as many as the common problems gave, up to --val-pairs of each kind
-    val_counts = {e.split("=")[0]: len(read_records(e.split(":", 1)[1], "step_pair")[0]) for e in val_sets}
+    val_sets, val_counts = _common_pairs(cfg, sets["common"], out / "common")
     whole.update(1)
     times["data"] = time.time() - t
     judges = None
@@ -220,20 +218,22 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
     return results
 
 
-def _common_pairs(cfg: DemoConfig, problems: list, out: Path) -> list[str]:
-    """The validation pairs every trained model is scored on (Fig. 2): ``cfg.val_pairs`` step pairs
-    and as many holistic whole-solution pairs, from problems no seed trains or tests on; returned
-    as the trainer's ``val_sets`` entries."""
+def _common_pairs(cfg: DemoConfig, problems: list, out: Path) -> tuple[list[str], dict[str, int]]:
+    """The validation pairs every trained model is scored on (Fig. 2): up to ``cfg.val_pairs`` step
+    pairs and as many holistic whole-solution pairs, from problems no seed trains or tests on;
+    returned as the trainer's ``val_sets`` entries, with how many of each kind the problems gave."""
     arm_data(cfg, problems, COMMON_SEED, out)
-    entries = []
+    entries, counts = [], {}
     for name, fname, fmt in (("step", "pairs.jsonl", "step"), ("whole", "pairs_holistic.jsonl", "dpo")):
         pairs, _ = read_records(out / fname, "step_pair")
         if not pairs:
             log.warning(f"{out / fname}: no {name} validation pairs; Fig. 2 leaves them out (raise --val-pairs)")
             continue
-        write_records(out / f"val_{name}.jsonl", cap(pairs, cfg.setting["val_pairs"], "val"))
+        kept_pairs = cap(pairs, cfg.setting["val_pairs"], "val")
+        write_records(out / f"val_{name}.jsonl", kept_pairs)
         entries.append(f"{name}={fmt}:{out / f'val_{name}.jsonl'}")
-    return entries
+        counts[name] = len(kept_pairs)
+    return entries, counts
 
 
 def _judge_agreement(cfg: DemoConfig, common: Path, out: Path) -> dict[str, Any]:

@@ -28,6 +28,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from stepdpo import child_env
+
 BACKENDS = ("hf", "vllm")
 
 
@@ -94,16 +96,13 @@ def probe_in_child(
     with tempfile.TemporaryDirectory() as tmp:
         path, result = Path(tmp) / "spec.json", Path(tmp) / "probe.json"
         path.write_text(json.dumps({**spec, "result": str(result)}))
-        # the child imports the same stepdpo as this process, installed or not
-        root = str(Path(__file__).resolve().parents[2])
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, *filter(None, [os.environ.get("PYTHONPATH")])])}
         try:
             done = subprocess.run(
                 [sys.executable, "-m", "stepdpo.generation.choose", str(path)],
                 capture_output=True,
                 text=True,
                 timeout=timeout,
-                env=env,
+                env=child_env(),  # the child imports this same stepdpo, installed or not
             )
         except subprocess.TimeoutExpired as e:
             raise RuntimeError(f"probing the {backend} backend on {model}: no answer in {timeout:.0f} s") from e
@@ -141,7 +140,6 @@ def choose_backend(
     sampling: dict[str, Any],
     workload: Any,
     generator_kwargs: dict[str, dict[str, Any]] | None = None,
-    candidates: tuple[str, ...] = BACKENDS,
 ) -> dict[str, Any]:
     """The backend a run samples with: ``asked`` when it names one; for ``"auto"``, the one installed
     backend, or of several the one :func:`decide` picks after probing each. ``workload``: a
@@ -151,8 +149,8 @@ def choose_backend(
         if asked not in BACKENDS:
             raise ValueError(f"unknown generation backend {asked!r}; use auto, hf or vllm")
         return {"name": asked, "why": f"--backend {asked}"}
-    here = [b for b in candidates if installed(b)]
-    missing = [b for b in candidates if b not in here]
+    here = [b for b in BACKENDS if installed(b)]
+    missing = [b for b in BACKENDS if b not in here]
     if len(here) == 1:
         return {"name": here[0], "why": f"auto: the only backend installed ({', '.join(missing)} is not)"}
     kwargs = generator_kwargs or {}

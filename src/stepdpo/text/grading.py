@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import atexit
 import json
-import os
 import re
 import select
 import subprocess
@@ -29,7 +28,8 @@ import tempfile
 import threading
 from dataclasses import dataclass
 from fractions import Fraction
-from pathlib import Path
+
+from stepdpo import child_env
 
 MAX_ANSWER_CHARS = 8192
 """An extracted answer longer than this is not an answer; it is graded wrong without parsing
@@ -139,11 +139,6 @@ class _Verifier:
         self._proc: subprocess.Popen | None = None
 
     def _start(self) -> None:
-        # the worker imports this package, which may come from a source tree on sys.path rather than
-        # an install (the benchmarks run that way): hand the folder holding it on to the child
-        env = dict(os.environ)
-        here = str(Path(__file__).resolve().parents[1])
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (here, env.get("PYTHONPATH", "")) if p)
         log = tempfile.TemporaryFile()  # noqa: SIM115  (the worker's stderr, read only to say why it did not start)
         self._proc = subprocess.Popen(
             [sys.executable, "-m", self.module],
@@ -152,7 +147,7 @@ class _Verifier:
             stderr=log,
             text=True,
             bufsize=1,
-            env=env,
+            env=child_env(),  # the worker imports this same stepdpo, installed or not
         )
         # wait for the worker's imports (sympy, math-verify) before any check's clock starts
         ready, _, _ = select.select([self._proc.stdout], [], [], STARTUP_TIMEOUT)
